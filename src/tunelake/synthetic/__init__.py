@@ -1,0 +1,1 @@
+"""Deterministic synthetic Spotify world: catalogue, listeners and their exports."""
