@@ -12,8 +12,26 @@ import pandas as pd
 BASE62 = np.array(list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
 
 GENRES = [
-    "pop", "rock", "hip hop", "rap", "r&b", "edm", "house", "techno", "indie", "folk",
-    "jazz", "classical", "ambient", "lo-fi", "metal", "country", "latin", "k-pop", "soul", "blues",
+    "pop",
+    "rock",
+    "hip hop",
+    "rap",
+    "r&b",
+    "edm",
+    "house",
+    "techno",
+    "indie",
+    "folk",
+    "jazz",
+    "classical",
+    "ambient",
+    "lo-fi",
+    "metal",
+    "country",
+    "latin",
+    "k-pop",
+    "soul",
+    "blues",
 ]
 GIDX = {g: i for i, g in enumerate(GENRES)}
 
@@ -42,33 +60,217 @@ GENRE_PARAMS: dict[str, tuple[float, ...]] = {
     "blues": (0.52, 0.52, 0.05, 0.50, 0.08, 0.55, 108, -9.0, 260, 0.02, 1975, 15, 0.6),
 }
 NEIGHBOURS = {
-    "pop": ["k-pop", "r&b", "indie", "latin", "edm"], "rock": ["metal", "indie", "blues", "folk"],
-    "hip hop": ["rap", "r&b", "pop"], "rap": ["hip hop", "r&b"], "r&b": ["soul", "hip hop", "pop"],
-    "edm": ["house", "techno", "pop"], "house": ["edm", "techno"], "techno": ["house", "ambient", "edm"],
-    "indie": ["rock", "folk", "pop"], "folk": ["indie", "country", "blues"], "jazz": ["soul", "blues", "lo-fi"],
-    "classical": ["ambient", "jazz"], "ambient": ["classical", "lo-fi", "techno"], "lo-fi": ["jazz", "ambient"],
-    "metal": ["rock"], "country": ["folk", "rock"], "latin": ["pop", "hip hop"], "k-pop": ["pop", "r&b"],
-    "soul": ["r&b", "jazz", "blues"], "blues": ["rock", "soul", "jazz"],
+    "pop": ["k-pop", "r&b", "indie", "latin", "edm"],
+    "rock": ["metal", "indie", "blues", "folk"],
+    "hip hop": ["rap", "r&b", "pop"],
+    "rap": ["hip hop", "r&b"],
+    "r&b": ["soul", "hip hop", "pop"],
+    "edm": ["house", "techno", "pop"],
+    "house": ["edm", "techno"],
+    "techno": ["house", "ambient", "edm"],
+    "indie": ["rock", "folk", "pop"],
+    "folk": ["indie", "country", "blues"],
+    "jazz": ["soul", "blues", "lo-fi"],
+    "classical": ["ambient", "jazz"],
+    "ambient": ["classical", "lo-fi", "techno"],
+    "lo-fi": ["jazz", "ambient"],
+    "metal": ["rock"],
+    "country": ["folk", "rock"],
+    "latin": ["pop", "hip hop"],
+    "k-pop": ["pop", "r&b"],
+    "soul": ["r&b", "jazz", "blues"],
+    "blues": ["rock", "soul", "jazz"],
 }
 
-_SYL = ["ka", "lo", "mi", "ra", "ven", "to", "sa", "ne", "dri", "ul", "mar", "ze", "fi", "on", "ta", "bel", "qu",
-        "ix", "no", "va", "le", "sh", "dor", "an", "ri", "ko", "su", "el", "ya", "gr"]
-_FIRST = ["Ava", "Leo", "Mila", "Noah", "Zoe", "Omar", "Lena", "Ivan", "Nina", "Hugo", "Sofía", "Jonas", "Aiko",
-          "Ravi", "Elif", "Marco", "Freya", "Kofi", "Lucía", "Björn", "Yuna", "Theo", "Ines", "Caleb", "Maya",
-          "Dario", "Priya", "Finn", "Chloé", "Mateo"]
-_LAST = ["Stone", "Rivers", "Nakamura", "Okafor", "Lindqvist", "Moreau", "Silva", "Kowalski", "Haddad", "Reyes",
-         "Fischer", "Park", "Quinn", "Delacroix", "Novak", "Ambrose", "Castillo", "Hart", "Weller", "Sato"]
-_ADJ = ["Golden", "Silent", "Electric", "Velvet", "Neon", "Broken", "Midnight", "Crystal", "Wild", "Paper",
-        "Hollow", "Burning", "Lonely", "Cosmic", "Faded", "Sweet", "Cold", "Northern", "Little", "Endless",
-        "Secret", "Blue", "Heavy", "Slow", "Bright", "Lost", "Savage", "Gentle", "Young", "Dusty"]
-_NOUN = ["Hearts", "Rain", "Echoes", "Sky", "Lights", "Waves", "Roads", "Fire", "Dreams", "Ghosts", "Tides",
-         "Mirrors", "Horizon", "Summer", "Shadows", "Satellites", "Gardens", "Thunder", "Wolves", "City",
-         "Rivers", "Stars", "Machines", "Heat", "Sirens", "Letters", "Motel", "Canyon", "Signal", "Bloom"]
-_VERB = ["Falling", "Running", "Dancing", "Waiting", "Breathing", "Chasing", "Drifting", "Burning", "Calling",
-         "Fading", "Holding", "Leaving", "Moving", "Shining", "Talking"]
-_TOPIC = ["Money", "History", "Science", "Football", "Startups", "True Crime", "Cooking", "Design", "Health",
-          "Politics", "Space", "Film", "Books", "Music", "Comedy", "Language", "Parenting", "Tech", "Travel",
-          "Philosophy"]
+_SYL = [
+    "ka",
+    "lo",
+    "mi",
+    "ra",
+    "ven",
+    "to",
+    "sa",
+    "ne",
+    "dri",
+    "ul",
+    "mar",
+    "ze",
+    "fi",
+    "on",
+    "ta",
+    "bel",
+    "qu",
+    "ix",
+    "no",
+    "va",
+    "le",
+    "sh",
+    "dor",
+    "an",
+    "ri",
+    "ko",
+    "su",
+    "el",
+    "ya",
+    "gr",
+]
+_FIRST = [
+    "Ava",
+    "Leo",
+    "Mila",
+    "Noah",
+    "Zoe",
+    "Omar",
+    "Lena",
+    "Ivan",
+    "Nina",
+    "Hugo",
+    "Sofía",
+    "Jonas",
+    "Aiko",
+    "Ravi",
+    "Elif",
+    "Marco",
+    "Freya",
+    "Kofi",
+    "Lucía",
+    "Björn",
+    "Yuna",
+    "Theo",
+    "Ines",
+    "Caleb",
+    "Maya",
+    "Dario",
+    "Priya",
+    "Finn",
+    "Chloé",
+    "Mateo",
+]
+_LAST = [
+    "Stone",
+    "Rivers",
+    "Nakamura",
+    "Okafor",
+    "Lindqvist",
+    "Moreau",
+    "Silva",
+    "Kowalski",
+    "Haddad",
+    "Reyes",
+    "Fischer",
+    "Park",
+    "Quinn",
+    "Delacroix",
+    "Novak",
+    "Ambrose",
+    "Castillo",
+    "Hart",
+    "Weller",
+    "Sato",
+]
+_ADJ = [
+    "Golden",
+    "Silent",
+    "Electric",
+    "Velvet",
+    "Neon",
+    "Broken",
+    "Midnight",
+    "Crystal",
+    "Wild",
+    "Paper",
+    "Hollow",
+    "Burning",
+    "Lonely",
+    "Cosmic",
+    "Faded",
+    "Sweet",
+    "Cold",
+    "Northern",
+    "Little",
+    "Endless",
+    "Secret",
+    "Blue",
+    "Heavy",
+    "Slow",
+    "Bright",
+    "Lost",
+    "Savage",
+    "Gentle",
+    "Young",
+    "Dusty",
+]
+_NOUN = [
+    "Hearts",
+    "Rain",
+    "Echoes",
+    "Sky",
+    "Lights",
+    "Waves",
+    "Roads",
+    "Fire",
+    "Dreams",
+    "Ghosts",
+    "Tides",
+    "Mirrors",
+    "Horizon",
+    "Summer",
+    "Shadows",
+    "Satellites",
+    "Gardens",
+    "Thunder",
+    "Wolves",
+    "City",
+    "Rivers",
+    "Stars",
+    "Machines",
+    "Heat",
+    "Sirens",
+    "Letters",
+    "Motel",
+    "Canyon",
+    "Signal",
+    "Bloom",
+]
+_VERB = [
+    "Falling",
+    "Running",
+    "Dancing",
+    "Waiting",
+    "Breathing",
+    "Chasing",
+    "Drifting",
+    "Burning",
+    "Calling",
+    "Fading",
+    "Holding",
+    "Leaving",
+    "Moving",
+    "Shining",
+    "Talking",
+]
+_TOPIC = [
+    "Money",
+    "History",
+    "Science",
+    "Football",
+    "Startups",
+    "True Crime",
+    "Cooking",
+    "Design",
+    "Health",
+    "Politics",
+    "Space",
+    "Film",
+    "Books",
+    "Music",
+    "Comedy",
+    "Language",
+    "Parenting",
+    "Tech",
+    "Travel",
+    "Philosophy",
+]
 
 
 def base62_ids(rng: np.random.Generator, n: int) -> list[str]:
@@ -174,8 +376,12 @@ def generate_catalog(seed: int, users: int, end_date: dt.date) -> Catalog:
     ranks = rng.permutation(na) + 1
     a_weight = 1.0 / ranks.astype(float) ** 1.05  # Zipf-like play share
     lw = np.log(a_weight)
-    pop = np.clip(np.round(100 * (lw - lw.min()) / (lw.max() - lw.min()) * 0.9 + 8 + rng.normal(0, 4, na)), 0, 100)
-    followers = np.round(a_weight * 4e7 * rng.lognormal(0, 0.5, na) + rng.integers(50, 5000, na)).astype(np.int64)
+    pop = np.clip(
+        np.round(100 * (lw - lw.min()) / (lw.max() - lw.min()) * 0.9 + 8 + rng.normal(0, 4, na)), 0, 100
+    )
+    followers = np.round(a_weight * 4e7 * rng.lognormal(0, 0.5, na) + rng.integers(50, 5000, na)).astype(
+        np.int64
+    )
     a_ids = base62_ids(rng, na)
     a_names = _artist_names(rng, na)
     a_genres = []
@@ -185,8 +391,15 @@ def generate_catalog(seed: int, users: int, end_date: dt.date) -> Catalog:
         nb = NEIGHBOURS[g]
         extra = [nb[i] for i in sorted(rng.choice(len(nb), size=min(k, len(nb)), replace=False).tolist())]
         a_genres.append(";".join([g, *extra]))
-    artists = pd.DataFrame({"artist_id": a_ids, "artist_name": a_names, "genres": a_genres,
-                            "popularity": pop.astype(np.int64), "followers": followers})
+    artists = pd.DataFrame(
+        {
+            "artist_id": a_ids,
+            "artist_name": a_names,
+            "genres": a_genres,
+            "popularity": pop.astype(np.int64),
+            "followers": followers,
+        }
+    )
 
     # albums: more for popular artists
     n_alb = np.clip(1 + rng.poisson(1.2 + 2.0 * (pop / 100.0)), 1, 8)
@@ -218,10 +431,17 @@ def generate_catalog(seed: int, users: int, end_date: dt.date) -> Catalog:
     alb_ids = base62_ids(rng, nal)
     alb_names = _title(rng, nal)
     types = np.array(["album", "single", "compilation"])[atype]
-    albums = pd.DataFrame({"album_id": alb_ids, "album_name": alb_names,
-                           "artist_id": np.array(a_ids, dtype=object)[alb_artist], "release_date": rel,
-                           "release_date_precision": precs, "album_type": types,
-                           "total_tracks": total.astype(np.int64)})
+    albums = pd.DataFrame(
+        {
+            "album_id": alb_ids,
+            "album_name": alb_names,
+            "artist_id": np.array(a_ids, dtype=object)[alb_artist],
+            "release_date": rel,
+            "release_date_precision": precs,
+            "album_type": types,
+            "total_tracks": total.astype(np.int64),
+        }
+    )
 
     # tracks
     t_album = np.repeat(np.arange(nal), total)
@@ -291,42 +511,90 @@ def generate_catalog(seed: int, users: int, end_date: dt.date) -> Catalog:
     cc = np.array(["US", "GB", "DE", "SE", "FR", "BR", "JP", "KR", "IN", "CA"])[rng.integers(0, 10, na)]
     reg_chars = BASE62[rng.integers(10, 36, (na, 3))]
     reg = np.array(["".join(r) for r in reg_chars], dtype=object)
-    isrc = [f"{cc[a]}{reg[a].upper()}{y % 100:02d}{i % 100000:05d}"
-            for i, (a, y) in enumerate(zip(t_artist.tolist(), t_year.tolist(), strict=True))]
+    isrc = [
+        f"{cc[a]}{reg[a].upper()}{y % 100:02d}{i % 100000:05d}"
+        for i, (a, y) in enumerate(zip(t_artist.tolist(), t_year.tolist(), strict=True))
+    ]
     a_genres_arr = np.array(a_genres, dtype=object)
-    tracks = pd.DataFrame({
-        "track_id": t_ids, "track_name": t_names, "artist_ids": artist_ids, "artist_names": artist_names,
-        "album_id": np.array(alb_ids, dtype=object)[t_album], "album_name": np.array(alb_names, dtype=object)[t_album],
-        "release_date": np.array(rel, dtype=object)[t_album],
-        "release_date_precision": np.array(precs, dtype=object)[t_album],
-        "duration_ms": dur, "explicit": explicit, "popularity": tpop.astype(np.int64), "isrc": isrc,
-        "genres": a_genres_arr[t_artist], "danceability": dance, "energy": energy, "key": key.astype(np.int64),
-        "loudness": loud, "mode": mode, "speechiness": speech, "acousticness": acoustic,
-        "instrumentalness": instr, "liveness": liveness, "valence": valence, "tempo": tempo,
-        "time_signature": tsig.astype(np.int64),
-    })
+    tracks = pd.DataFrame(
+        {
+            "track_id": t_ids,
+            "track_name": t_names,
+            "artist_ids": artist_ids,
+            "artist_names": artist_names,
+            "album_id": np.array(alb_ids, dtype=object)[t_album],
+            "album_name": np.array(alb_names, dtype=object)[t_album],
+            "release_date": np.array(rel, dtype=object)[t_album],
+            "release_date_precision": np.array(precs, dtype=object)[t_album],
+            "duration_ms": dur,
+            "explicit": explicit,
+            "popularity": tpop.astype(np.int64),
+            "isrc": isrc,
+            "genres": a_genres_arr[t_artist],
+            "danceability": dance,
+            "energy": energy,
+            "key": key.astype(np.int64),
+            "loudness": loud,
+            "mode": mode,
+            "speechiness": speech,
+            "acousticness": acoustic,
+            "instrumentalness": instr,
+            "liveness": liveness,
+            "valence": valence,
+            "tempo": tempo,
+            "time_signature": tsig.astype(np.int64),
+        }
+    )
 
     # podcasts
     ns = 60
     s_ids = base62_ids(rng, ns)
     topic = rng.integers(0, len(_TOPIC), ns)
-    s_names = _uniq([f"{_ADJ[int(a)]} {_TOPIC[int(t)]}" if k else f"The {_TOPIC[int(t)]} Show"
-                     for a, t, k in zip(rng.integers(0, 30, ns), topic, rng.integers(0, 3, ns), strict=True)])
-    pubs = [f"{_FIRST[int(i)]} {_LAST[int(j)]}" for i, j in zip(rng.integers(0, 30, ns), rng.integers(0, 20, ns),
-                                                                strict=True)]
+    s_names = _uniq(
+        [
+            f"{_ADJ[int(a)]} {_TOPIC[int(t)]}" if k else f"The {_TOPIC[int(t)]} Show"
+            for a, t, k in zip(rng.integers(0, 30, ns), topic, rng.integers(0, 3, ns), strict=True)
+        ]
+    )
+    pubs = [
+        f"{_FIRST[int(i)]} {_LAST[int(j)]}"
+        for i, j in zip(rng.integers(0, 30, ns), rng.integers(0, 20, ns), strict=True)
+    ]
     shows = pd.DataFrame({"show_id": s_ids, "show_name": s_names, "publisher": pubs})
     n_ep = rng.integers(15, 60, ns)
     e_show = np.repeat(np.arange(ns), n_ep)
     ne = len(e_show)
     e_num = np.arange(ne) - np.repeat(np.cumsum(n_ep) - n_ep, n_ep) + 1
-    e_dur = np.clip(np.round(rng.lognormal(np.log(40 * 60_000), 0.45, ne)), 5 * 60_000, 4 * 3600_000).astype(np.int64)
+    e_dur = np.clip(np.round(rng.lognormal(np.log(40 * 60_000), 0.45, ne)), 5 * 60_000, 4 * 3600_000).astype(
+        np.int64
+    )
     e_ids = base62_ids(rng, ne)
     e_titles = _title(rng, ne)
     e_names = [f"Ep. {n}: {t}" for n, t in zip(e_num.tolist(), e_titles, strict=True)]
     start = np.datetime64(end_date) - np.timedelta64(3 * 365, "D")
     e_rel = (start + (e_num * 7 + rng.integers(0, 5, ne)).astype("timedelta64[D]")).astype(str)
-    episodes = pd.DataFrame({"episode_id": e_ids, "episode_name": e_names,
-                             "show_id": np.array(s_ids, dtype=object)[e_show], "duration_ms": e_dur,
-                             "release_date": e_rel})
-    return Catalog(artists, albums, tracks, shows, episodes, a_weight, a_genre, t_artist, t_genre, t_weight,
-                   t_year, dur, e_show, e_dur)
+    episodes = pd.DataFrame(
+        {
+            "episode_id": e_ids,
+            "episode_name": e_names,
+            "show_id": np.array(s_ids, dtype=object)[e_show],
+            "duration_ms": e_dur,
+            "release_date": e_rel,
+        }
+    )
+    return Catalog(
+        artists,
+        albums,
+        tracks,
+        shows,
+        episodes,
+        a_weight,
+        a_genre,
+        t_artist,
+        t_genre,
+        t_weight,
+        t_year,
+        dur,
+        e_show,
+        e_dur,
+    )

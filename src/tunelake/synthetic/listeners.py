@@ -46,60 +46,194 @@ class ListenerType:
 
 
 TYPES: list[ListenerType] = [
-    ListenerType("night_owl_explorer", 0.75, (1, 1, 1, 1, 1.1, 1.1, 1), 0.6, 14,
-                 _hours((0.5, 1.8, 1.0), (23, 1.5, 0.6)), _hours((1.5, 2.0, 1.0)),
-                 {"ambient": 3, "techno": 3, "house": 1.5, "edm": 0.7, "lo-fi": 0.8},
-                 0.18, 0.06, 0.35, 0.60, 0.12, 0.25, (2015, 8), 0.03, {"windows": 0.45, "osx": 0.25, "android": 0.3},
-                 (8, 20)),
-    ListenerType("commuter_mainstream", 0.85, (1.1, 1.1, 1.1, 1.1, 1.05, 0.5, 0.45), 1.0, 10,
-                 _hours((8, 0.8, 1.0), (18, 1.0, 1.0), base=0.01), _hours((13, 3, 0.5)),
-                 {"pop": 4, "hip hop": 2, "rap": 1.5, "r&b": 1.2, "k-pop": 0.6},
-                 0.25, 0.06, 0.7, 0.15, 0.35, 1.35, (2018, 5), 0.05, {"ios": 0.55, "android": 0.45}, (10, 25)),
-    ListenerType("weekend_party", 0.8, (0.15, 0.15, 0.2, 0.3, 1.3, 1.3, 0.35), 0.3, 26,
-                 _hours((21, 2.0, 1.0)), _hours((23, 2.0, 1.0), (1.5, 1.5, 0.6)),
-                 {"edm": 3, "latin": 3, "hip hop": 2, "house": 1.5, "pop": 0.5},
-                 0.48, 0.04, 0.92, 0.30, 0.2, 1.0, (2018, 5), 0.0,
-                 {"android": 0.4, "ios": 0.35, "cast_to_device": 0.25}, (10, 25)),
-    ListenerType("focus_worker", 0.9, (1.2, 1.2, 1.2, 1.2, 1.15, 0.15, 0.1), 0.5, 38,
-                 _hours((10.5, 1.8, 1.0), (14.5, 1.8, 1.0), base=0.004), _hours((11, 2, 1.0)),
-                 {"classical": 3.5, "lo-fi": 3, "jazz": 2.5, "ambient": 0.4},
-                 0.03, 0.03, 0.4, 0.22, 0.35, 0.7, None, 0.02, {"windows": 0.55, "osx": 0.35, "web_player": 0.1},
-                 (12, 30)),
-    ListenerType("casual_skipper", 0.32, (1, 1, 1, 1, 1, 1.2, 1.2), 0.1, 6,
-                 _hours((15, 3.0, 1.0), (20, 2.0, 0.8)), _hours((16, 3.5, 1.0)),
-                 {"pop": 4, "k-pop": 2, "latin": 1.2, "indie": 0.8},
-                 0.68, 0.08, 0.95, 0.35, 0.15, 1.6, (2020, 4), 0.02, {"web_player": 0.5, "ios": 0.5}, (4, 10)),
-    ListenerType("nostalgic_rock", 0.75, (0.9, 0.9, 0.9, 0.9, 1.1, 1.2, 1.2), 0.4, 14,
-                 _hours((20.5, 1.8, 1.0), base=0.01), _hours((17, 3.0, 1.0)),
-                 {"rock": 4, "metal": 2, "folk": 1.5, "blues": 1.0, "country": 0.7},
-                 0.10, 0.05, 0.2, 0.05, 0.65, 0.9, (1982, 10), 0.02, {"windows": 0.5, "android": 0.5}, (8, 18)),
-    ListenerType("podcast_commuter", 0.8, (1.1, 1.1, 1.1, 1.1, 1.0, 0.5, 0.5), 0.9, 8,
-                 _hours((7.5, 0.9, 1.0), (17.5, 1.0, 0.9), base=0.01), _hours((10, 2.5, 1.0)),
-                 {"indie": 3, "folk": 2, "soul": 2, "r&b": 0.5},
-                 0.15, 0.08, 0.3, 0.2, 0.35, 0.9, (2010, 12), 0.6, {"ios": 0.6, "android": 0.3, "osx": 0.1},
-                 (6, 14), 0.05, 0.3),
+    ListenerType(
+        "night_owl_explorer",
+        0.75,
+        (1, 1, 1, 1, 1.1, 1.1, 1),
+        0.7,
+        16,
+        _hours((0.5, 1.8, 1.0), (23, 1.5, 0.6)),
+        _hours((1.5, 2.0, 1.0)),
+        {"ambient": 3, "techno": 3, "house": 1.5, "edm": 0.7, "lo-fi": 0.8},
+        0.18,
+        0.06,
+        0.35,
+        0.60,
+        0.12,
+        0.25,
+        (2015, 8),
+        0.03,
+        {"windows": 0.45, "osx": 0.25, "android": 0.3},
+        (8, 20),
+    ),
+    ListenerType(
+        "commuter_mainstream",
+        0.85,
+        (1.1, 1.1, 1.1, 1.1, 1.05, 0.5, 0.45),
+        1.0,
+        13,
+        _hours((8, 0.8, 1.0), (18, 1.0, 1.0), base=0.01),
+        _hours((13, 3, 0.5)),
+        {"pop": 4, "hip hop": 2, "rap": 1.5, "r&b": 1.2, "k-pop": 0.6},
+        0.25,
+        0.06,
+        0.7,
+        0.15,
+        0.35,
+        1.35,
+        (2018, 5),
+        0.05,
+        {"ios": 0.55, "android": 0.45},
+        (10, 25),
+    ),
+    ListenerType(
+        "weekend_party",
+        0.8,
+        (0.15, 0.15, 0.2, 0.3, 1.3, 1.3, 0.35),
+        0.3,
+        30,
+        _hours((21, 2.0, 1.0)),
+        _hours((23, 2.0, 1.0), (1.5, 1.5, 0.6)),
+        {"edm": 3, "latin": 3, "hip hop": 2, "house": 1.5, "pop": 0.5},
+        0.48,
+        0.04,
+        0.92,
+        0.30,
+        0.2,
+        1.0,
+        (2018, 5),
+        0.0,
+        {"android": 0.4, "ios": 0.35, "cast_to_device": 0.25},
+        (10, 25),
+    ),
+    ListenerType(
+        "focus_worker",
+        0.9,
+        (1.2, 1.2, 1.2, 1.2, 1.15, 0.15, 0.1),
+        0.5,
+        38,
+        _hours((10.5, 1.8, 1.0), (14.5, 1.8, 1.0), base=0.004),
+        _hours((11, 2, 1.0)),
+        {"classical": 3.5, "lo-fi": 3, "jazz": 2.5, "ambient": 0.4},
+        0.03,
+        0.03,
+        0.4,
+        0.22,
+        0.35,
+        0.7,
+        None,
+        0.02,
+        {"windows": 0.55, "osx": 0.35, "web_player": 0.1},
+        (12, 30),
+    ),
+    ListenerType(
+        "casual_skipper",
+        0.32,
+        (1, 1, 1, 1, 1, 1.2, 1.2),
+        0.1,
+        6,
+        _hours((15, 3.0, 1.0), (20, 2.0, 0.8)),
+        _hours((16, 3.5, 1.0)),
+        {"pop": 4, "k-pop": 2, "latin": 1.2, "indie": 0.8},
+        0.68,
+        0.08,
+        0.95,
+        0.35,
+        0.15,
+        1.6,
+        (2020, 4),
+        0.02,
+        {"web_player": 0.5, "ios": 0.5},
+        (4, 10),
+    ),
+    ListenerType(
+        "nostalgic_rock",
+        0.75,
+        (0.9, 0.9, 0.9, 0.9, 1.1, 1.2, 1.2),
+        0.5,
+        18,
+        _hours((20.5, 1.8, 1.0), base=0.01),
+        _hours((17, 3.0, 1.0)),
+        {"rock": 4, "metal": 2, "folk": 1.5, "blues": 1.0, "country": 0.7},
+        0.10,
+        0.05,
+        0.2,
+        0.05,
+        0.65,
+        0.9,
+        (1982, 10),
+        0.02,
+        {"windows": 0.5, "android": 0.5},
+        (8, 18),
+    ),
+    ListenerType(
+        "podcast_commuter",
+        0.8,
+        (1.1, 1.1, 1.1, 1.1, 1.0, 0.5, 0.5),
+        0.9,
+        10,
+        _hours((7.5, 0.9, 1.0), (17.5, 1.0, 0.9), base=0.01),
+        _hours((10, 2.5, 1.0)),
+        {"indie": 3, "folk": 2, "soul": 2, "r&b": 0.5},
+        0.15,
+        0.08,
+        0.3,
+        0.2,
+        0.35,
+        0.9,
+        (2010, 12),
+        0.6,
+        {"ios": 0.6, "android": 0.3, "osx": 0.1},
+        (6, 14),
+        0.05,
+        0.3,
+    ),
 ]
 TYPE_NAMES = [t.name for t in TYPES]
 
 COUNTRIES = [
-    ("US", "America/New_York"), ("US", "America/Los_Angeles"), ("GB", "Europe/London"), ("DE", "Europe/Berlin"),
-    ("SE", "Europe/Stockholm"), ("BR", "America/Sao_Paulo"), ("IN", "Asia/Kolkata"), ("JP", "Asia/Tokyo"),
-    ("FR", "Europe/Paris"), ("MX", "America/Mexico_City"), ("AU", "Australia/Sydney"), ("CA", "America/Toronto"),
+    ("US", "America/New_York"),
+    ("US", "America/Los_Angeles"),
+    ("GB", "Europe/London"),
+    ("DE", "Europe/Berlin"),
+    ("SE", "Europe/Stockholm"),
+    ("BR", "America/Sao_Paulo"),
+    ("IN", "Asia/Kolkata"),
+    ("JP", "Asia/Tokyo"),
+    ("FR", "Europe/Paris"),
+    ("MX", "America/Mexico_City"),
+    ("AU", "Australia/Sydney"),
+    ("CA", "America/Toronto"),
 ]
 COUNTRY_W = np.array([3, 2, 2, 2, 1, 1.5, 1.5, 1, 1, 1, 0.8, 1.0])
 LEGACY_PLATFORM = {
-    "android": ["Android OS 12 API 31 (samsung, SM-G781U)", "Android OS 13 API 33 (Google, Pixel 7)",
-                "Android OS 11 API 30 (OnePlus, IN2013)"],
+    "android": [
+        "Android OS 12 API 31 (samsung, SM-G781U)",
+        "Android OS 13 API 33 (Google, Pixel 7)",
+        "Android OS 11 API 30 (OnePlus, IN2013)",
+    ],
     "ios": ["iOS 16.1.1 (iPhone14,5)", "iOS 15.6.1 (iPhone13,2)"],
     "windows": ["Windows 10 (10.0.19044; x64)", "Windows 10 (10.0.22621; x64; AppX)"],
     "osx": ["OS X 12.6.1 [arm 2]", "OS X 10.15.7 [x86 8]"],
     "web_player": ["WebPlayer (websocket RFC6455)"],
     "cast_to_device": ["Partner google cast_tv;Chromecast;;"],
 }
-REASON_END = np.array(["trackdone", "fwdbtn", "backbtn", "endplay", "logout", "unexpected-exit-while-paused",
-                       "unexpected-exit"], dtype=object)
+REASON_END = np.array(
+    [
+        "trackdone",
+        "fwdbtn",
+        "backbtn",
+        "endplay",
+        "logout",
+        "unexpected-exit-while-paused",
+        "unexpected-exit",
+    ],
+    dtype=object,
+)
 # reason_start that follows each reason_end
-NEXT_START = np.array(["trackdone", "fwdbtn", "backbtn", "clickrow", "appload", "appload", "appload"], dtype=object)
+NEXT_START = np.array(
+    ["trackdone", "fwdbtn", "backbtn", "clickrow", "appload", "appload", "appload"], dtype=object
+)
 FIRST_START = np.array(["clickrow", "playbtn", "appload", "remote"], dtype=object)
 
 
@@ -116,6 +250,7 @@ class Listener:
 @dataclass
 class Plays:
     """Per-play columns (already in time order)."""
+
     end_s: np.ndarray  # float epoch seconds (end of playback)
     ms: np.ndarray
     is_episode: np.ndarray
@@ -211,8 +346,9 @@ def simulate(lis: Listener, cat: Catalog, seed: int, start: dt.date, days: int) 
     sec = rng.integers(0, 3600, ns)
     podcast_s = rng.random(ns) < p["podcast_p"]
     tps = p["tracks_per_session"]
-    n_items = np.where(podcast_s, 1 + rng.poisson(0.7, ns),
-                       np.maximum(1, rng.negative_binomial(3, 3 / (3 + tps), ns)))
+    n_items = np.where(
+        podcast_s, 1 + rng.poisson(0.7, ns), np.maximum(1, rng.negative_binomial(3, 3 / (3 + tps), ns))
+    )
     # local -> UTC (zoneinfo; DST aware)
     tz = ZoneInfo(lis.timezone)
     utc = dt.UTC
@@ -255,33 +391,44 @@ def simulate(lis: Listener, cat: Catalog, seed: int, start: dt.date, days: int) 
         show = rng.choice(fav_shows, size=len(eps))
         ep_of_show = [np.flatnonzero(cat.episode_show == s) for s in range(nshow)]
         pick = rng.random(len(eps))
-        item[eps] = [int(ep_of_show[s][int(x * len(ep_of_show[s]))]) for s, x in zip(show.tolist(), pick.tolist(),
-                                                                                       strict=True)]
-    dur = np.where(is_ep, cat.episode_duration[np.where(is_ep, item, 0)], cat.track_duration[np.where(is_ep, 0, item)])
+        item[eps] = [
+            int(ep_of_show[s][int(x * len(ep_of_show[s]))])
+            for s, x in zip(show.tolist(), pick.tolist(), strict=True)
+        ]
+    dur = np.where(
+        is_ep, cat.episode_duration[np.where(is_ep, item, 0)], cat.track_duration[np.where(is_ep, 0, item)]
+    )
 
     # ---- outcomes ----
     u = rng.random(N)
     skip_p = np.where(is_ep, p["skip_p"] * 0.3, p["skip_p"])
     part_p = np.where(is_ep, 0.45, p["partial_p"])
-    outcome = np.where(u < 0.004, 3, np.where(u < 0.004 + skip_p, 1, np.where(u < 0.004 + skip_p + part_p, 2, 0)))
+    outcome = np.where(
+        u < 0.004, 3, np.where(u < 0.004 + skip_p, 1, np.where(u < 0.004 + skip_p + part_p, 2, 0))
+    )
     # the last item of a session often ends by the user stopping or leaving the app
     outcome = np.where(last & (outcome == 0) & (rng.random(N) < 0.5), 2, outcome)
     skip_ms = np.minimum(np.round(rng.lognormal(np.log(9000), 0.8, N)), np.minimum(29_000, dur - 1))
     ms = np.select(
         [outcome == 0, outcome == 1, outcome == 2],
-        [dur - rng.integers(0, 900, N), skip_ms, np.round(dur * rng.uniform(0.15, 0.95, N))], 0,
+        [dur - rng.integers(0, 900, N), skip_ms, np.round(dur * rng.uniform(0.15, 0.95, N))],
+        0,
     ).astype(np.int64)
     ms = np.maximum(ms, 0)
-    re_idx = np.select([outcome == 0, outcome == 1, outcome == 2],
-                       [0, np.where(rng.random(N) < 0.92, 1, 2),
-                        rng.choice([3, 4, 5, 6], N, p=[0.55, 0.25, 0.14, 0.06])], 3)
+    re_idx = np.select(
+        [outcome == 0, outcome == 1, outcome == 2],
+        [0, np.where(rng.random(N) < 0.92, 1, 2), rng.choice([3, 4, 5, 6], N, p=[0.55, 0.25, 0.14, 0.06])],
+        3,
+    )
     # mid-session stops are clicks to another track, not logouts
     re_idx = np.where((outcome == 2) & ~last & (re_idx >= 4), 3, re_idx)
     reason_end = REASON_END[re_idx]
     prev_end = np.empty(N, np.int64)
     prev_end[1:] = re_idx[:-1]
     prev_end[0] = 0
-    reason_start = np.where(first, FIRST_START[rng.choice(4, N, p=[0.45, 0.3, 0.2, 0.05])], NEXT_START[prev_end])
+    reason_start = np.where(
+        first, FIRST_START[rng.choice(4, N, p=[0.45, 0.3, 0.2, 0.05])], NEXT_START[prev_end]
+    )
     skipped = outcome == 1
 
     # ---- timing: consecutive within a session, sessions never overlap ----
@@ -306,8 +453,9 @@ def simulate(lis: Listener, cat: Catalog, seed: int, start: dt.date, days: int) 
     s_shuffle = rng.random(ns) < p["shuffle_p"]
     s_off = rng.random(ns) < T.offline_p * (2 if "android" in pkeys or "ios" in pkeys else 0.5)
     s_incog = rng.random(ns) < 0.003
-    ips = [f"198.51.100.{int(x)}" for x in rng.integers(1, 255, 3)] + [f"2001:db8::{int(x):x}"
-                                                                       for x in rng.integers(1, 4096, 2)]
+    ips = [f"198.51.100.{int(x)}" for x in rng.integers(1, 255, 3)] + [
+        f"2001:db8::{int(x):x}" for x in rng.integers(1, 4096, 2)
+    ]
     s_ip = np.array(ips, dtype=object)[rng.choice(5, ns, p=[0.5, 0.2, 0.1, 0.15, 0.05])]
     travel = COUNTRIES[int(rng.integers(0, len(COUNTRIES)))][0]
     s_cc = np.where(rng.random(ns) < 0.01, travel, lis.country).astype(object)
@@ -315,10 +463,27 @@ def simulate(lis: Listener, cat: Catalog, seed: int, start: dt.date, days: int) 
     off_ts = np.floor(off_ts).astype(np.int64)[sess]
     off_ts = np.where(rng.random(N) < 0.02, -1, off_ts)
     p["platforms"] = ";".join(str(pkeys[d]) for d in devs)
-    lis.legacy_platform = {k: LEGACY_PLATFORM[k][int(rng.integers(0, len(LEGACY_PLATFORM[k])))]  # type: ignore
-                           for k in pkeys}
-    return Plays(end_s, ms, is_ep, item, reason_start, reason_end, s_shuffle[sess], skipped, s_off[sess], off_ts,
-                 s_incog[sess], s_plat[sess], s_cc[sess], s_ip[sess], sess)
+    lis.legacy_platform = {
+        k: LEGACY_PLATFORM[k][int(rng.integers(0, len(LEGACY_PLATFORM[k])))]  # type: ignore
+        for k in pkeys
+    }
+    return Plays(
+        end_s,
+        ms,
+        is_ep,
+        item,
+        reason_start,
+        reason_end,
+        s_shuffle[sess],
+        skipped,
+        s_off[sess],
+        off_ts,
+        s_incog[sess],
+        s_plat[sess],
+        s_cc[sess],
+        s_ip[sess],
+        sess,
+    )
 
 
 def era_centre(t: ListenerType) -> float:

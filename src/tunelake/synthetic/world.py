@@ -1,8 +1,8 @@
 """Deterministic synthetic Spotify world.
 
 ``generate_world(out, users, days, seed, ...)`` writes a catalogue, one Spotify privacy export per listener
-(extended streaming history in the 2024+ format or the old ``endsong`` format, plus the account-data view of the
-same plays) and the planted ground truth. Same arguments give byte-identical files.
+(extended streaming history in the 2024+ format or the old ``endsong`` format, plus the account-data view
+of the same plays) and the planted ground truth. Same arguments give byte-identical files.
 """
 
 from __future__ import annotations
@@ -31,18 +31,70 @@ DUPLICATE_P = 0.001
 SWAP_P = 0.003
 SKIPPED_NULL_P = 0.015
 
-NEW_KEYS = ("ts", "platform", "ms_played", "conn_country", "ip_addr", "master_metadata_track_name",
-            "master_metadata_album_artist_name", "master_metadata_album_album_name", "spotify_track_uri",
-            "episode_name", "episode_show_name", "spotify_episode_uri", "audiobook_title", "audiobook_uri",
-            "audiobook_chapter_uri", "audiobook_chapter_title", "reason_start", "reason_end", "shuffle", "skipped",
-            "offline", "offline_timestamp", "incognito_mode")
-LEGACY_KEYS = ("ts", "username", "platform", "ms_played", "conn_country", "ip_addr_decrypted",
-               "user_agent_decrypted", "master_metadata_track_name", "master_metadata_album_artist_name",
-               "master_metadata_album_album_name", "spotify_track_uri", "episode_name", "episode_show_name",
-               "spotify_episode_uri", "reason_start", "reason_end", "shuffle", "skipped", "offline",
-               "offline_timestamp", "incognito_mode")
-PLAYLIST_NAMES = ["Chill Vibes", "Workout", "Road Trip", "Favourites", "Late Night", "Focus", "Party",
-                  "Throwbacks", "Sunday Morning", "Gym", "Rainy Days", "Summer 2025", "Sing Along", "Deep Cuts"]
+NEW_KEYS = (
+    "ts",
+    "platform",
+    "ms_played",
+    "conn_country",
+    "ip_addr",
+    "master_metadata_track_name",
+    "master_metadata_album_artist_name",
+    "master_metadata_album_album_name",
+    "spotify_track_uri",
+    "episode_name",
+    "episode_show_name",
+    "spotify_episode_uri",
+    "audiobook_title",
+    "audiobook_uri",
+    "audiobook_chapter_uri",
+    "audiobook_chapter_title",
+    "reason_start",
+    "reason_end",
+    "shuffle",
+    "skipped",
+    "offline",
+    "offline_timestamp",
+    "incognito_mode",
+)
+LEGACY_KEYS = (
+    "ts",
+    "username",
+    "platform",
+    "ms_played",
+    "conn_country",
+    "ip_addr_decrypted",
+    "user_agent_decrypted",
+    "master_metadata_track_name",
+    "master_metadata_album_artist_name",
+    "master_metadata_album_album_name",
+    "spotify_track_uri",
+    "episode_name",
+    "episode_show_name",
+    "spotify_episode_uri",
+    "reason_start",
+    "reason_end",
+    "shuffle",
+    "skipped",
+    "offline",
+    "offline_timestamp",
+    "incognito_mode",
+)
+PLAYLIST_NAMES = [
+    "Chill Vibes",
+    "Workout",
+    "Road Trip",
+    "Favourites",
+    "Late Night",
+    "Focus",
+    "Party",
+    "Throwbacks",
+    "Sunday Morning",
+    "Gym",
+    "Rainy Days",
+    "Summer 2025",
+    "Sing Along",
+    "Deep Cuts",
+]
 
 
 @dataclass
@@ -141,9 +193,12 @@ def _columns(pl: Plays, lk: _CatLookup) -> dict[str, np.ndarray]:
     none = np.full(len(ep), None, dtype=object)
     return {
         "ts": _ts_strings(pl.end_s).astype(object),
-        "track": np.where(ep, none, lk.t_name[ti]), "artist": np.where(ep, none, lk.t_artist[ti]),
-        "album": np.where(ep, none, lk.t_album[ti]), "turi": np.where(ep, none, lk.t_uri[ti]),
-        "ename": np.where(ep, lk.e_name[ei], none), "eshow": np.where(ep, lk.e_show[ei], none),
+        "track": np.where(ep, none, lk.t_name[ti]),
+        "artist": np.where(ep, none, lk.t_artist[ti]),
+        "album": np.where(ep, none, lk.t_album[ti]),
+        "turi": np.where(ep, none, lk.t_uri[ti]),
+        "ename": np.where(ep, lk.e_name[ei], none),
+        "eshow": np.where(ep, lk.e_show[ei], none),
         "euri": np.where(ep, lk.e_uri[ei], none),
     }
 
@@ -192,11 +247,25 @@ def generate_world(
     _write_catalog(out, cat, w)
     lk = _CatLookup(cat)
     start = end_date - dt.timedelta(days=days - 1)
-    window_start = (dt.datetime(end_date.year, end_date.month, end_date.day, tzinfo=dt.UTC)
-                    + dt.timedelta(days=1) - dt.timedelta(days=365)).timestamp()
-    summary = WorldSummary(str(out), users, days, seed, end_date.isoformat(), legacy_users, account_data,
-                           artists=len(cat.artists), albums=len(cat.albums), tracks=len(cat.tracks),
-                           episodes=len(cat.episodes), types=[t.name for t in TYPES])
+    window_start = (
+        dt.datetime(end_date.year, end_date.month, end_date.day, tzinfo=dt.UTC)
+        + dt.timedelta(days=1)
+        - dt.timedelta(days=365)
+    ).timestamp()
+    summary = WorldSummary(
+        str(out),
+        users,
+        days,
+        seed,
+        end_date.isoformat(),
+        legacy_users,
+        account_data,
+        artists=len(cat.artists),
+        albums=len(cat.albums),
+        tracks=len(cat.tracks),
+        episodes=len(cat.episodes),
+        types=[t.name for t in TYPES],
+    )
     truth = []
     for i in range(users):
         lis = make_listener(i, seed)
@@ -204,15 +273,29 @@ def generate_world(
         legacy = i >= users - legacy_users
         stats = _write_listener(out, lis, pl, lk, cat, seed, legacy, account_data, window_start, w)
         summary.per_user[lis.handle] = stats
-        for k in ("track_plays", "episode_plays", "video_plays", "duplicates", "account_music_rows",
-                  "account_podcast_rows"):
+        for k in (
+            "track_plays",
+            "episode_plays",
+            "video_plays",
+            "duplicates",
+            "account_music_rows",
+            "account_podcast_rows",
+        ):
             setattr(summary, k, getattr(summary, k) + stats[k])
         summary.total_ms_played += stats["ms_played"]
         summary.video_ms_played += stats["video_ms_played"]
         t = TYPES[lis.type_index]
-        truth.append({"handle": lis.handle, "listener_type": t.name, "country": lis.country,
-                      "timezone": lis.timezone, "format": "legacy" if legacy else "extended",
-                      "era_centre": round(era_centre(t), 1), **lis.params})
+        truth.append(
+            {
+                "handle": lis.handle,
+                "listener_type": t.name,
+                "country": lis.country,
+                "timezone": lis.timezone,
+                "format": "legacy" if legacy else "extended",
+                "era_centre": round(era_centre(t), 1),
+                **lis.params,
+            }
+        )
         if progress is not None:
             progress(i + 1, users)
     w.write(out / "truth" / "listeners.csv", pd.DataFrame(truth).to_csv(index=False).encode())
@@ -230,8 +313,13 @@ def load_truth(out: str | Path) -> pd.DataFrame:
 def _write_catalog(out: Path, cat: Catalog, w: _Writer) -> None:
     d = out / "catalog"
     d.mkdir(parents=True, exist_ok=True)
-    for name, df in (("artists", cat.artists), ("albums", cat.albums), ("tracks", cat.tracks),
-                     ("shows", cat.shows), ("episodes", cat.episodes)):
+    for name, df in (
+        ("artists", cat.artists),
+        ("albums", cat.albums),
+        ("tracks", cat.tracks),
+        ("shows", cat.shows),
+        ("episodes", cat.episodes),
+    ):
         p = d / f"{name}.parquet"
         df.to_parquet(p, index=False)
         w.files += 1
@@ -239,28 +327,41 @@ def _write_catalog(out: Path, cat: Catalog, w: _Writer) -> None:
     w.write(d / "tracks.csv", cat.tracks.to_csv(index=False).encode())
 
 
-def _write_listener(out: Path, lis: Listener, pl: Plays, lk: _CatLookup, cat: Catalog, seed: int, legacy: bool,
-                    account_data: bool, window_start: float, w: _Writer) -> dict:
+def _write_listener(
+    out: Path,
+    lis: Listener,
+    pl: Plays,
+    lk: _CatLookup,
+    cat: Catalog,
+    seed: int,
+    legacy: bool,
+    account_data: bool,
+    window_start: float,
+    w: _Writer,
+) -> dict:
     rng = np.random.default_rng([seed, 303, lis.index])
     root = out / "exports" / lis.handle
     n = len(pl.ms)
     c = _columns(pl, lk)
     order, is_dup = _quirk_order(rng, n)
-    ms_l = pl.ms.tolist()
     ts, plat = c["ts"], pl.platform
     rs, re_ = pl.reason_start, pl.reason_end
-    shuffle, offline, incog = pl.shuffle.tolist(), pl.offline.tolist(), pl.incognito.tolist()
     cc, ip = pl.conn_country, pl.ip
     if legacy:
         skipped = np.where(rng.random(n) < 0.85, None, pl.skipped.astype(object))
-        off = np.where(pl.offline_ts < 0, None, (pl.offline_ts * 1000 + rng.integers(0, 1000, n)).astype(object))
+        off = np.where(
+            pl.offline_ts < 0, None, (pl.offline_ts * 1000 + rng.integers(0, 1000, n)).astype(object)
+        )
         digest = hashlib.sha256(f"{seed}:{lis.index}".encode()).hexdigest()[:22]
         username = "user" + digest
         lp = lis.legacy_platform  # type: ignore[attr-defined]
         plat = np.array([lp[p] for p in plat.tolist()], dtype=object)
-        ua = np.where(pl.platform == "web_player",
-                      "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-                      "Chrome/109.0.0.0 Safari/537.36", "unknown").astype(object)
+        ua = np.where(
+            pl.platform == "web_player",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/109.0.0.0 Safari/537.36",
+            "unknown",
+        ).astype(object)
         # endsong files are not time ordered
         order = order[rng.permutation(len(order))]
         is_dup = np.zeros(len(order), bool)
@@ -269,33 +370,91 @@ def _write_listener(out: Path, lis: Listener, pl: Plays, lk: _CatLookup, cat: Ca
             if seen[o]:
                 is_dup[j] = True
             seen[o] = True
-        cols = [ts, None, plat, pl.ms, cc, ip, ua, c["track"], c["artist"], c["album"], c["turi"], c["ename"],
-                c["eshow"], c["euri"], rs, re_, pl.shuffle, skipped, pl.offline, off, pl.incognito]
-        lists = [[username] * len(order) if x is None else np.asarray(x, dtype=object)[order].tolist()
-                 for x in cols]
+        cols = [
+            ts,
+            None,
+            plat,
+            pl.ms,
+            cc,
+            ip,
+            ua,
+            c["track"],
+            c["artist"],
+            c["album"],
+            c["turi"],
+            c["ename"],
+            c["eshow"],
+            c["euri"],
+            rs,
+            re_,
+            pl.shuffle,
+            skipped,
+            pl.offline,
+            off,
+            pl.incognito,
+        ]
+        lists = [
+            [username] * len(order) if x is None else np.asarray(x, dtype=object)[order].tolist()
+            for x in cols
+        ]
         rows = [dict(zip(LEGACY_KEYS, vals, strict=True)) for vals in zip(*lists, strict=True)]
         for k, start in enumerate(range(0, max(len(rows), 1), ROWS_PER_LEGACY_FILE)):
-            w.write(root / LEGACY_DIR / f"endsong_{k}.json", orjson.dumps(rows[start:start + ROWS_PER_LEGACY_FILE]))
+            w.write(
+                root / LEGACY_DIR / f"endsong_{k}.json",
+                orjson.dumps(rows[start : start + ROWS_PER_LEGACY_FILE]),
+            )
     else:
         skipped = np.where(rng.random(n) < SKIPPED_NULL_P, None, pl.skipped.astype(object))
         off = np.where(pl.offline_ts < 0, None, pl.offline_ts.astype(object))
         none = [None] * len(order)
-        cols = [ts, plat, pl.ms, cc, ip, c["track"], c["artist"], c["album"], c["turi"], c["ename"], c["eshow"],
-                c["euri"], None, None, None, None, rs, re_, pl.shuffle, skipped, pl.offline, off, pl.incognito]
+        cols = [
+            ts,
+            plat,
+            pl.ms,
+            cc,
+            ip,
+            c["track"],
+            c["artist"],
+            c["album"],
+            c["turi"],
+            c["ename"],
+            c["eshow"],
+            c["euri"],
+            None,
+            None,
+            None,
+            None,
+            rs,
+            re_,
+            pl.shuffle,
+            skipped,
+            pl.offline,
+            off,
+            pl.incognito,
+        ]
         lists = [none if x is None else np.asarray(x, dtype=object)[order].tolist() for x in cols]
         rows = [dict(zip(NEW_KEYS, vals, strict=True)) for vals in zip(*lists, strict=True)]
         for k, start in enumerate(range(0, max(len(rows), 1), ROWS_PER_AUDIO_FILE)):
-            chunk = rows[start:start + ROWS_PER_AUDIO_FILE]
+            chunk = rows[start : start + ROWS_PER_AUDIO_FILE]
             label = _year_label([r["ts"] for r in chunk]) if chunk else str(dt.date.fromtimestamp(0).year)
-            w.write(root / EXTENDED_DIR / f"Streaming_History_Audio_{label}_{k}.json",
-                    orjson.dumps(chunk, option=orjson.OPT_INDENT_2))
+            w.write(
+                root / EXTENDED_DIR / f"Streaming_History_Audio_{label}_{k}.json",
+                orjson.dumps(chunk, option=orjson.OPT_INDENT_2),
+            )
     del rows, lists
     ep_o = pl.is_episode[order]
     stats = {
-        "type": TYPES[lis.type_index].name, "format": "legacy" if legacy else "extended",
-        "rows": len(order), "track_plays": int((~ep_o).sum()), "episode_plays": int(ep_o.sum()),
-        "duplicates": int(is_dup.sum()), "ms_played": int(pl.ms[order].sum()),
-        "video_plays": 0, "video_ms_played": 0, "account_music_rows": 0, "account_podcast_rows": 0,
+        "type": TYPES[lis.type_index].name,
+        "format": "legacy" if legacy else "extended",
+        "rows": len(order),
+        "track_plays": int((~ep_o).sum()),
+        "episode_plays": int(ep_o.sum()),
+        "duplicates": int(is_dup.sum()),
+        "ms_played": int(pl.ms[order].sum()),
+        "video_plays": 0,
+        "video_ms_played": 0,
+        "account_music_rows": 0,
+        "account_podcast_rows": 0,
     }
     if not legacy:
         _write_video(root, lis, pl, lk, rng, stats, w)
@@ -304,8 +463,9 @@ def _write_listener(out: Path, lis: Listener, pl: Plays, lk: _CatLookup, cat: Ca
     return stats
 
 
-def _write_video(root: Path, lis: Listener, pl: Plays, lk: _CatLookup, rng: np.random.Generator, stats: dict,
-                 w: _Writer) -> None:
+def _write_video(
+    root: Path, lis: Listener, pl: Plays, lk: _CatLookup, rng: np.random.Generator, stats: dict, w: _Writer
+) -> None:
     T = TYPES[lis.type_index]
     if len(pl.ms) == 0 or rng.random() >= T.video_p:
         return
@@ -318,19 +478,44 @@ def _write_video(root: Path, lis: Listener, pl: Plays, lk: _CatLookup, rng: np.r
     rows = []
     for t, e, m in zip(ts, ep.tolist(), ms.tolist(), strict=True):
         r = dict.fromkeys(NEW_KEYS)
-        r.update(ts=t, platform=plat, ms_played=m, conn_country=lis.country, ip_addr=pl.ip[0],
-                 episode_name=lk.e_name[e], episode_show_name=lk.e_show[e], spotify_episode_uri=lk.e_uri[e],
-                 reason_start="clickrow", reason_end="endplay", shuffle=False, skipped=m < 30_000,
-                 offline=False, offline_timestamp=int(base.min()) - 600, incognito_mode=False)
+        r.update(
+            ts=t,
+            platform=plat,
+            ms_played=m,
+            conn_country=lis.country,
+            ip_addr=pl.ip[0],
+            episode_name=lk.e_name[e],
+            episode_show_name=lk.e_show[e],
+            spotify_episode_uri=lk.e_uri[e],
+            reason_start="clickrow",
+            reason_end="endplay",
+            shuffle=False,
+            skipped=m < 30_000,
+            offline=False,
+            offline_timestamp=int(base.min()) - 600,
+            incognito_mode=False,
+        )
         rows.append(r)
-    w.write(root / EXTENDED_DIR / f"Streaming_History_Video_{_year_label(ts)}.json",
-            orjson.dumps(rows, option=orjson.OPT_INDENT_2))
+    w.write(
+        root / EXTENDED_DIR / f"Streaming_History_Video_{_year_label(ts)}.json",
+        orjson.dumps(rows, option=orjson.OPT_INDENT_2),
+    )
     stats["video_plays"] = nv
     stats["video_ms_played"] = int(ms.sum())
 
 
-def _write_account(root: Path, lis: Listener, pl: Plays, c: dict, lk: _CatLookup, cat: Catalog,
-                   rng: np.random.Generator, window_start: float, stats: dict, w: _Writer) -> None:
+def _write_account(
+    root: Path,
+    lis: Listener,
+    pl: Plays,
+    c: dict,
+    lk: _CatLookup,
+    cat: Catalog,
+    rng: np.random.Generator,
+    window_start: float,
+    stats: dict,
+    w: _Writer,
+) -> None:
     d = root / ACCOUNT_DIR
     inwin = np.floor(pl.end_s) >= window_start
     end_time = [t[:10] + " " + t[11:16] for t in c["ts"].tolist()]
@@ -339,13 +524,20 @@ def _write_account(root: Path, lis: Listener, pl: Plays, c: dict, lk: _CatLookup
     ms = pl.ms.tolist()
     mrows = [(end_time[i], c["artist"][i], c["track"][i], ms[i]) for i in music]
     for k, s in enumerate(range(0, max(len(mrows), 1), ROWS_PER_ACCOUNT_FILE)):
-        w.write(d / f"StreamingHistory_music_{k}.json",
-                _account_json(mrows[s:s + ROWS_PER_ACCOUNT_FILE], ("endTime", "artistName", "trackName", "msPlayed")))
+        w.write(
+            d / f"StreamingHistory_music_{k}.json",
+            _account_json(
+                mrows[s : s + ROWS_PER_ACCOUNT_FILE], ("endTime", "artistName", "trackName", "msPlayed")
+            ),
+        )
     prows = [(end_time[i], c["eshow"][i], c["ename"][i], ms[i]) for i in pods]
     for k, s in enumerate(range(0, len(prows), ROWS_PER_ACCOUNT_FILE)):
-        w.write(d / f"StreamingHistory_podcast_{k}.json",
-                _account_json(prows[s:s + ROWS_PER_ACCOUNT_FILE],
-                              ("endTime", "podcastName", "episodeName", "msPlayed")))
+        w.write(
+            d / f"StreamingHistory_podcast_{k}.json",
+            _account_json(
+                prows[s : s + ROWS_PER_ACCOUNT_FILE], ("endTime", "podcastName", "episodeName", "msPlayed")
+            ),
+        )
     stats["account_music_rows"] = len(mrows)
     stats["account_podcast_rows"] = len(prows)
 
@@ -355,8 +547,10 @@ def _write_account(root: Path, lis: Listener, pl: Plays, c: dict, lk: _CatLookup
     top = uniq[np.lexsort((uniq, -cnt))]
     n_top = int(min(len(top), max(30, min(300, 30 + len(tr) // 25))))
     top = top[:n_top]
-    tracks = [{"artist": lk.t_artist[t], "album": lk.t_album[t], "track": lk.t_name[t], "uri": lk.t_uri[t]}
-              for t in top.tolist()]
+    tracks = [
+        {"artist": lk.t_artist[t], "album": lk.t_album[t], "track": lk.t_name[t], "uri": lk.t_uri[t]}
+        for t in top.tolist()
+    ]
     albums, seen = [], set()
     for t in top.tolist():
         aid = lk.t_album_id[t]
@@ -367,30 +561,59 @@ def _write_account(root: Path, lis: Listener, pl: Plays, c: dict, lk: _CatLookup
     shows = np.unique(cat.episode_show[eps]) if len(eps) else np.zeros(0, np.int64)
     fav = np.sort(lis.fav_artists)  # type: ignore[attr-defined]
     lib = {
-        "tracks": tracks, "albums": albums,
-        "shows": [{"name": lk.s_name[s], "publisher": lk.s_pub[s], "uri": lk.s_uri[s]} for s in shows.tolist()],
-        "episodes": [{"name": lk.e_name[e], "show": lk.e_show[e], "uri": lk.e_uri[e]} for e in eps[:10].tolist()],
+        "tracks": tracks,
+        "albums": albums,
+        "shows": [
+            {"name": lk.s_name[s], "publisher": lk.s_pub[s], "uri": lk.s_uri[s]} for s in shows.tolist()
+        ],
+        "episodes": [
+            {"name": lk.e_name[e], "show": lk.e_show[e], "uri": lk.e_uri[e]} for e in eps[:10].tolist()
+        ],
         "bannedTracks": [],
         "artists": [{"name": lk.a_name[a], "uri": lk.a_uri[a]} for a in fav.tolist()],
-        "bannedArtists": [], "other": [],
+        "bannedArtists": [],
+        "other": [],
     }
     w.write(d / "YourLibrary.json", orjson.dumps(lib, option=orjson.OPT_INDENT_2))
 
     # playlists from the favourite / most played tracks
-    first_day = np.datetime64(int(np.floor(pl.end_s.min())) if len(pl.end_s) else 0, "s").astype("datetime64[D]")
-    last_day = np.datetime64(int(np.floor(pl.end_s.max())) if len(pl.end_s) else 0, "s").astype("datetime64[D]")
+    first_day = np.datetime64(int(np.floor(pl.end_s.min())) if len(pl.end_s) else 0, "s").astype(
+        "datetime64[D]"
+    )
+    last_day = np.datetime64(int(np.floor(pl.end_s.max())) if len(pl.end_s) else 0, "s").astype(
+        "datetime64[D]"
+    )
     span = max(int((last_day - first_day).astype(int)), 1)
     names = rng.choice(len(PLAYLIST_NAMES), size=int(rng.integers(1, 7)), replace=False)
     playlists = []
     for nm in names.tolist():
         k = int(min(len(top), rng.integers(10, 51)))
         pick = rng.choice(top, size=k, replace=False) if k else np.zeros(0, np.int64)
-        added = np.sort(first_day + rng.integers(0, span + 1, k).astype("timedelta64[D]")).astype(str).tolist()
-        items = [{"track": {"trackName": lk.t_name[t], "artistName": lk.t_artist[t], "albumName": lk.t_album[t],
-                            "trackUri": lk.t_uri[t]}, "episode": None, "audiobook": None, "localTrack": None,
-                  "addedDate": a} for t, a in zip(pick.tolist(), added, strict=True)]
-        playlists.append({"name": PLAYLIST_NAMES[nm], "lastModifiedDate": added[-1] if added else str(last_day),
-                          "items": items,
-                          "description": None if rng.random() < 0.7 else f"my {PLAYLIST_NAMES[nm].lower()} mix",
-                          "numberOfFollowers": int(rng.poisson(0.3))})
+        added = (
+            np.sort(first_day + rng.integers(0, span + 1, k).astype("timedelta64[D]")).astype(str).tolist()
+        )
+        items = [
+            {
+                "track": {
+                    "trackName": lk.t_name[t],
+                    "artistName": lk.t_artist[t],
+                    "albumName": lk.t_album[t],
+                    "trackUri": lk.t_uri[t],
+                },
+                "episode": None,
+                "audiobook": None,
+                "localTrack": None,
+                "addedDate": a,
+            }
+            for t, a in zip(pick.tolist(), added, strict=True)
+        ]
+        playlists.append(
+            {
+                "name": PLAYLIST_NAMES[nm],
+                "lastModifiedDate": added[-1] if added else str(last_day),
+                "items": items,
+                "description": None if rng.random() < 0.7 else f"my {PLAYLIST_NAMES[nm].lower()} mix",
+                "numberOfFollowers": int(rng.poisson(0.3)),
+            }
+        )
     w.write(d / "Playlist1.json", orjson.dumps({"playlists": playlists}, option=orjson.OPT_INDENT_2))
