@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,11 +158,12 @@ def _account_json(rows: list[tuple], keys: tuple[str, ...]) -> bytes:
     """Spotify account-data style: 2-space indent and ``" : "`` separators."""
     if not rows:
         return b"[ ]"
-    parts = []
-    for r in rows:
-        fields = ",\n".join(f'    "{k}" : {orjson.dumps(v).decode()}' for k, v in zip(keys, r, strict=True))
-        parts.append("  {\n" + fields + "\n  }")
-    return ("[\n" + ",\n".join(parts) + "\n]").encode()
+    data = orjson.dumps([dict(zip(keys, r, strict=True)) for r in rows], option=orjson.OPT_INDENT_2)
+    # a newline inside a value is escaped, so "\n    \"key\": " only occurs at the start of a field
+    return _ACCOUNT_SEP.sub(rb'\n    "\1" : ', data)
+
+
+_ACCOUNT_SEP = re.compile(rb'\n    "(endTime|artistName|trackName|msPlayed|podcastName|episodeName)": ')
 
 
 class _CatLookup:

@@ -1,0 +1,919 @@
+"""A local fake of the Spotify Web API and accounts service, backed by a synthetic world directory.
+
+The API view of a listener agrees with the export files the world generator wrote for them:
+
+- recently played = the listener's extended-history track plays (`played_at` = the export's `ts` plus a
+  deterministic sub-second part, because the real API has millisecond precision and exports have seconds);
+- saved tracks = `YourLibrary.json`, playlists = `Playlist1.json` (plus playlists created through the API);
+- top artists/tracks = play counts over the last 4 weeks / 6 months / all time before the world's end date;
+- catalogue objects = `catalog/*.parquet`.
+
+Paging of `recently-played` differs from the real service in one respect, on purpose: with `after`, the fake
+returns the *oldest* `limit` plays after the cursor (newest first inside the page) and a `next` link, so a client
+can walk the whole history forward; the real API only ever exposes the last 50 plays (`recent_limit=50` makes the
+fake do that too).
+
+Modes: full access, or development mode (`dev_mode=True`) where batch `GET /tracks|albums|artists?ids=` and
+`/audio-features` answer 403 as they do for new apps, genres/popularity/followers are omitted, and at most 5
+listeners may authorise the app. Faults are injected at run time with `FakeSpotify.faults` (Python) or the
+`/_fault` admin endpoint (HTTP): 429 with Retry-After, 5xx bursts, slow responses, expiring tokens.
+
+Use it in-process (`with FakeSpotify(world_dir) as srv: srv.url`) or as `tunelake fake-spotify --world DIR`.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import csv
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pyarrow.parquet as pq
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+DEV_MODE_MAX_USERS = 5
+TIME_RANGES = {"short_term": 28, "medium_term": 182, "long_term": None}
+OPEN = "https://open.spotify.com"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def _iso(ms: int) -> str:
+    dt = datetime.fromtimestamp(ms / 1000, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def _iso_s(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _split(value: Any) -> list[str]:
+    return [v for v in str(value).split(";") if v] if value else []
+
+
+def base62_id(seed: str) -> str:
+    """A deterministic 22-character base62 id (the shape of Spotify ids)."""
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    n = int.from_bytes(hashlib.sha256(seed.encode()).digest(), "big")
+    out = []
+    for _ in range(22):
+        n, r = divmod(n, 62)
+        out.append(alphabet[r])
+    return "".join(out)
+
+
+def _uri_id(uri: Any, kind: str) -> str | None:
+    prefix = f"spotify:{kind}:"
+    return uri[len(prefix):] if isinstance(uri, str) and uri.startswith(prefix) else None
+
+
+# --- the world, as the API sees it ----------------------------------------------------------------------------
+
+
+@dataclass
+class Listener:
+    handle: str
+    country: str | None
+    plays: list[tuple[int, str]]  # (played_at ms, track_id), ascending
+    saved: list[tuple[str, str]]  # (added_at iso, track_id), newest first
+    playlists: list[dict[str, Any]]  # {id, name, description, items: [(added_at iso, track_id)], snapshot}
+
+
+class World:
+    """Read-only catalogue and per-listener data of a synthetic world directory (loaded lazily per listener)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        if not (self.root / "exports").is_dir():
+            raise FileNotFoundError(f"{self.root}: not a synthetic world (no exports/ folder)")
+        info_path = self.root / "world.json"
+        self.info: dict[str, Any] = json.loads(info_path.read_text()) if info_path.exists() else {}
+        cat = self.root / "catalog"
+        self.tracks = self._load(cat / "tracks.parquet", "track_id")
+        self.albums = self._load(cat / "albums.parquet", "album_id")
+        self.artists = self._load(cat / "artists.parquet", "artist_id")
+        self.album_tracks: dict[str, list[str]] = {}
+        for tid in sorted(self.tracks):
+            self.album_tracks.setdefault(self.tracks[tid].get("album_id") or "", []).append(tid)
+        self.track_number = {tid: i + 1 for ids in self.album_tracks.values() for i, tid in enumerate(ids)}
+        self.handles = sorted(p.name for p in (self.root / "exports").iterdir() if p.is_dir())
+        self.truth: dict[str, dict[str, str]] = {}
+        truth = self.root / "truth" / "listeners.csv"
+        if truth.exists():
+            with truth.open(newline="") as fh:
+                self.truth = {row["handle"]: row for row in csv.DictReader(fh)}
+        self._listeners: dict[str, Listener] = {}
+        self._lock = threading.Lock()
+        self._end: datetime | None = None
+
+    @staticmethod
+    def _load(path: Path, key: str) -> dict[str, dict[str, Any]]:
+        if not path.exists():
+            return {}
+        return {row[key]: row for row in pq.read_table(path).to_pylist()}
+
+    @property
+    def end(self) -> datetime:
+        """The world's end date: from world.json when it says, else the last play of any listener."""
+        if self._end is None:
+            params = {**self.info, **(self.info.get("params") or {})}
+            for key in ("end", "end_date", "end_ts", "until"):
+                if params.get(key):
+                    try:
+                        self._end = _parse_ts(str(params[key]))
+                        if len(str(params[key])) <= 10:
+                            self._end += timedelta(days=1)
+                        break
+                    except ValueError:
+                        pass
+            if self._end is None:
+                last = max((lst.plays[-1][0] for h in self.handles if (lst := self.listener(h)).plays), default=0)
+                self._end = datetime.fromtimestamp(last / 1000, UTC) if last else datetime.now(UTC)
+        return self._end
+
+    def listener(self, handle: str) -> Listener:
+        with self._lock:
+            if handle not in self._listeners:
+                self._listeners[handle] = self._read_listener(handle)
+            return self._listeners[handle]
+
+    def _read_listener(self, handle: str) -> Listener:
+        base = self.root / "exports" / handle
+        plays: list[tuple[int, str]] = []
+        for path in sorted(base.glob("**/Streaming_History_Audio_*.json")):
+            for rec in json.loads(path.read_text(encoding="utf-8")):
+                tid = _uri_id(rec.get("spotify_track_uri"), "track")
+                if not tid or not rec.get("ts"):
+                    continue
+                ts = _parse_ts(rec["ts"])
+                # Exports have second precision; the API has milliseconds: add a deterministic sub-second part.
+                frac = int.from_bytes(hashlib.sha256(f"{handle}|{rec['ts']}|{tid}".encode()).digest()[:2], "big")
+                plays.append((int(ts.timestamp()) * 1000 + frac % 1000, tid))
+        plays.sort()
+        # One played_at per millisecond at most (the API's cursors are played_at values).
+        dedup: list[tuple[int, str]] = []
+        for ms, tid in plays:
+            if dedup and ms <= dedup[-1][0]:
+                ms = dedup[-1][0] + 1
+            dedup.append((ms, tid))
+        end_guess = datetime.fromtimestamp(dedup[-1][0] / 1000, UTC) if dedup else datetime(2024, 1, 1, tzinfo=UTC)
+        saved: list[tuple[str, str]] = []
+        lib = next(iter(sorted(base.glob("**/YourLibrary.json"))), None)
+        if lib is not None:
+            items = json.loads(lib.read_text(encoding="utf-8")).get("tracks") or []
+            n = len(items)
+            for i, item in enumerate(items):
+                tid = _uri_id(item.get("uri"), "track")
+                if not tid:
+                    continue
+                when = item.get("addedAt") or item.get("added_at") or item.get("addedDate")
+                added = _parse_ts(when) if when else end_guess - timedelta(days=n - i)
+                saved.append((_iso_s(added), tid))
+        saved.sort(reverse=True)
+        playlists: list[dict[str, Any]] = []
+        for path in sorted(base.glob("**/Playlist*.json")):
+            for pl in json.loads(path.read_text(encoding="utf-8")).get("playlists") or []:
+                entries = []
+                for item in pl.get("items") or []:
+                    tid = _uri_id((item.get("track") or {}).get("trackUri"), "track")
+                    if not tid:
+                        continue
+                    added = item.get("addedDate")
+                    entries.append((_iso_s(_parse_ts(added)) if added else _iso_s(end_guess), tid))
+                playlists.append({
+                    "id": base62_id(f"playlist|{handle}|{pl.get('name')}|{len(playlists)}"),
+                    "name": pl.get("name") or "", "description": pl.get("description") or "",
+                    "items": entries, "snapshot": 1, "public": False,
+                })
+        country = (self.truth.get(handle) or {}).get("country") or None
+        return Listener(handle, country, dedup, saved, playlists)
+
+
+# --- faults ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FaultRule:
+    kind: str  # 429 | 500 | 502 | 503 | slow
+    count: int
+    retry_after: int = 1
+    delay: float = 0.0
+    path: str = ""  # only requests whose path contains this
+
+
+@dataclass
+class Faults:
+    """Runtime fault plan. Rules are consumed in order, one per matching API request."""
+
+    rules: list[FaultRule] = field(default_factory=list)
+    token_ttl: float | None = None  # server-side lifetime of newly issued access tokens (seconds)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, kind: str, count: int = 1, *, retry_after: int = 1, delay: float = 0.0, path: str = "") -> None:
+        kind = str(kind)
+        if kind not in ("429", "500", "502", "503", "slow"):
+            raise ValueError(f"unknown fault kind {kind!r}")
+        with self.lock:
+            self.rules.append(FaultRule(kind, int(count), int(retry_after), float(delay), path))
+
+    def clear(self) -> None:
+        with self.lock:
+            self.rules.clear()
+            self.token_ttl = None
+
+    def take(self, path: str) -> FaultRule | None:
+        with self.lock:
+            for rule in self.rules:
+                if rule.count > 0 and rule.path in path:
+                    rule.count -= 1
+                    return rule
+            self.rules = [r for r in self.rules if r.count > 0]
+        return None
+
+
+def parse_fault_spec(spec: str) -> list[dict[str, Any]]:
+    """`429x3:2,503x2,slowx5:1.5,ttl:30` → fault dicts (kind, count, retry_after/delay/seconds)."""
+    out: list[dict[str, Any]] = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        head, _, arg = part.partition(":")
+        kind, _, count = head.partition("x")
+        kind = kind.strip()
+        if kind == "ttl":
+            out.append({"kind": "ttl", "seconds": float(arg or 0)})
+            continue
+        item: dict[str, Any] = {"kind": kind, "count": int(count or 1)}
+        if kind == "429":
+            item["retry_after"] = int(float(arg or 1))
+        elif kind == "slow":
+            item["delay"] = float(arg or 1)
+        elif kind not in ("500", "502", "503"):
+            raise ValueError(f"unknown fault {part!r}: use 429xN:SECONDS, 500xN, 502xN, 503xN, slowxN:SECONDS, ttl:S")
+        out.append(item)
+    return out
+
+
+# --- the server -----------------------------------------------------------------------------------------------
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:  # no access log: URLs may carry auth codes
+        pass
+
+
+class FakeSpotify:
+    """The fake Web API (`/v1/…`) and accounts service (`/authorize`, `/api/token`) on one loopback port."""
+
+    def __init__(
+        self,
+        world_dir: str | Path,
+        *,
+        dev_mode: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        auto_approve: bool = True,
+        recent_limit: int | None = None,
+        token_expires_in: int = 3600,
+    ) -> None:
+        self.world = World(world_dir)
+        self.dev_mode = dev_mode
+        self.host, self.port = host, port
+        self.auto_approve = auto_approve
+        self.recent_limit = recent_limit
+        self.token_expires_in = token_expires_in
+        self.visible_until_ms: int | None = None  # plays after this are "in the future" (tests move it)
+        self.faults = Faults()
+        self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
+        self._codes: dict[str, dict[str, Any]] = {}
+        self._tokens: dict[str, dict[str, Any]] = {}
+        self._refresh: dict[str, dict[str, Any]] = {}
+        self._authorised: list[str] = []
+        self._lock = threading.RLock()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/v1/"
+
+    @property
+    def accounts_url(self) -> str:
+        return self.url
+
+    def start(self) -> FakeSpotify:
+        self._server = make_server(self.host, self.port, self.wsgi, threaded=True, request_handler=_QuietHandler)
+        self.port = self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-spotify", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server = make_server(self.host, self.port, self.wsgi, threaded=True, request_handler=_QuietHandler)
+        self.port = self._server.server_port
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeSpotify:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # --- runtime controls -------------------------------------------------------------------------------------
+    def expire_tokens(self) -> None:
+        """Every access token issued so far answers 401 from now on (refresh tokens stay valid)."""
+        with self._lock:
+            for tok in self._tokens.values():
+                tok["expires_at"] = 0.0
+
+    def apply_faults(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            item = dict(item)
+            kind = str(item.pop("kind"))
+            if kind == "ttl":
+                self.faults.token_ttl = float(item.get("seconds", 0))
+            elif kind == "expire_tokens":
+                self.expire_tokens()
+            else:
+                self.faults.add(kind, **item)
+
+    def count(self, path_part: str, status: int | None = None, method: str = "GET") -> int:
+        return sum(1 for m, p, s in list(self.requests)
+                   if m == method and path_part in p and (status is None or s == status))
+
+    # --- WSGI -------------------------------------------------------------------------------------------------
+    def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        try:
+            response = self._dispatch(request)
+        except ApiError as exc:
+            response = self._json({"error": {"status": exc.status, "message": exc.message}}, exc.status)
+            for k, v in exc.headers.items():
+                response.headers[k] = v
+        except Exception as exc:  # a bug in the fake: answer like the real service would, and say what broke
+            response = self._json({"error": {"status": 500, "message": f"fake server error: {exc!r}"}}, 500)
+        self.requests.append((request.method, request.path, response.status_code))
+        return response(environ, start_response)
+
+    @staticmethod
+    def _json(obj: Any, status: int = 200) -> Response:
+        return Response(json.dumps(obj), status=status, mimetype="application/json")
+
+    def _dispatch(self, req: Request) -> Response:
+        path = req.path
+        if path.startswith("/_fault"):
+            return self._admin(req)
+        if path == "/authorize":
+            return self._authorize(req)
+        if path == "/api/token":
+            return self._token(req)
+        if not path.startswith("/v1/"):
+            raise ApiError(404, "Service not found")
+        rule = self.faults.take(path)
+        if rule is not None:
+            if rule.kind == "slow":
+                time.sleep(rule.delay)
+            elif rule.kind == "429":
+                raise ApiError(429, "API rate limit exceeded", {"Retry-After": str(rule.retry_after)})
+            else:
+                raise ApiError(int(rule.kind), {"500": "Server error", "502": "Bad gateway",
+                                                "503": "Service unavailable"}[rule.kind])
+        handle = self._auth(req)
+        base = req.host_url.rstrip("/")
+        return self._json(*_Api(self, handle, base, req).route(path[len("/v1"):]))
+
+    # --- admin ------------------------------------------------------------------------------------------------
+    def _admin(self, req: Request) -> Response:
+        if req.method == "DELETE":
+            self.faults.clear()
+            return self._json({"ok": True})
+        if req.method == "POST":
+            body = req.get_json(force=True, silent=True) or {}
+            items = body if isinstance(body, list) else [body]
+            if req.path.rstrip("/").endswith("expire_tokens"):
+                items = [{"kind": "expire_tokens"}]
+            try:
+                self.apply_faults(items)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ApiError(400, f"bad fault: {exc}") from None
+            return self._json({"ok": True})
+        return self._json({"rules": [r.__dict__ for r in self.faults.rules], "token_ttl": self.faults.token_ttl,
+                           "requests": len(self.requests)})
+
+    # --- accounts ---------------------------------------------------------------------------------------------
+    def _authorize(self, req: Request) -> Response:
+        q = req.args
+        for name in ("client_id", "response_type", "redirect_uri", "code_challenge"):
+            if not q.get(name):
+                return Response(f"missing parameter {name}", status=400)
+        if q.get("response_type") != "code":
+            return Response("response_type must be code", status=400)
+        if q.get("code_challenge_method", "S256") != "S256":
+            return Response("code_challenge_method must be S256", status=400)
+        handle = q.get("login_hint") or q.get("listener")
+        redirect = q["redirect_uri"]
+        sep = "&" if "?" in redirect else "?"
+        state = {"state": q["state"]} if q.get("state") else {}
+        if not handle:
+            if not self.auto_approve:
+                return Response("interactive login is not available on the fake server", status=400)
+            links = "".join(
+                f'<li><a href="/authorize?{urlencode({**q.to_dict(), "login_hint": h})}">{h}</a></li>'
+                for h in self.world.handles
+            )
+            return Response(f"<html><body><h1>Fake Spotify: log in as</h1><ul>{links}</ul></body></html>",
+                            mimetype="text/html")
+        if handle not in self.world.handles:
+            return Response(f"unknown listener {handle!r}", status=400)
+        with self._lock:
+            if self.dev_mode and handle not in self._authorised and len(self._authorised) >= DEV_MODE_MAX_USERS:
+                params = {"error": "access_denied", **state}
+                return Response(status=302, headers={"Location": f"{redirect}{sep}{urlencode(params)}"})
+            if handle not in self._authorised:
+                self._authorised.append(handle)
+            code = secrets.token_urlsafe(24)
+            self._codes[code] = {"handle": handle, "challenge": q["code_challenge"], "redirect_uri": redirect,
+                                 "client_id": q["client_id"], "scope": q.get("scope", ""), "at": time.time()}
+        return Response(status=302, headers={"Location": f"{redirect}{sep}{urlencode({'code': code, **state})}"})
+
+    def _token_error(self, error: str, description: str, status: int = 400) -> Response:
+        return self._json({"error": error, "error_description": description}, status)
+
+    def _issue(self, handle: str, scope: str, client_id: str) -> dict[str, Any]:
+        access = secrets.token_urlsafe(32)
+        refresh = secrets.token_urlsafe(32)
+        ttl = self.faults.token_ttl if self.faults.token_ttl is not None else self.token_expires_in
+        with self._lock:
+            self._tokens[access] = {"handle": handle, "expires_at": time.time() + ttl, "scope": scope}
+            self._refresh[refresh] = {"handle": handle, "scope": scope, "client_id": client_id}
+        return {"access_token": access, "token_type": "Bearer", "scope": scope,
+                "expires_in": self.token_expires_in, "refresh_token": refresh}
+
+    def _token(self, req: Request) -> Response:
+        if req.method != "POST":
+            raise ApiError(405, "Method not allowed")
+        form = req.form
+        grant = form.get("grant_type")
+        if grant == "authorization_code":
+            with self._lock:
+                entry = self._codes.pop(form.get("code", ""), None)
+            if entry is None or time.time() - entry["at"] > 600:
+                return self._token_error("invalid_grant", "Invalid authorization code")
+            if form.get("redirect_uri") != entry["redirect_uri"]:
+                return self._token_error("invalid_grant", "Invalid redirect URI")
+            if form.get("client_id") != entry["client_id"]:
+                return self._token_error("invalid_client", "Invalid client")
+            verifier = form.get("code_verifier", "")
+            challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+            if not verifier or challenge != entry["challenge"]:
+                return self._token_error("invalid_grant", "code_verifier was incorrect")
+            return self._json(self._issue(entry["handle"], entry["scope"], entry["client_id"]))
+        if grant == "refresh_token":
+            with self._lock:
+                entry = self._refresh.get(form.get("refresh_token", ""))
+            if entry is None:
+                return self._token_error("invalid_grant", "Invalid refresh token")
+            if form.get("client_id") and form.get("client_id") != entry["client_id"]:
+                return self._token_error("invalid_client", "Invalid client")
+            token = self._issue(entry["handle"], entry["scope"], entry["client_id"])
+            return self._json(token)
+        return self._token_error("unsupported_grant_type", f"grant_type {grant!r} is not supported")
+
+    def _auth(self, req: Request) -> str:
+        header = req.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            raise ApiError(401, "No token provided")
+        with self._lock:
+            tok = self._tokens.get(header[len("Bearer "):])
+        if tok is None:
+            raise ApiError(401, "Invalid access token")
+        if tok["expires_at"] <= time.time():
+            raise ApiError(401, "The access token expired")
+        return tok["handle"]
+
+
+class _Api:
+    """One API request: routing and the Spotify object shapes."""
+
+    def __init__(self, srv: FakeSpotify, handle: str, base: str, req: Request) -> None:
+        self.srv, self.world, self.handle, self.base, self.req = srv, srv.world, handle, base, req
+        self.dev = srv.dev_mode
+
+    # --- routing ----------------------------------------------------------------------------------------------
+    def route(self, path: str) -> tuple[Any, int]:
+        m = self.req.method
+        parts = [p for p in path.split("/") if p]
+        q = self.req.args
+        if m == "GET":
+            if parts == ["me"]:
+                return self.me(), 200
+            if parts == ["me", "player", "recently-played"]:
+                return self.recently_played(), 200
+            if len(parts) == 3 and parts[:2] == ["me", "top"] and parts[2] in ("artists", "tracks"):
+                return self.top(parts[2]), 200
+            if parts == ["me", "tracks"]:
+                return self.saved(), 200
+            if parts == ["me", "playlists"] or (len(parts) == 3 and parts[0] == "users" and parts[2] == "playlists"):
+                return self.playlists(), 200
+            if len(parts) == 3 and parts[0] == "playlists" and parts[2] in ("items", "tracks"):
+                return self.playlist_items(parts[1]), 200
+            if len(parts) == 2 and parts[0] == "playlists":
+                return self.playlist_full(parts[1]), 200
+            kinds = {"tracks": (self.track, 50), "albums": (self.album, 20), "artists": (self.artist, 50),
+                     "audio-features": (self.features, 100)}
+            if parts and parts[0] in kinds:
+                fn, max_ids = kinds[parts[0]]
+                if len(parts) == 1 and "ids" in q:
+                    return self.batch(parts[0], fn, q.get("ids", ""), max_ids), 200
+                if len(parts) == 2:
+                    if parts[0] == "audio-features" and self.dev:
+                        raise ApiError(403, "Forbidden")
+                    obj = fn(parts[1])
+                    if obj is None:
+                        raise ApiError(404, "Resource not found" if parts[0] != "tracks" else "Non existing id")
+                    return obj, 200
+                raise ApiError(400, "Missing required field: ids")
+        if m == "POST":
+            if parts == ["me", "playlists"] or (len(parts) == 3 and parts[0] == "users" and parts[2] == "playlists"):
+                if parts[0] == "users" and parts[1] != self.handle:
+                    raise ApiError(403, "You cannot create a playlist for another user")
+                return self.create_playlist(), 201
+            if len(parts) == 3 and parts[0] == "playlists" and parts[2] in ("items", "tracks"):
+                return self.add_items(parts[1]), 201
+        if m == "PUT" and len(parts) == 3 and parts[0] == "playlists" and parts[2] in ("items", "tracks"):
+            return self.replace_items(parts[1]), 200
+        raise ApiError(404, "Service not found")
+
+    # --- helpers ----------------------------------------------------------------------------------------------
+    def _limit(self, default: int, maximum: int) -> int:
+        raw = self.req.args.get("limit")
+        try:
+            limit = int(raw) if raw not in (None, "") else default
+        except ValueError:
+            raise ApiError(400, "Invalid limit") from None
+        if not 1 <= limit <= maximum:
+            raise ApiError(400, "Invalid limit")
+        return limit
+
+    def _offset(self) -> int:
+        try:
+            offset = int(self.req.args.get("offset") or 0)
+        except ValueError:
+            raise ApiError(400, "Invalid offset") from None
+        if offset < 0:
+            raise ApiError(400, "Invalid offset")
+        return offset
+
+    def _href(self, path: str, **params: Any) -> str:
+        params = {k: v for k, v in params.items() if v is not None}
+        return f"{self.base}/v1{path}" + (f"?{urlencode(params)}" if params else "")
+
+    def _page(self, path: str, items: list[Any], total: int, limit: int, offset: int, **extra: Any) -> dict:
+        nxt = self._href(path, offset=offset + limit, limit=limit, **extra) if offset + limit < total else None
+        prev = self._href(path, offset=max(0, offset - limit), limit=limit, **extra) if offset > 0 else None
+        return {"href": self._href(path, offset=offset, limit=limit, **extra), "items": items, "limit": limit,
+                "next": nxt, "offset": offset, "previous": prev, "total": total}
+
+    def _ext(self, kind: str, id_: str) -> dict[str, Any]:
+        return {"external_urls": {"spotify": f"{OPEN}/{kind}/{id_}"}, "href": self._href(f"/{kind}s/{id_}"),
+                "id": id_, "type": kind, "uri": f"spotify:{kind}:{id_}"}
+
+    # --- catalogue objects ------------------------------------------------------------------------------------
+    def artist_simple(self, artist_id: str, name: str | None = None) -> dict[str, Any]:
+        a = self.world.artists.get(artist_id) or {}
+        return {**self._ext("artist", artist_id), "name": a.get("artist_name") or name or ""}
+
+    def artist(self, artist_id: str) -> dict[str, Any] | None:
+        a = self.world.artists.get(artist_id)
+        if a is None:
+            return None
+        obj = {**self.artist_simple(artist_id), "images": []}
+        if not self.dev:
+            obj["genres"] = _split(a.get("genres"))
+            obj["popularity"] = int(a.get("popularity") or 0)
+            obj["followers"] = {"href": None, "total": int(a.get("followers") or 0)}
+        return obj
+
+    def _album_base(self, album_id: str) -> dict[str, Any] | None:
+        al = self.world.albums.get(album_id)
+        if al is None:
+            return None
+        return {
+            **self._ext("album", album_id), "album_type": al.get("album_type") or "album",
+            "total_tracks": int(al.get("total_tracks") or len(self.world.album_tracks.get(album_id, []))),
+            "available_markets": [], "images": [], "name": al.get("album_name") or "",
+            "release_date": str(al.get("release_date") or "1970"),
+            "release_date_precision": al.get("release_date_precision") or "year",
+            "artists": [self.artist_simple(al["artist_id"])] if al.get("artist_id") else [],
+        }
+
+    def album(self, album_id: str) -> dict[str, Any] | None:
+        obj = self._album_base(album_id)
+        if obj is None:
+            return None
+        ids = self.world.album_tracks.get(album_id, [])
+        items = [self.track(t, simplified=True) for t in ids[:50]]
+        obj.update({
+            "tracks": self._page(f"/albums/{album_id}/tracks", items, len(ids), 50, 0),
+            "copyrights": [], "external_ids": {}, "genres": [], "label": "tunelake synthetic",
+            "popularity": 0 if self.dev else int(max((self.world.tracks[t].get("popularity") or 0) for t in ids)
+                                                  if ids else 0),
+        })
+        return obj
+
+    def track(self, track_id: str, simplified: bool = False) -> dict[str, Any] | None:
+        t = self.world.tracks.get(track_id)
+        if t is None:
+            return None
+        names = _split(t.get("artist_names"))
+        artists = [self.artist_simple(a, names[i] if i < len(names) else None)
+                   for i, a in enumerate(_split(t.get("artist_ids")))]
+        obj = {
+            **self._ext("track", track_id), "artists": artists, "available_markets": [], "disc_number": 1,
+            "duration_ms": int(t.get("duration_ms") or 0), "explicit": bool(t.get("explicit")), "is_local": False,
+            "is_playable": True, "name": t.get("track_name") or "", "preview_url": None,
+            "track_number": self.world.track_number.get(track_id, 1),
+        }
+        if simplified:
+            return obj
+        album = self._album_base(t.get("album_id") or "") or {
+            **self._ext("album", t.get("album_id") or base62_id("album|" + track_id)), "album_type": "album",
+            "total_tracks": 1, "available_markets": [], "images": [], "name": t.get("album_name") or "",
+            "release_date": str(t.get("release_date") or "1970"),
+            "release_date_precision": t.get("release_date_precision") or "year", "artists": artists[:1],
+        }
+        obj["album"] = album
+        obj["external_ids"] = {"isrc": t["isrc"]} if t.get("isrc") else {}
+        if not self.dev:
+            obj["popularity"] = int(t.get("popularity") or 0)
+        return obj
+
+    def features(self, track_id: str) -> dict[str, Any] | None:
+        t = self.world.tracks.get(track_id)
+        if t is None or t.get("danceability") is None:
+            return None
+        obj: dict[str, Any] = {k: t.get(k) for k in (
+            "danceability", "energy", "loudness", "speechiness", "acousticness", "instrumentalness", "liveness",
+            "valence", "tempo")}
+        obj = {k: float(v) for k, v in obj.items() if v is not None}
+        for k in ("key", "mode", "time_signature"):
+            if t.get(k) is not None:
+                obj[k] = int(t[k])
+        obj.update({"id": track_id, "type": "audio_features", "uri": f"spotify:track:{track_id}",
+                    "track_href": self._href(f"/tracks/{track_id}"),
+                    "analysis_url": self._href(f"/audio-analysis/{track_id}"),
+                    "duration_ms": int(t.get("duration_ms") or 0)})
+        return obj
+
+    def batch(self, kind: str, fn: Any, ids_param: str, max_ids: int) -> dict[str, Any]:
+        if self.dev:
+            raise ApiError(403, "Forbidden")
+        ids = [i for i in ids_param.split(",") if i]
+        if not ids:
+            raise ApiError(400, "Missing required field: ids")
+        if len(ids) > max_ids:
+            raise ApiError(400, "Too many ids requested")
+        return {kind.replace("-", "_"): [fn(i) for i in ids]}
+
+    # --- the user's data --------------------------------------------------------------------------------------
+    @property
+    def listener(self) -> Listener:
+        return self.world.listener(self.handle)
+
+    def me(self) -> dict[str, Any]:
+        lst = self.listener
+        obj = {**self._ext("user", self.handle), "display_name": self.handle, "images": [],
+               "followers": {"href": None, "total": 0}, "product": "premium"}
+        obj["href"] = self._href(f"/users/{self.handle}")
+        if lst.country:
+            obj["country"] = lst.country
+        return obj
+
+    def _visible_plays(self) -> list[tuple[int, str]]:
+        plays = self.listener.plays
+        if self.srv.visible_until_ms is not None:
+            plays = plays[: bisect.bisect_right(plays, (self.srv.visible_until_ms, "\uffff"))]
+        if self.srv.recent_limit is not None:
+            plays = plays[-self.srv.recent_limit:]
+        return plays
+
+    def recently_played(self) -> dict[str, Any]:
+        q = self.req.args
+        limit = self._limit(20, 50)
+        after, before = q.get("after"), q.get("before")
+        if after and before:
+            raise ApiError(400, "Only one of after or before may be given")
+        try:
+            after_ms = int(after) if after else None
+            before_ms = int(before) if before else None
+        except ValueError:
+            raise ApiError(400, "Invalid cursor") from None
+        plays = self._visible_plays()
+        more = False
+        if after_ms is not None:
+            newer = [p for p in plays if p[0] > after_ms]
+            chunk, more = newer[:limit], len(newer) > limit
+        else:
+            older = [p for p in plays if before_ms is None or p[0] < before_ms]
+            chunk, more = older[-limit:], len(older) > limit
+        chunk = sorted(chunk, reverse=True)
+        items = []
+        for ms, tid in chunk:
+            track = self.track(tid)
+            if track is None:
+                continue
+            items.append({"track": track, "played_at": _iso(ms), "context": None})
+        cursors = {"after": str(chunk[0][0]), "before": str(chunk[-1][0])} if chunk else None
+        nxt = None
+        if more and chunk:
+            nxt = (self._href("/me/player/recently-played", after=chunk[0][0], limit=limit) if after_ms is not None
+                   else self._href("/me/player/recently-played", before=chunk[-1][0], limit=limit))
+        return {"href": self._href("/me/player/recently-played", limit=limit, after=after, before=before),
+                "items": items, "limit": limit, "next": nxt, "cursors": cursors, "total": len(plays)}
+
+    def top(self, kind: str) -> dict[str, Any]:
+        time_range = self.req.args.get("time_range") or "medium_term"
+        if time_range not in TIME_RANGES:
+            raise ApiError(400, "Invalid time range")
+        limit, offset = self._limit(20, 50), self._offset()
+        days = TIME_RANGES[time_range]
+        end_ms = int(self.world.end.timestamp() * 1000)
+        start_ms = end_ms - days * 86_400_000 if days else None
+        counts: Counter[str] = Counter()
+        for ms, tid in self.listener.plays:
+            if start_ms is not None and ms < start_ms:
+                continue
+            if kind == "tracks":
+                counts[tid] += 1
+            else:
+                for a in _split((self.world.tracks.get(tid) or {}).get("artist_ids")):
+                    counts[a] += 1
+        ranked = [i for i, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+        fn = self.track if kind == "tracks" else self.artist
+        known = self.world.tracks if kind == "tracks" else self.world.artists
+        ranked = [i for i in ranked if i in known][:50]
+        items = [fn(i) for i in ranked[offset:offset + limit]]
+        return self._page(f"/me/top/{kind}", items, len(ranked), limit, offset, time_range=time_range)
+
+    def saved(self) -> dict[str, Any]:
+        limit, offset = self._limit(20, 50), self._offset()
+        saved = [s for s in self.listener.saved if s[1] in self.world.tracks]
+        items = [{"added_at": added, "track": self.track(tid)} for added, tid in saved[offset:offset + limit]]
+        return self._page("/me/tracks", items, len(saved), limit, offset)
+
+    def _owner(self) -> dict[str, Any]:
+        return {**self._ext("user", self.handle), "display_name": self.handle,
+                "href": self._href(f"/users/{self.handle}")}
+
+    def _find_playlist(self, playlist_id: str) -> dict[str, Any]:
+        for pl in self.listener.playlists:
+            if pl["id"] == playlist_id:
+                return pl
+        for handle in self.world.handles:  # someone else's playlist: readable, not writable
+            for pl in self.world.listener(handle).playlists:
+                if pl["id"] == playlist_id:
+                    return pl
+        raise ApiError(404, "Resource not found")
+
+    def _owned_playlist(self, playlist_id: str) -> dict[str, Any]:
+        pl = self._find_playlist(playlist_id)
+        if pl not in self.listener.playlists:
+            raise ApiError(403, "You cannot modify a playlist you do not own")
+        return pl
+
+    def _playlist_simple(self, pl: dict[str, Any]) -> dict[str, Any]:
+        ref = {"href": self._href(f"/playlists/{pl['id']}/items"), "total": len(pl["items"])}
+        return {**self._ext("playlist", pl["id"]), "href": self._href(f"/playlists/{pl['id']}"),
+                "collaborative": False, "description": pl["description"], "images": [], "name": pl["name"],
+                "owner": self._owner(), "public": pl["public"], "snapshot_id": f"snap-{pl['snapshot']}",
+                "items": ref, "tracks": ref}
+
+    def playlists(self) -> dict[str, Any]:
+        limit, offset = self._limit(20, 50), self._offset()
+        pls = self.listener.playlists
+        items = [self._playlist_simple(p) for p in pls[offset:offset + limit]]
+        return self._page("/me/playlists", items, len(pls), limit, offset)
+
+    def _playlist_track(self, added: str, tid: str) -> dict[str, Any]:
+        track = self.track(tid)
+        return {"added_at": added, "added_by": {**self._ext("user", self.handle),
+                                                "href": self._href(f"/users/{self.handle}")},
+                "is_local": False, "item": track, "track": track}
+
+    def playlist_items(self, playlist_id: str) -> dict[str, Any]:
+        pl = self._find_playlist(playlist_id)
+        limit, offset = self._limit(100, 100), self._offset()
+        entries = [e for e in pl["items"] if e[1] in self.world.tracks]
+        items = [self._playlist_track(a, t) for a, t in entries[offset:offset + limit]]
+        return self._page(f"/playlists/{playlist_id}/items", items, len(entries), limit, offset)
+
+    def playlist_full(self, playlist_id: str) -> dict[str, Any]:
+        pl = self._find_playlist(playlist_id)
+        obj = self._playlist_simple(pl)
+        entries = [e for e in pl["items"] if e[1] in self.world.tracks]
+        page = self._page(f"/playlists/{playlist_id}/items",
+                          [self._playlist_track(a, t) for a, t in entries[:100]], len(entries), 100, 0)
+        obj.update({"followers": {"href": None, "total": 0}, "items": page, "tracks": page})
+        return obj
+
+    def _body(self) -> Any:
+        return self.req.get_json(force=True, silent=True)
+
+    def create_playlist(self) -> dict[str, Any]:
+        body = self._body() or {}
+        name = body.get("name") if isinstance(body, dict) else None
+        if not name:
+            raise ApiError(400, "Missing required field: name")
+        with self.srv._lock:
+            pl = {"id": base62_id(f"created|{self.handle}|{name}|{time.time_ns()}"), "name": name,
+                  "description": body.get("description") or "", "items": [], "snapshot": 1,
+                  "public": bool(body.get("public", True))}
+            self.listener.playlists.append(pl)
+        obj = self._playlist_simple(pl)
+        obj.update({"followers": {"href": None, "total": 0},
+                    "items": self._page(f"/playlists/{pl['id']}/items", [], 0, 100, 0)})
+        obj["tracks"] = obj["items"]
+        return obj
+
+    def _uris(self) -> list[str]:
+        body = self._body()
+        uris: list[str] = []
+        if isinstance(body, list):
+            uris = body
+        elif isinstance(body, dict) and body.get("uris"):
+            uris = body["uris"]
+        elif self.req.args.get("uris"):
+            uris = self.req.args["uris"].split(",")
+        if len(uris) > 100:
+            raise ApiError(400, "Too many items: at most 100 per request")
+        ids = []
+        for uri in uris:
+            tid = _uri_id(uri, "track")
+            if tid is None:
+                raise ApiError(400, f"Invalid track uri: {uri}")
+            ids.append(tid)
+        return ids
+
+    def add_items(self, playlist_id: str) -> dict[str, Any]:
+        pl = self._owned_playlist(playlist_id)
+        ids = self._uris()
+        body = self._body()
+        pos = self.req.args.get("position") or (body.get("position") if isinstance(body, dict) else None)
+        now = _iso_s(datetime.now(UTC))
+        with self.srv._lock:
+            new = [(now, t) for t in ids]
+            if pos is None:
+                pl["items"].extend(new)
+            else:
+                pl["items"][int(pos):int(pos)] = new
+            pl["snapshot"] += 1
+        return {"snapshot_id": f"snap-{pl['snapshot']}"}
+
+    def replace_items(self, playlist_id: str) -> dict[str, Any]:
+        pl = self._owned_playlist(playlist_id)
+        ids = self._uris()
+        now = _iso_s(datetime.now(UTC))
+        with self.srv._lock:
+            pl["items"] = [(now, t) for t in ids]
+            pl["snapshot"] += 1
+        return {"snapshot_id": f"snap-{pl['snapshot']}"}
+
+
+def serve(world_dir: str | Path, *, port: int = 8765, host: str = "127.0.0.1", dev_mode: bool = False,
+          faults: str = "", recent_limit: int | None = None) -> None:
+    """Run the fake server in the foreground (what `tunelake fake-spotify` does)."""
+    srv = FakeSpotify(world_dir, dev_mode=dev_mode, host=host, port=port, recent_limit=recent_limit)
+    if faults:
+        srv.apply_faults(parse_fault_spec(faults))
+    srv.serve_forever()
