@@ -1,0 +1,1 @@
+"""Curated zone: typed, validated, deduplicated Parquet with personal data handled."""

@@ -1,0 +1,117 @@
+"""`tunelake demo`: the whole platform on a synthetic world, from nothing to a summary (and later steps)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunelake.config import Config
+from tunelake.errors import TunelakeError
+
+
+@dataclass
+class DemoResult:
+    world: Path
+    listeners: int = 0
+    plays: int = 0
+    hours: float = 0.0
+    top_artists: list[tuple[str, int]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary_text(self) -> str:
+        lines = [
+            f"[bold green]Demo done[/] — {self.listeners} listeners, {self.plays:,} plays, {self.hours:,.0f} hours "
+            f"of music (world in {self.world})",
+            "Top artists: " + ", ".join(f"{a} ({n:,})" for a, n in self.top_artists),
+            "Timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items()),
+        ]
+        lines += [f"{k}: {v}" for k, v in self.extras.items()]
+        return "\n".join(lines)
+
+
+def summarize(cfg: Config, result: DemoResult) -> None:
+    from tunelake.warehouse.engine import open_warehouse
+
+    con = open_warehouse(cfg)
+    try:
+        result.listeners = con.sql("SELECT count(*) FROM dim_user").fetchone()[0]
+        result.plays, ms = con.sql("SELECT count(*), coalesce(sum(ms_played), 0) FROM fact_play").fetchone()
+        result.hours = ms / 3_600_000
+        result.top_artists = con.sql(
+            "SELECT a.artist_name, count(*) AS n FROM fact_play f JOIN dim_artist a USING (artist_id) "
+            "WHERE f.is_stream GROUP BY a.artist_name ORDER BY n DESC, a.artist_name LIMIT 5").fetchall()
+    finally:
+        con.close()
+
+
+def run_demo(
+    cfg: Config,
+    *,
+    users: int = 120,
+    days: int = 180,
+    seed: int = 42,
+    source: str = "export",
+    serve: bool = False,
+    progress_factory: Callable[..., Any] | None = None,
+    say: Callable[[str], None] = lambda s: None,
+) -> DemoResult:
+    """Generate → import every listener → import the catalogue → build (→ analytics, report, dashboard)."""
+    from contextlib import nullcontext
+
+    from tunelake.ingest import import_paths, open_lake
+    from tunelake.sources.catalog import import_catalog
+    from tunelake.synthetic.world import generate_world
+    from tunelake.warehouse.build import build
+
+    def bar(label: str) -> Any:
+        return progress_factory(label) if progress_factory else nullcontext(lambda *a: None)
+
+    if source not in ("export", "api"):
+        raise TunelakeError(f"--source must be export or api, not {source!r}")
+    world = cfg.workspace / "world"
+    result = DemoResult(world)
+    t0 = time.perf_counter()
+    params = {"users": users, "days": days, "seed": seed}
+    world_json = world / "world.json"
+    if world_json.exists() and {k: json.loads(world_json.read_text()).get(k) for k in params} == params:
+        say(f"Synthetic world already in {world}")
+    else:
+        with bar("Generating world") as update:
+            generate_world(world, users=users, days=days, seed=seed,
+                           progress=lambda d, t: update(d, t, "listeners"))
+    result.timings["generate"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    if source == "api":
+        from tunelake.sources.spotify_api import api_demo
+
+        api_demo(cfg, world, progress=None)
+    else:
+        handles = sorted(p.name for p in (world / "exports").iterdir() if p.is_dir())
+        with bar("Importing listeners") as update:
+            for i, handle in enumerate(handles):
+                folder = world / "exports" / handle / "Spotify Extended Streaming History"
+                import_paths(cfg, [str(folder)], handle)
+                update(i + 1, len(handles), handle)
+    import_catalog(open_lake(cfg), world / "catalog")
+    result.timings["import"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    with bar("Building warehouse") as update:
+        build(cfg, progress=update)
+    result.timings["build"] = time.perf_counter() - t0
+
+    try:
+        from tunelake.pipeline import post_build_steps
+    except ImportError:
+        post_build_steps = None
+    if post_build_steps is not None:
+        result.extras.update(post_build_steps(cfg, result, serve=serve, say=say, bar=bar))
+    summarize(cfg, result)
+    return result

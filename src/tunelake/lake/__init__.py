@@ -1,0 +1,1 @@
+"""The lake: raw, curated and quarantine zones on any fsspec URL, with a manifest of batches."""

@@ -1,0 +1,1 @@
+"""Where listening data comes from: privacy exports, the Spotify Web API, catalogue files."""

@@ -1,0 +1,181 @@
+"""`tunelake build`: curated zone → star schema, by running the SQL models in order on an engine.
+
+A build writes a brand-new warehouse file and then switches the CURRENT pointer atomically, so readers keep
+querying the previous warehouse while it runs and never see a half-built table. A build whose inputs (the
+manifest's batches, the users' settings and the model settings) are unchanged since the last one does nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pyarrow as pa
+import pytz
+
+from tunelake.config import Config
+from tunelake.curate.schemas import CURATED
+from tunelake.lake import manifest, zones
+from tunelake.lake.store import Lake
+from tunelake.warehouse.engine import Engine, make_engine, read_pointer, write_pointer
+from tunelake.warehouse.tables import TABLES
+
+# Models in dependency order; names starting with int_ are intermediate (temporary) tables.
+MODEL_ORDER = [
+    "int_user_tz",
+    "int_known_tracks",
+    "int_artist_names",
+    "dim_track",
+    "dim_artist",
+    "dim_album",
+    "bridge_track_artist",
+    "bridge_artist_genre",
+    "int_plays_local",
+    "dim_date",
+    "fact_play",
+    "fact_episode_play",
+    "fact_saved_track",
+    "fact_playlist_item",
+    "fact_top_item",
+    "dim_user",
+    "agg_user_day",
+    "agg_user_day_hour",
+    "agg_user_track_month",
+]
+
+# Settings the models depend on: changing one of them makes the next build run even with no new data.
+MODEL_SETTINGS = ("stream_threshold_ms", "session_gap_minutes", "default_timezone", "engine")
+
+
+@dataclass
+class BuildInfo:
+    skipped: bool
+    file: str = ""
+    fingerprint: str = ""
+    seconds: float = 0.0
+    rows: dict[str, int] = field(default_factory=dict)
+    rows_in: int = 0
+
+    @property
+    def rows_out(self) -> int:
+        return sum(v for k, v in self.rows.items() if not k.startswith("int_"))
+
+
+def country_timezones() -> pa.Table:
+    """Country → the first (most populous) IANA zone pytz lists for it: the guess for a user's timezone."""
+    items = sorted((cc, zones_[0]) for cc, zones_ in pytz.country_timezones.items() if zones_)
+    return pa.table({"country": [c for c, _ in items], "timezone": [z for _, z in items]})
+
+
+def render_model(name: str, engine: Engine, cfg: Config) -> str:
+    text = resources.files("tunelake.warehouse").joinpath(f"models/{name}.sql").read_text()
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    return env.from_string(text).render(
+        **engine.macros,
+        stream_threshold_ms=int(cfg.stream_threshold_ms),
+        session_gap_ms=int(cfg.session_gap_minutes) * 60_000,
+        default_timezone=str(cfg.default_timezone).replace("'", ""),
+    )
+
+
+def curated_uris(lake: Lake, table: str) -> list[str]:
+    rels = lake.glob(f"{zones.curated_table_dir(table)}/**/*.parquet") + lake.glob(
+        f"{zones.curated_table_dir(table)}/*.parquet")
+    return [lake.uri(r) for r in sorted(set(rels)) if "/." not in r]
+
+
+def register_curated(engine: Engine, lake: Lake) -> int:
+    """Views cur_<table> over the curated zone (empty when a table has no data yet). Returns curated play rows."""
+    for table, schema in CURATED.items():
+        engine.register_parquet(f"cur_{table}", curated_uris(lake, table), schema)
+    engine.register_arrow("ref_country_tz", country_timezones())
+    return int(engine.query("SELECT count(*) AS n FROM cur_plays")["n"][0].as_py())
+
+
+def input_fingerprint(lake: Lake, cfg: Config) -> str:
+    settings = tuple((k, cfg.values[k]) for k in MODEL_SETTINGS)
+    return hashlib.sha256(f"{manifest.fingerprint(lake)}|{settings}".encode()).hexdigest()[:24]
+
+
+def _prune(cfg: Config, keep: set[str]) -> None:
+    """Drop warehouse files older than the current and previous one (a reader may still hold the previous)."""
+    for path in sorted(cfg.warehouse_dir.glob("wh-*.duckdb")):
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
+            Path(str(path) + ".wal").unlink(missing_ok=True)
+
+
+def carry_meta(engine: Engine, previous: Path | None) -> None:
+    """Run log and quality results live on across builds: copy them from the previous warehouse file."""
+    from tunelake.warehouse.tables import TABLES as specs
+
+    for name in ("meta_run", "meta_quality"):
+        cols = ", ".join(f"{c.name} {c.sql_type('duckdb')}" for c in specs[name].columns)
+        engine.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols})")
+    if previous is not None and previous.exists() and hasattr(engine, "con"):
+        engine.execute(f"ATTACH '{previous}' AS prev (READ_ONLY)")
+        try:
+            for name in ("meta_run", "meta_quality"):
+                exists = engine.execute(
+                    "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'prev' AND table_name = ?", [name]
+                ).fetchone()[0]
+                if exists:
+                    engine.execute(f"INSERT INTO {name} BY NAME SELECT * FROM prev.{name}")
+        finally:
+            engine.execute("DETACH prev")
+
+
+def build(
+    cfg: Config,
+    *,
+    force: bool = False,
+    run_id: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    after_models: Callable[[Engine], Any] | None = None,
+) -> BuildInfo:
+    """Build the star schema into a new warehouse file and make it current (or do nothing if nothing changed)."""
+    lake = Lake(cfg.lake)
+    fp = input_fingerprint(lake, cfg)
+    pointer = read_pointer(cfg)
+    if pointer and pointer.get("fingerprint") == fp and not force:
+        return BuildInfo(skipped=True, file=pointer["file"], fingerprint=fp)
+
+    started = time.perf_counter()
+    cfg.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    stamp = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    new_file = cfg.warehouse_dir / f"wh-{stamp}.duckdb"
+    previous = cfg.warehouse_dir / pointer["file"] if pointer else None
+    engine = make_engine(cfg, new_file)
+    info = BuildInfo(skipped=False, file=new_file.name, fingerprint=fp)
+    try:
+        info.rows_in = register_curated(engine, lake)
+        total = len(MODEL_ORDER)
+        for i, name in enumerate(MODEL_ORDER):
+            if progress:
+                progress(i, total, name)
+            sql = render_model(name, engine, cfg)
+            spec = TABLES.get(name)
+            info.rows[name] = engine.materialize(name, sql, spec, temp=name.startswith("int_"))
+        if progress:
+            progress(total, total, "done")
+        carry_meta(engine, previous)
+        if after_models is not None:
+            after_models(engine)
+    except BaseException:
+        engine.close()
+        new_file.unlink(missing_ok=True)
+        Path(str(new_file) + ".wal").unlink(missing_ok=True)
+        raise
+    engine.close()
+    write_pointer(cfg, {"file": new_file.name, "fingerprint": fp, "built_at": datetime.now(UTC).isoformat(),
+                        "engine": cfg.engine, "rows": {k: v for k, v in info.rows.items() if not k.startswith("int_")}})
+    _prune(cfg, {new_file.name} | ({previous.name} if previous else set()))
+    info.seconds = time.perf_counter() - started
+    return info

@@ -1,0 +1,168 @@
+"""The engine interface the SQL models run on, and the embedded DuckDB engine.
+
+Models are portable SELECTs rendered with Jinja; the few functions whose spelling differs between engines are
+macros defined here, per engine. Every engine session runs in UTC.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from tunelake.config import Config
+from tunelake.errors import TunelakeError
+from tunelake.warehouse.tables import Table
+
+
+def arrow_of(result: Any) -> pa.Table:
+    """DuckDB's .arrow() returns a table in some versions and a record-batch reader in others."""
+    out = result.arrow()
+    return out.read_all() if hasattr(out, "read_all") else out
+
+
+class Engine(ABC):
+    """What a warehouse engine offers the build: views over curated data, materialised models, queries."""
+
+    name: str
+    macros: dict[str, Callable[..., str]]
+
+    @abstractmethod
+    def register_parquet(self, view: str, uris: list[str], schema: pa.Schema) -> None: ...
+
+    @abstractmethod
+    def register_arrow(self, view: str, table: pa.Table) -> None: ...
+
+    @abstractmethod
+    def materialize(self, name: str, select_sql: str, spec: Table | None = None, temp: bool = False) -> int: ...
+
+    @abstractmethod
+    def query(self, sql: str) -> pa.Table: ...
+
+    @abstractmethod
+    def execute(self, sql: str, params: Any = None) -> Any: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def _cast_select(select_sql: str, spec: Table, type_of: Callable[[Any], str]) -> str:
+    cols = ", ".join(f"CAST({c.name} AS {type_of(c)}) AS {c.name}" for c in spec.columns)
+    return f"SELECT {cols} FROM (\n{select_sql}\n) AS model"
+
+
+DUCKDB_MACROS: dict[str, Callable[..., str]] = {
+    "ts_ms": lambda x: f"epoch_ms({x})",  # TIMESTAMP → ms since epoch
+    "ms_ts": lambda x: f"make_timestamp(CAST({x} AS BIGINT) * 1000)",  # ms since epoch → TIMESTAMP
+    "to_local": lambda ts, tz: f"timezone({tz}, timezone('UTC', {ts}))",  # UTC TIMESTAMP → local TIMESTAMP
+    "isodow": lambda x: f"isodow({x})",
+    "day_name": lambda x: f"dayname({x})",
+    "date_series": lambda lo, hi: (
+        f"unnest(generate_series(CAST({lo} AS TIMESTAMP), CAST({hi} AS TIMESTAMP), INTERVAL 1 DAY))"
+    ),
+    "surrogate": lambda x: f"('x' || substr(md5({x}), 1, 21))",
+}
+
+
+class DuckDBEngine(Engine):
+    """Embedded default: one DuckDB file, no server."""
+
+    name = "duckdb"
+    macros = DUCKDB_MACROS
+
+    def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False, memory_limit: str = "",
+                 threads: int = 0, temp_dir: str | None = None) -> None:
+        self.path = str(path)
+        self.con = duckdb.connect(self.path, read_only=read_only)
+        self.con.execute("SET TimeZone = 'UTC'")
+        if memory_limit:
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        if temp_dir and not read_only:
+            self.con.execute(f"SET temp_directory = '{temp_dir}'")
+        self.con.execute("SET preserve_insertion_order = false")
+
+    def register_parquet(self, view: str, uris: list[str], schema: pa.Schema) -> None:
+        if not uris:
+            self.register_arrow(view, schema.empty_table())
+            return
+        files = ", ".join("'" + u.replace("'", "''") + "'" for u in uris)
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM read_parquet([{files}], union_by_name = true)"
+        )
+
+    def register_arrow(self, view: str, table: pa.Table) -> None:
+        self.con.register(f"_arrow_{view}", table)
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM _arrow_{view}")
+
+    def materialize(self, name: str, select_sql: str, spec: Table | None = None, temp: bool = False) -> int:
+        sql = _cast_select(select_sql, spec, lambda c: c.sql_type("duckdb")) if spec else select_sql
+        kind = "TEMP TABLE" if temp else "TABLE"
+        self.con.execute(f"CREATE OR REPLACE {kind} {name} AS {sql}")
+        return self.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+
+    def query(self, sql: str) -> pa.Table:
+        return arrow_of(self.con.sql(sql))
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def make_engine(cfg: Config, path: str | Path) -> Engine:
+    """The engine named by the config (duckdb by default)."""
+    if cfg.engine == "spark":
+        try:
+            from tunelake.warehouse.spark import SparkEngine  # optional extra
+        except ImportError as exc:
+            raise TunelakeError(
+                f"the Spark engine needs pyspark ({exc})", hint="pip install 'tunelake[spark]' and install Java 17"
+            ) from None
+        return SparkEngine(cfg, path)
+    return DuckDBEngine(path, memory_limit=cfg.duckdb_memory_limit, threads=cfg.duckdb_threads,
+                        temp_dir=str(cfg.warehouse_dir / "spill"))
+
+
+# --- the current warehouse ------------------------------------------------------------------------------------
+
+POINTER = "CURRENT.json"
+
+
+def read_pointer(cfg: Config) -> dict[str, Any] | None:
+    path = cfg.warehouse_dir / POINTER
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def write_pointer(cfg: Config, info: dict[str, Any]) -> None:
+    """Switch readers to a new warehouse file in one atomic rename."""
+    path = cfg.warehouse_dir / POINTER
+    tmp = path.with_suffix(f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(info, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def current_warehouse_file(cfg: Config) -> Path:
+    info = read_pointer(cfg)
+    if not info:
+        raise TunelakeError(f"no warehouse in {cfg.workspace} yet", hint="run `tunelake build` (or `tunelake demo`)")
+    return cfg.warehouse_dir / info["file"]
+
+
+def open_warehouse(cfg: Config, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """A connection to the current warehouse. Readers open the file the pointer names; a build writes a new file
+    and switches the pointer, so a reader never waits for a build and never sees a half-built table."""
+    path = current_warehouse_file(cfg)
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")
+    return con

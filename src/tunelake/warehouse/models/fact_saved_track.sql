@@ -1,0 +1,4 @@
+SELECT user_key, track_id, min(saved_at) AS saved_at, min(source) AS source
+FROM cur_saved_tracks
+WHERE track_id IS NOT NULL
+GROUP BY user_key, track_id

@@ -1,0 +1,389 @@
+"""Every warehouse table, declared once: columns, types, keys, grain and Synapse distribution.
+
+DuckDB DDL, Spark schemas, Synapse T-SQL, docs/warehouse.md and the quality gates are all generated from these
+specs, so the dialects and the documentation cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Logical types and their spelling per dialect.
+TYPES: dict[str, dict[str, str]] = {
+    "VARCHAR": {"duckdb": "VARCHAR", "spark": "STRING", "tsql": "NVARCHAR({length})", "arrow": "string"},
+    "BIGINT": {"duckdb": "BIGINT", "spark": "BIGINT", "tsql": "BIGINT", "arrow": "int64"},
+    "INTEGER": {"duckdb": "INTEGER", "spark": "INT", "tsql": "INT", "arrow": "int32"},
+    "SMALLINT": {"duckdb": "SMALLINT", "spark": "SMALLINT", "tsql": "SMALLINT", "arrow": "int16"},
+    "DOUBLE": {"duckdb": "DOUBLE", "spark": "DOUBLE", "tsql": "FLOAT", "arrow": "float64"},
+    "BOOLEAN": {"duckdb": "BOOLEAN", "spark": "BOOLEAN", "tsql": "BIT", "arrow": "bool"},
+    "TIMESTAMP": {"duckdb": "TIMESTAMP", "spark": "TIMESTAMP", "tsql": "DATETIME2(3)", "arrow": "timestamp[ms]"},
+    "DATE": {"duckdb": "DATE", "spark": "DATE", "tsql": "DATE", "arrow": "date32"},
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    description: str
+    nullable: bool = True
+    length: int = 200  # NVARCHAR length in T-SQL; ignored elsewhere
+    references: str | None = None  # "table.column" checked by the quality gates (never a DDL foreign key)
+
+    def __post_init__(self) -> None:
+        if self.type not in TYPES:
+            raise ValueError(f"unknown logical type {self.type} for column {self.name}")
+
+    def sql_type(self, dialect: str) -> str:
+        return TYPES[self.type][dialect].format(length=self.length)
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    kind: str  # dim | fact | bridge | agg | meta | analytics
+    grain: str
+    description: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    distribution: str = "REPLICATE"  # REPLICATE | HASH(user_key) | ROUND_ROBIN
+    layer: str = "warehouse"  # warehouse (built by models) | analytics | meta
+    partition_by: tuple[str, ...] = field(default_factory=tuple)
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(f"{self.name} has no column {name}")
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def C(name: str, type_: str, description: str, nullable: bool = True, length: int = 200, references: str | None = None) -> Column:  # noqa: N802
+    return Column(name, type_, description, nullable, length, references)
+
+
+_USER = C("user_key", "BIGINT", "Pseudonymous user key (hash of the workspace handle)", False, references="dim_user.user_key")
+_DATE = C("date_key", "INTEGER", "Local calendar date as yyyymmdd", False, references="dim_date.date_key")
+_TRACK = C("track_id", "VARCHAR", "Spotify track id, or a stable surrogate 'x…' for unresolved tracks", False, 40,
+           references="dim_track.track_id")
+
+TABLES: dict[str, Table] = {}
+
+
+def _register(*tables: Table) -> None:
+    for t in tables:
+        TABLES[t.name] = t
+
+
+# --- dimensions ------------------------------------------------------------------------------------------------
+_register(
+    Table(
+        "dim_user", "dim", "one row per listener",
+        "Listeners known to the workspace. The key is pseudonymous; the handle is what the operator chose on import.",
+        (
+            C("user_key", "BIGINT", "Pseudonymous user key", False),
+            C("handle", "VARCHAR", "Workspace handle given with --user", False, 100),
+            C("country", "VARCHAR", "Dominant conn_country of the user's plays (ISO 3166-1 alpha-2)", length=2),
+            C("timezone", "VARCHAR", "IANA timezone used for local-time columns", False, 64),
+            C("timezone_source", "VARCHAR", "configured | inferred | default", False, 16),
+            C("first_played_at", "TIMESTAMP", "UTC end time of the user's first playback"),
+            C("last_played_at", "TIMESTAMP", "UTC end time of the user's last playback"),
+            C("plays", "BIGINT", "Music playbacks in fact_play", False),
+        ),
+        ("user_key",),
+    ),
+    Table(
+        "dim_track", "dim", "one row per track",
+        "Tracks seen in plays, library, playlists or the catalogue. Catalogue and API fields are null when unknown.",
+        (
+            C("track_id", "VARCHAR", "Spotify track id (22 chars) or surrogate 'x…' id", False, 40),
+            C("track_name", "VARCHAR", "Track title", length=400),
+            C("artist_id", "VARCHAR", "Primary artist", length=40, references="dim_artist.artist_id"),
+            C("artist_name", "VARCHAR", "Primary artist name", length=400),
+            C("album_id", "VARCHAR", "Album", length=40, references="dim_album.album_id"),
+            C("album_name", "VARCHAR", "Album title", length=400),
+            C("duration_ms", "INTEGER", "Track length in ms (catalogue/API)"),
+            C("explicit", "BOOLEAN", "Explicit lyrics flag"),
+            C("popularity", "SMALLINT", "Spotify popularity 0–100 (catalogue/API)"),
+            C("isrc", "VARCHAR", "International Standard Recording Code", length=12),
+            C("release_date", "DATE", "Album release date (first day of the period for year/month precision)"),
+            C("release_year", "SMALLINT", "Album release year"),
+            C("primary_genre", "VARCHAR", "First genre of the primary artist", length=100),
+            C("danceability", "DOUBLE", "Audio feature 0–1"),
+            C("energy", "DOUBLE", "Audio feature 0–1"),
+            C("valence", "DOUBLE", "Audio feature 0–1"),
+            C("acousticness", "DOUBLE", "Audio feature 0–1"),
+            C("instrumentalness", "DOUBLE", "Audio feature 0–1"),
+            C("speechiness", "DOUBLE", "Audio feature 0–1"),
+            C("liveness", "DOUBLE", "Audio feature 0–1"),
+            C("loudness", "DOUBLE", "Audio feature, dB"),
+            C("tempo", "DOUBLE", "Audio feature, BPM"),
+            C("has_audio_features", "BOOLEAN", "True when the audio features above are known", False),
+            C("in_catalog", "BOOLEAN", "True when an imported catalogue describes the track", False),
+        ),
+        ("track_id",),
+    ),
+    Table(
+        "dim_album", "dim", "one row per album",
+        "Albums from the catalogue, or surrogate albums named in plays.",
+        (
+            C("album_id", "VARCHAR", "Spotify album id or surrogate 'x…' id", False, 40),
+            C("album_name", "VARCHAR", "Album title", length=400),
+            C("artist_id", "VARCHAR", "Primary artist", length=40, references="dim_artist.artist_id"),
+            C("release_date", "DATE", "Release date (first day of the period for year/month precision)"),
+            C("release_date_precision", "VARCHAR", "year | month | day", length=8),
+            C("release_year", "SMALLINT", "Release year"),
+            C("album_type", "VARCHAR", "album | single | compilation", length=16),
+        ),
+        ("album_id",),
+    ),
+    Table(
+        "dim_artist", "dim", "one row per artist",
+        "Artists from the catalogue, or surrogate artists named in plays (extended history carries no artist id).",
+        (
+            C("artist_id", "VARCHAR", "Spotify artist id or surrogate 'x…' id", False, 40),
+            C("artist_name", "VARCHAR", "Artist name", length=400),
+            C("popularity", "SMALLINT", "Spotify popularity 0–100"),
+            C("followers", "BIGINT", "Follower count"),
+            C("primary_genre", "VARCHAR", "First listed genre", length=100),
+            C("is_surrogate", "BOOLEAN", "True when the id was made from the name", False),
+        ),
+        ("artist_id",),
+    ),
+    Table(
+        "bridge_track_artist", "bridge", "one row per track and credited artist",
+        "Which artists a track credits, in order.",
+        (
+            C("track_id", "VARCHAR", "Track", False, 40, references="dim_track.track_id"),
+            C("artist_id", "VARCHAR", "Artist", False, 40, references="dim_artist.artist_id"),
+            C("artist_position", "SMALLINT", "0 for the primary artist", False),
+        ),
+        ("track_id", "artist_id"),
+    ),
+    Table(
+        "bridge_artist_genre", "bridge", "one row per artist and genre",
+        "Genres of each artist (from the catalogue or API).",
+        (
+            C("artist_id", "VARCHAR", "Artist", False, 40, references="dim_artist.artist_id"),
+            C("genre", "VARCHAR", "Genre name", False, 100),
+            C("genre_rank", "SMALLINT", "0 for the artist's first genre", False),
+        ),
+        ("artist_id", "genre"),
+    ),
+    Table(
+        "dim_date", "dim", "one row per calendar day",
+        "Calendar covering every local play date.",
+        (
+            C("date_key", "INTEGER", "yyyymmdd", False),
+            C("date", "DATE", "The day", False),
+            C("year", "SMALLINT", "Year", False),
+            C("quarter", "SMALLINT", "Quarter 1–4", False),
+            C("month", "SMALLINT", "Month 1–12", False),
+            C("month_start", "DATE", "First day of the month", False),
+            C("day", "SMALLINT", "Day of month", False),
+            C("iso_weekday", "SMALLINT", "1 = Monday … 7 = Sunday", False),
+            C("day_name", "VARCHAR", "Monday … Sunday", False, 10),
+            C("is_weekend", "BOOLEAN", "Saturday or Sunday", False),
+            C("iso_week", "SMALLINT", "ISO week number", False),
+        ),
+        ("date_key",),
+    ),
+)
+
+# --- facts -----------------------------------------------------------------------------------------------------
+_PLAY_COMMON = (
+    C("started_at", "TIMESTAMP", "UTC start = ended_at − ms_played", False),
+    C("ended_at", "TIMESTAMP", "UTC end of playback (the export's ts)", False),
+    C("ended_at_local", "TIMESTAMP", "End of playback in the user's timezone", False),
+    _DATE,
+    C("local_hour", "SMALLINT", "Hour of day 0–23 of the local start", False),
+    C("local_weekday", "SMALLINT", "ISO weekday 1–7 of the local start", False),
+    C("ms_played", "BIGINT", "Milliseconds played", False),
+    C("reason_start", "VARCHAR", "Why playback started (trackdone, clickrow, …)", length=40),
+    C("reason_end", "VARCHAR", "Why playback ended (trackdone, fwdbtn, …)", length=40),
+    C("shuffle", "BOOLEAN", "Shuffle on"),
+    C("offline", "BOOLEAN", "Played offline"),
+    C("incognito", "BOOLEAN", "Private session"),
+    C("platform", "VARCHAR", "Normalised platform: android, ios, windows, macos, linux, web, cast, other", length=40),
+    C("conn_country", "VARCHAR", "Country of the connection", length=2),
+    C("source", "VARCHAR", "extended | account | api", False, 16),
+)
+
+_register(
+    Table(
+        "fact_play", "fact", "one row per music playback (every playback, not only streams)",
+        "Music playbacks. Flags decide what each metric counts: is_stream for Spotify's 30-second rule, is_skip …",
+        (
+            C("play_id", "VARCHAR", "Deterministic playback id (hash of user, end time, item, ms_played)", False, 32),
+            _USER,
+            _TRACK,
+            C("artist_id", "VARCHAR", "Primary artist", length=40, references="dim_artist.artist_id"),
+            C("album_id", "VARCHAR", "Album", length=40, references="dim_album.album_id"),
+            *_PLAY_COMMON,
+            C("is_stream", "BOOLEAN", "ms_played ≥ stream_threshold_ms (30 000 by default, Spotify's rule)", False),
+            C("is_skip", "BOOLEAN", "Spotify's skipped flag, or ended by fwdbtn/backbtn before the track's end", False),
+            C("completion", "DOUBLE", "ms_played / duration_ms, capped at 1; null when the duration is unknown"),
+            C("session_id", "BIGINT", "Per-user session number; a gap > session_gap_minutes starts a new one", False),
+            C("media_type", "VARCHAR", "audio | video", False, 8),
+        ),
+        ("play_id",),
+        distribution="HASH(user_key)",
+    ),
+    Table(
+        "fact_episode_play", "fact", "one row per podcast-episode or audiobook playback",
+        "Spoken-word playbacks, kept apart so they never count as music.",
+        (
+            C("play_id", "VARCHAR", "Deterministic playback id", False, 32),
+            _USER,
+            C("content_type", "VARCHAR", "episode | audiobook", False, 16),
+            C("item_id", "VARCHAR", "Episode or audiobook-chapter id (surrogate when the export has none)", False, 40),
+            C("item_name", "VARCHAR", "Episode or chapter title", length=400),
+            C("show_name", "VARCHAR", "Show or audiobook title", length=400),
+            *_PLAY_COMMON,
+            C("media_type", "VARCHAR", "audio | video", False, 8),
+        ),
+        ("play_id",),
+        distribution="HASH(user_key)",
+    ),
+    Table(
+        "fact_saved_track", "fact", "one row per user and saved (liked) track",
+        "The user's library of saved tracks, from YourLibrary.json or the API.",
+        (
+            _USER,
+            _TRACK,
+            C("saved_at", "TIMESTAMP", "When saved (API added_at); null from exports"),
+            C("source", "VARCHAR", "account | api", False, 16),
+        ),
+        ("user_key", "track_id"),
+        distribution="HASH(user_key)",
+    ),
+    Table(
+        "fact_playlist_item", "fact", "one row per playlist entry",
+        "Playlist contents from Playlist*.json or the API.",
+        (
+            _USER,
+            C("playlist_id", "VARCHAR", "Spotify playlist id, or surrogate from user and name", False, 40),
+            C("playlist_name", "VARCHAR", "Playlist name", length=400),
+            C("position", "INTEGER", "0-based position in the playlist", False),
+            C("item_type", "VARCHAR", "track | episode | audiobook | local", False, 16),
+            C("track_id", "VARCHAR", "Track (null for non-track items)", length=40, references="dim_track.track_id"),
+            C("added_at", "TIMESTAMP", "When added (addedDate / added_at), if known"),
+            C("source", "VARCHAR", "account | api", False, 16),
+        ),
+        ("user_key", "playlist_id", "position"),
+        distribution="HASH(user_key)",
+    ),
+    Table(
+        "fact_top_item", "fact", "one row per user, snapshot day, time range, item type and rank",
+        "Dated snapshots of the API's top artists and tracks.",
+        (
+            _USER,
+            C("snapshot_date", "DATE", "Day the snapshot was pulled", False),
+            C("time_range", "VARCHAR", "short_term | medium_term | long_term", False, 16),
+            C("item_type", "VARCHAR", "artist | track", False, 8),
+            C("rank", "SMALLINT", "1-based rank", False),
+            C("item_id", "VARCHAR", "Spotify artist or track id", False, 40),
+            C("item_name", "VARCHAR", "Artist or track name", length=400),
+        ),
+        ("user_key", "snapshot_date", "time_range", "item_type", "rank"),
+        distribution="HASH(user_key)",
+    ),
+)
+
+# --- aggregates ------------------------------------------------------------------------------------------------
+_register(
+    Table(
+        "agg_user_day", "agg", "one row per user and local day with any music playback",
+        "Daily totals per user: the overview and monthly-listening charts read this instead of fact_play.",
+        (
+            _USER,
+            _DATE,
+            C("date", "DATE", "Local day", False),
+            C("plays", "BIGINT", "Playbacks", False),
+            C("streams", "BIGINT", "Playbacks ≥ 30 s", False),
+            C("skips", "BIGINT", "Skipped playbacks", False),
+            C("ms_played", "BIGINT", "Milliseconds played", False),
+            C("distinct_tracks", "BIGINT", "Distinct tracks played", False),
+            C("distinct_artists", "BIGINT", "Distinct primary artists played", False),
+        ),
+        ("user_key", "date_key"),
+        distribution="HASH(user_key)",
+    ),
+    Table(
+        "agg_user_day_hour", "agg", "one row per user, local day and local hour with any music playback",
+        "Hour × weekday heatmaps for any date range without scanning fact_play.",
+        (
+            _USER,
+            _DATE,
+            C("local_hour", "SMALLINT", "Hour 0–23", False),
+            C("local_weekday", "SMALLINT", "ISO weekday 1–7", False),
+            C("plays", "BIGINT", "Playbacks", False),
+            C("ms_played", "BIGINT", "Milliseconds played", False),
+        ),
+        ("user_key", "date_key", "local_hour"),
+        distribution="HASH(user_key)",
+    ),
+    Table(
+        "agg_user_track_month", "agg", "one row per user, local month and track",
+        "Monthly per-track totals: top tracks, artists and albums for any month range.",
+        (
+            _USER,
+            C("month_start", "DATE", "First local day of the month", False),
+            _TRACK,
+            C("artist_id", "VARCHAR", "Primary artist", length=40, references="dim_artist.artist_id"),
+            C("album_id", "VARCHAR", "Album", length=40, references="dim_album.album_id"),
+            C("plays", "BIGINT", "Playbacks", False),
+            C("streams", "BIGINT", "Playbacks ≥ 30 s", False),
+            C("skips", "BIGINT", "Skipped playbacks", False),
+            C("ms_played", "BIGINT", "Milliseconds played", False),
+        ),
+        ("user_key", "month_start", "track_id"),
+        distribution="HASH(user_key)",
+    ),
+)
+
+# --- run log and quality ---------------------------------------------------------------------------------------
+_register(
+    Table(
+        "meta_run", "meta", "one row per pipeline step execution",
+        "Run log written by every pipeline step.",
+        (
+            C("run_id", "VARCHAR", "Run id (UTC timestamp + random suffix)", False, 40),
+            C("step", "VARCHAR", "Step name", False, 40),
+            C("started_at", "TIMESTAMP", "UTC start", False),
+            C("ended_at", "TIMESTAMP", "UTC end"),
+            C("rows_in", "BIGINT", "Rows read"),
+            C("rows_out", "BIGINT", "Rows written"),
+            C("status", "VARCHAR", "ok | skipped | failed", False, 16),
+            C("error", "VARCHAR", "Error message when failed", length=4000),
+            C("details", "VARCHAR", "JSON with step-specific counts", length=4000),
+        ),
+        ("run_id", "step"),
+        layer="meta",
+        distribution="ROUND_ROBIN",
+    ),
+    Table(
+        "meta_quality", "meta", "one row per quality check per run",
+        "Results of the data-quality gates.",
+        (
+            C("run_id", "VARCHAR", "Run id", False, 40),
+            C("check_name", "VARCHAR", "Gate name", False, 80),
+            C("table_name", "VARCHAR", "Table checked", False, 64),
+            C("status", "VARCHAR", "pass | fail", False, 8),
+            C("failing_rows", "BIGINT", "Rows that break the rule", False),
+            C("sample_keys", "VARCHAR", "Up to 20 offending keys as JSON", length=4000),
+            C("checked_at", "TIMESTAMP", "UTC time of the check", False),
+        ),
+        ("run_id", "check_name", "table_name"),
+        layer="meta",
+        distribution="ROUND_ROBIN",
+    ),
+)
+
+
+def warehouse_tables() -> list[Table]:
+    """Tables built by the SQL models, in dependency order."""
+    return [t for t in TABLES.values() if t.layer == "warehouse"]
