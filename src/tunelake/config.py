@@ -35,11 +35,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("stream_threshold_ms", 30000, "Minimum ms_played for a playback to count as a stream", int),
         Setting("session_gap_minutes", 30, "A gap longer than this starts a new listening session", int),
         Setting("overlap_tolerance_s", 90, "Two playbacks of one track by one user ending this close are one", int),
-        Setting("pii", "drop", "Personal fields (IP, user agent, username): drop or pseudonymize", choices=("drop", "pseudonymize")),
+        Setting("pii", "drop", "Personal fields (IP, user agent, username): drop or pseudonymize",
+                choices=("drop", "pseudonymize")),
         Setting("default_timezone", "UTC", "Timezone for users with neither a configured nor an inferable one"),
         Setting("spotify_client_id", "", "Spotify app client id (or SPOTIPY_CLIENT_ID)"),
         Setting("spotify_redirect_uri", "http://127.0.0.1:8888/callback", "OAuth redirect URI registered for the app"),
-        Setting("spotify_api_url", "https://api.spotify.com/v1/", "Spotify Web API base URL (the fake server in tests)"),
+        Setting("spotify_api_url", "https://api.spotify.com/v1/",
+                "Spotify Web API base URL (the fake server in tests)"),
         Setting("spotify_accounts_url", "https://accounts.spotify.com", "Spotify accounts service URL"),
         Setting("retry_after_cap_s", 60, "Longest Retry-After tunelake waits before stopping a pull cleanly", int),
         Setting("dashboard_host", "127.0.0.1", "Address the dashboard binds to"),
@@ -79,9 +81,11 @@ def _coerce(setting: Setting, raw: Any, origin: str) -> Any:
     try:
         value = setting.type(raw)
     except (TypeError, ValueError):
-        raise ConfigError(f"{origin}: setting '{setting.name}' must be {setting.type.__name__}, got {raw!r}") from None
+        raise ConfigError(
+            f"{origin}: setting '{setting.name}' must be {setting.type.__name__}, got {raw!r}") from None
     if setting.choices and value not in setting.choices:
-        raise ConfigError(f"{origin}: setting '{setting.name}' must be one of {', '.join(setting.choices)}, got {value!r}")
+        raise ConfigError(
+            f"{origin}: setting '{setting.name}' must be one of {', '.join(setting.choices)}, got {value!r}")
     return value
 
 
@@ -89,7 +93,9 @@ def default_workspace() -> Path:
     return Path(os.environ.get("TUNELAKE_HOME") or "./tunelake-data")
 
 
-def load_config(workspace: Path | str | None = None, overrides: dict[str, Any] | None = None, debug: bool = False) -> Config:
+def load_config(
+    workspace: Path | str | None = None, overrides: dict[str, Any] | None = None, debug: bool = False
+) -> Config:
     """Resolve every setting for a workspace (file < env < overrides)."""
     ws = Path(workspace) if workspace else default_workspace()
     values = {name: s.default for name, s in SETTINGS.items()}

@@ -139,7 +139,8 @@ def _disk_file(path: Path, explicit: bool) -> ExportFile | None:
     if kind is None:
         if explicit and path.suffix.lower() == ".json":
             raise InputError("not a Spotify listening file this version can read (unknown layout)", file=str(path),
-                             hint="expected Streaming_History_*, endsong_*, StreamingHistory*, YourLibrary or Playlist files")
+                             hint="expected Streaming_History_*, endsong_*, StreamingHistory*, YourLibrary or "
+                                  "Playlist files")
         return None
     return ExportFile(path.name, str(path), kind, path.stat().st_size, path.read_bytes)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +167,37 @@ def open_warehouse(cfg: Config, read_only: bool = True) -> duckdb.DuckDBPyConnec
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+@contextmanager
+def warehouse_writer(cfg: Config, step: str = "write") -> Iterator[duckdb.DuckDBPyConnection]:
+    """Change the warehouse without disturbing readers: copy the current file, yield a read-write connection to
+    the copy, and switch the pointer to it when the block ends without error (the copy is discarded otherwise).
+
+    Steps that add tables after a build (features, segments, recommendations) write through this.
+    """
+    import shutil
+    from datetime import UTC, datetime
+
+    pointer = read_pointer(cfg)
+    if not pointer:
+        raise TunelakeError(f"no warehouse in {cfg.workspace} yet", hint="run `tunelake build` first")
+    src = cfg.warehouse_dir / pointer["file"]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    dst = cfg.warehouse_dir / f"wh-{stamp}.duckdb"
+    shutil.copyfile(src, dst)
+    con = duckdb.connect(str(dst))
+    con.execute("SET TimeZone = 'UTC'")
+    try:
+        yield con
+        con.execute("CHECKPOINT")
+    except BaseException:
+        con.close()
+        dst.unlink(missing_ok=True)
+        Path(str(dst) + ".wal").unlink(missing_ok=True)
+        raise
+    con.close()
+    write_pointer(cfg, {**pointer, "file": dst.name, "updated_by": step})
+    for path in sorted(cfg.warehouse_dir.glob("wh-*.duckdb")):
+        if path.name not in (dst.name, src.name):
+            path.unlink(missing_ok=True)

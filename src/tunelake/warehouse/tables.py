@@ -61,11 +61,14 @@ class Table:
         return [c.name for c in self.columns]
 
 
-def C(name: str, type_: str, description: str, nullable: bool = True, length: int = 200, references: str | None = None) -> Column:  # noqa: N802
+def C(
+    name: str, type_: str, description: str, nullable: bool = True, length: int = 200, references: str | None = None
+) -> Column:
     return Column(name, type_, description, nullable, length, references)
 
 
-_USER = C("user_key", "BIGINT", "Pseudonymous user key (hash of the workspace handle)", False, references="dim_user.user_key")
+_USER = C("user_key", "BIGINT", "Pseudonymous user key (hash of the workspace handle)", False,
+          references="dim_user.user_key")
 _DATE = C("date_key", "INTEGER", "Local calendar date as yyyymmdd", False, references="dim_date.date_key")
 _TRACK = C("track_id", "VARCHAR", "Spotify track id, or a stable surrogate 'x…' for unresolved tracks", False, 40,
            references="dim_track.track_id")
