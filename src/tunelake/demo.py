@@ -40,10 +40,10 @@ def summarize(cfg: Config, result: DemoResult) -> None:
 
     con = open_warehouse(cfg)
     try:
-        result.listeners = con.sql("SELECT count(*) FROM dim_user").fetchone()[0]
-        result.plays, ms = con.sql("SELECT count(*), coalesce(sum(ms_played), 0) FROM fact_play").fetchone()
+        result.listeners = con.execute("SELECT count(*) FROM dim_user").fetchone()[0]
+        result.plays, ms = con.execute("SELECT count(*), coalesce(sum(ms_played), 0) FROM fact_play").fetchone()
         result.hours = ms / 3_600_000
-        result.top_artists = con.sql(
+        result.top_artists = con.execute(
             "SELECT a.artist_name, count(*) AS n FROM fact_play f JOIN dim_artist a USING (artist_id) "
             "WHERE f.is_stream GROUP BY a.artist_name ORDER BY n DESC, a.artist_name LIMIT 5").fetchall()
     finally:
