@@ -74,9 +74,10 @@ def _existing_tables(con: Any) -> set[str]:
 
 def _batches(con: Any, sql: str, rows: int) -> Iterable[pa.RecordBatch]:
     rel = con.sql(sql)
-    if hasattr(rel, "fetch_record_batch"):
-        yield from rel.fetch_record_batch(rows)
-        return
+    for name in ("to_arrow_reader", "fetch_record_batch"):  # DuckDB ≥ 2.0, then older versions
+        if hasattr(rel, name):
+            yield from getattr(rel, name)(rows)
+            return
     out = rel.arrow()  # a Table in some DuckDB versions, a RecordBatchReader in others
     yield from (out.to_batches(rows) if isinstance(out, pa.Table) else out)
 
@@ -233,6 +234,8 @@ def render_powerbi_guide(kind: str = "synapse", server: str | None = None, datab
     lines += [f"| `{t}[{c}]` | `{rt}[{rc}]` |" for t, c, rt, rc in relationships(specs)]
     lines += [
         "",
+        "- Where two paths lead to one dimension (e.g. `fact_play` → `dim_artist` directly and through "
+        "`dim_track`), Power BI keeps one active: keep the direct one from the fact.",
         "- Mark `dim_date` as the date table (column `date`); relate `agg_user_track_month[month_start]` "
         "to it only "
         "if you need month slicing there (inactive relationship otherwise).",

@@ -1,0 +1,109 @@
+"""Gold Parquet export (one folder per table, row counts, spec schema) and Power BI files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from tunelake.errors import ConfigError, SourceError
+from tunelake.lake.store import Lake
+from tunelake.warehouse.exports import arrow_schema, export_gold, export_powerbi, relationships
+from tunelake.warehouse.tables import Column, warehouse_tables
+
+
+def _value(col: Column, i: int) -> object:
+    if col.nullable and i % 3 == 2:
+        return None
+    return {
+        "VARCHAR": f"{col.name[:3]}{i}",
+        "BIGINT": 10_000_000_000 + i,
+        "INTEGER": 20240101 + i,
+        "SMALLINT": i % 7,
+        "DOUBLE": i / 4,
+        "BOOLEAN": i % 2 == 0,
+        "TIMESTAMP": dt.datetime(2024, 1, 1, 12, 0, 0, 123456) + dt.timedelta(hours=i),
+        "DATE": dt.date(2024, 1, 1) + dt.timedelta(days=i),
+    }[col.type]
+
+
+@pytest.fixture()
+def warehouse() -> duckdb.DuckDBPyConnection:
+    """An in-memory warehouse created from the specs' DuckDB types, with a different row count per table."""
+    con = duckdb.connect()
+    for n, t in enumerate(warehouse_tables()):
+        cols = ", ".join(
+            f'"{c.name}" {c.sql_type("duckdb")}{"" if c.nullable else " NOT NULL"}' for c in t.columns
+        )
+        con.execute(f'CREATE TABLE "{t.name}" ({cols})')
+        rows = [[_value(c, i) for c in t.columns] for i in range(n * 3 % 7)]  # includes an empty table
+        if rows:
+            con.executemany(f'INSERT INTO "{t.name}" VALUES ({", ".join("?" for _ in t.columns)})', rows)
+    yield con
+    con.close()
+
+
+def test_gold_export_one_folder_per_table(warehouse: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    out = tmp_path / "gold"
+    counts = export_gold(warehouse, str(out))
+    assert set(counts) == {t.name for t in warehouse_tables()}
+    for t in warehouse_tables():
+        expected = warehouse.execute(f'SELECT count(*) FROM "{t.name}"').fetchone()[0]
+        assert counts[t.name] == expected
+        folder = out / t.name
+        assert folder.is_dir()
+        assert sorted(p.name for p in folder.iterdir()) == ["part-0.parquet"]  # no temporary files left
+        table = pq.read_table(folder)
+        assert table.num_rows == expected
+        assert table.schema.names == t.column_names
+        assert [f.type for f in table.schema] == [f.type for f in arrow_schema(t)]
+
+
+def test_gold_export_splits_and_cleans_parts(warehouse: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path / "gold"))
+    counts = export_gold(warehouse, lake, ["dim_date"], rows_per_file=2)
+    n = counts["dim_date"]
+    assert n > 2
+    assert len(lake.listdir("dim_date")) == (n + 1) // 2
+    export_gold(warehouse, lake, ["dim_date"])  # a later export with bigger files leaves no stale parts
+    assert lake.listdir("dim_date") == ["part-0.parquet"]
+    assert pq.read_table(lake.path("dim_date")).num_rows == n
+
+
+def test_gold_export_errors(warehouse: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        export_gold(warehouse, str(tmp_path), ["no_such_table"])
+    warehouse.execute("DROP TABLE fact_top_item")
+    with pytest.raises(SourceError, match="fact_top_item"):
+        export_gold(warehouse, str(tmp_path / "g"))
+    assert not (tmp_path / "g" / "dim_user").exists()  # nothing written when a table is missing
+
+
+@pytest.mark.parametrize(("kind", "protocol", "mode"), [("synapse", "tds", "DirectQuery"),
+                                                         ("postgresql", "postgresql", "Import")])
+def test_powerbi_files(tmp_path: Path, kind: str, protocol: str, mode: str) -> None:
+    pbids_path, guide = export_powerbi(tmp_path, kind, server="srv.example", database="tunelake")
+    doc = json.loads(pbids_path.read_text())
+    assert pbids_path.suffix == ".pbids"
+    assert doc["version"] == "0.1"
+    (conn,) = doc["connections"]
+    assert conn["details"] == {"protocol": protocol, "address": {"server": "srv.example", "database": "tunelake"}}
+    assert conn["mode"] == mode
+    assert conn["options"] == {}
+    text = guide.read_text()
+    assert "Azure Data Lake Storage Gen2" in text and "Parquet" in text
+    for table, column, target, target_column in relationships():
+        assert f"| `{table}[{column}]` | `{target}[{target_column}]` |" in text
+
+
+def test_powerbi_options(tmp_path: Path) -> None:
+    pbids_path, _ = export_powerbi(tmp_path, "synapse", mode="Import")
+    assert json.loads(pbids_path.read_text())["connections"][0]["mode"] == "Import"
+    with pytest.raises(ConfigError):
+        export_powerbi(tmp_path, "mysql")
+    with pytest.raises(ConfigError):
+        export_powerbi(tmp_path, "synapse", mode="Live")
