@@ -107,3 +107,34 @@ def test_powerbi_options(tmp_path: Path) -> None:
         export_powerbi(tmp_path, "mysql")
     with pytest.raises(ConfigError):
         export_powerbi(tmp_path, "synapse", mode="Live")
+
+
+def test_cli_export_commands(warehouse: duckdb.DuckDBPyConnection, tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    import tunelake.warehouse.engine as engine
+    from tunelake.cli import app
+
+    class Unclosable:  # the fixture owns the connection
+        def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+            self.con = con
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.con, name)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(engine, "open_warehouse", lambda cfg, read_only=True: Unclosable(warehouse))
+    runner = CliRunner()
+    ws = ["--workspace", str(tmp_path / "ws")]
+    res = runner.invoke(app, [*ws, "export", "gold", "--out", str(tmp_path / "gold")])
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in (tmp_path / "gold").iterdir()} == {t.name for t in warehouse_tables()}
+    res = runner.invoke(app, [*ws, "export", "synapse", "--out", str(tmp_path / "syn"),
+                              "--storage-url", "https://acct.blob.core.windows.net/c/gold"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "syn" / "README.md").exists()
+    res = runner.invoke(app, [*ws, "export", "powerbi", "--out", str(tmp_path / "pbi"), "--kind", "postgresql"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "pbi" / "tunelake-postgresql.pbids").exists()
