@@ -63,7 +63,8 @@ def _iso_s(dt: datetime) -> str:
 
 
 def _parse_ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def _split(value: Any) -> list[str]:
@@ -83,7 +84,7 @@ def base62_id(seed: str) -> str:
 
 def _uri_id(uri: Any, kind: str) -> str | None:
     prefix = f"spotify:{kind}:"
-    return uri[len(prefix):] if isinstance(uri, str) and uri.startswith(prefix) else None
+    return uri[len(prefix) :] if isinstance(uri, str) and uri.startswith(prefix) else None
 
 
 # --- the world, as the API sees it ----------------------------------------------------------------------------
@@ -159,7 +160,8 @@ class World:
     def _read_listener(self, handle: str) -> Listener:
         base = self.root / "exports" / handle
         plays: list[tuple[int, str]] = []
-        for path in sorted(base.glob("**/Streaming_History_Audio_*.json")):
+        files = sorted(base.glob("**/Streaming_History_Audio_*.json")) + sorted(base.glob("**/endsong*.json"))
+        for path in files:
             for rec in json.loads(path.read_text(encoding="utf-8")):
                 tid = _uri_id(rec.get("spotify_track_uri"), "track")
                 if not tid or not rec.get("ts"):
@@ -168,7 +170,7 @@ class World:
                 # Exports have second precision; the API has milliseconds: add a deterministic sub-second part.
                 frac = int.from_bytes(hashlib.sha256(f"{handle}|{rec['ts']}|{tid}".encode()).digest()[:2], "big")
                 plays.append((int(ts.timestamp()) * 1000 + frac % 1000, tid))
-        plays.sort()
+        plays = sorted(set(plays))  # an export may list one playback twice; the API does not
         # One played_at per millisecond at most (the API's cursors are played_at values).
         dedup: list[tuple[int, str]] = []
         for ms, tid in plays:
@@ -199,11 +201,16 @@ class World:
                         continue
                     added = item.get("addedDate")
                     entries.append((_iso_s(_parse_ts(added)) if added else _iso_s(end_guess), tid))
-                playlists.append({
-                    "id": base62_id(f"playlist|{handle}|{pl.get('name')}|{len(playlists)}"),
-                    "name": pl.get("name") or "", "description": pl.get("description") or "",
-                    "items": entries, "snapshot": 1, "public": False,
-                })
+                playlists.append(
+                    {
+                        "id": base62_id(f"playlist|{handle}|{pl.get('name')}|{len(playlists)}"),
+                        "name": pl.get("name") or "",
+                        "description": pl.get("description") or "",
+                        "items": entries,
+                        "snapshot": 1,
+                        "public": False,
+                    }
+                )
         country = (self.truth.get(handle) or {}).get("country") or None
         return Listener(handle, country, dedup, saved, playlists)
 
@@ -369,8 +376,9 @@ class FakeSpotify:
                 self.faults.add(kind, **item)
 
     def count(self, path_part: str, status: int | None = None, method: str = "GET") -> int:
-        return sum(1 for m, p, s in list(self.requests)
-                   if m == method and path_part in p and (status is None or s == status))
+        return sum(
+            1 for m, p, s in list(self.requests) if m == method and path_part in p and (status is None or s == status)
+        )
 
     # --- WSGI -------------------------------------------------------------------------------------------------
     def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -407,11 +415,13 @@ class FakeSpotify:
             elif rule.kind == "429":
                 raise ApiError(429, "API rate limit exceeded", {"Retry-After": str(rule.retry_after)})
             else:
-                raise ApiError(int(rule.kind), {"500": "Server error", "502": "Bad gateway",
-                                                "503": "Service unavailable"}[rule.kind])
+                raise ApiError(
+                    int(rule.kind),
+                    {"500": "Server error", "502": "Bad gateway", "503": "Service unavailable"}[rule.kind],
+                )
         handle = self._auth(req)
         base = req.host_url.rstrip("/")
-        return self._json(*_Api(self, handle, base, req).route(path[len("/v1"):]))
+        return self._json(*_Api(self, handle, base, req).route(path[len("/v1") :]))
 
     # --- admin ------------------------------------------------------------------------------------------------
     def _admin(self, req: Request) -> Response:
@@ -428,8 +438,13 @@ class FakeSpotify:
             except (KeyError, TypeError, ValueError) as exc:
                 raise ApiError(400, f"bad fault: {exc}") from None
             return self._json({"ok": True})
-        return self._json({"rules": [r.__dict__ for r in self.faults.rules], "token_ttl": self.faults.token_ttl,
-                           "requests": len(self.requests)})
+        return self._json(
+            {
+                "rules": [r.__dict__ for r in self.faults.rules],
+                "token_ttl": self.faults.token_ttl,
+                "requests": len(self.requests),
+            }
+        )
 
     # --- accounts ---------------------------------------------------------------------------------------------
     def _authorize(self, req: Request) -> Response:
@@ -452,8 +467,10 @@ class FakeSpotify:
                 f'<li><a href="/authorize?{urlencode({**q.to_dict(), "login_hint": h})}">{h}</a></li>'
                 for h in self.world.handles
             )
-            return Response(f"<html><body><h1>Fake Spotify: log in as</h1><ul>{links}</ul></body></html>",
-                            mimetype="text/html")
+            return Response(
+                f"<html><body><h1>Fake Spotify: log in as</h1><ul>{links}</ul></body></html>",
+                mimetype="text/html",
+            )
         if handle not in self.world.handles:
             return Response(f"unknown listener {handle!r}", status=400)
         with self._lock:
@@ -463,8 +480,14 @@ class FakeSpotify:
             if handle not in self._authorised:
                 self._authorised.append(handle)
             code = secrets.token_urlsafe(24)
-            self._codes[code] = {"handle": handle, "challenge": q["code_challenge"], "redirect_uri": redirect,
-                                 "client_id": q["client_id"], "scope": q.get("scope", ""), "at": time.time()}
+            self._codes[code] = {
+                "handle": handle,
+                "challenge": q["code_challenge"],
+                "redirect_uri": redirect,
+                "client_id": q["client_id"],
+                "scope": q.get("scope", ""),
+                "at": time.time(),
+            }
         return Response(status=302, headers={"Location": f"{redirect}{sep}{urlencode({'code': code, **state})}"})
 
     def _token_error(self, error: str, description: str, status: int = 400) -> Response:
@@ -477,8 +500,13 @@ class FakeSpotify:
         with self._lock:
             self._tokens[access] = {"handle": handle, "expires_at": time.time() + ttl, "scope": scope}
             self._refresh[refresh] = {"handle": handle, "scope": scope, "client_id": client_id}
-        return {"access_token": access, "token_type": "Bearer", "scope": scope,
-                "expires_in": self.token_expires_in, "refresh_token": refresh}
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "scope": scope,
+            "expires_in": self.token_expires_in,
+            "refresh_token": refresh,
+        }
 
     def _token(self, req: Request) -> Response:
         if req.method != "POST":
@@ -515,7 +543,7 @@ class FakeSpotify:
         if not header.startswith("Bearer "):
             raise ApiError(401, "No token provided")
         with self._lock:
-            tok = self._tokens.get(header[len("Bearer "):])
+            tok = self._tokens.get(header[len("Bearer ") :])
         if tok is None:
             raise ApiError(401, "Invalid access token")
         if tok["expires_at"] <= time.time():
@@ -550,8 +578,12 @@ class _Api:
                 return self.playlist_items(parts[1]), 200
             if len(parts) == 2 and parts[0] == "playlists":
                 return self.playlist_full(parts[1]), 200
-            kinds = {"tracks": (self.track, 50), "albums": (self.album, 20), "artists": (self.artist, 50),
-                     "audio-features": (self.features, 100)}
+            kinds = {
+                "tracks": (self.track, 50),
+                "albums": (self.album, 20),
+                "artists": (self.artist, 50),
+                "audio-features": (self.features, 100),
+            }
             if parts and parts[0] in kinds:
                 fn, max_ids = kinds[parts[0]]
                 if len(parts) == 1 and "ids" in q:
@@ -602,12 +634,24 @@ class _Api:
     def _page(self, path: str, items: list[Any], total: int, limit: int, offset: int, **extra: Any) -> dict:
         nxt = self._href(path, offset=offset + limit, limit=limit, **extra) if offset + limit < total else None
         prev = self._href(path, offset=max(0, offset - limit), limit=limit, **extra) if offset > 0 else None
-        return {"href": self._href(path, offset=offset, limit=limit, **extra), "items": items, "limit": limit,
-                "next": nxt, "offset": offset, "previous": prev, "total": total}
+        return {
+            "href": self._href(path, offset=offset, limit=limit, **extra),
+            "items": items,
+            "limit": limit,
+            "next": nxt,
+            "offset": offset,
+            "previous": prev,
+            "total": total,
+        }
 
     def _ext(self, kind: str, id_: str) -> dict[str, Any]:
-        return {"external_urls": {"spotify": f"{OPEN}/{kind}/{id_}"}, "href": self._href(f"/{kind}s/{id_}"),
-                "id": id_, "type": kind, "uri": f"spotify:{kind}:{id_}"}
+        return {
+            "external_urls": {"spotify": f"{OPEN}/{kind}/{id_}"},
+            "href": self._href(f"/{kind}s/{id_}"),
+            "id": id_,
+            "type": kind,
+            "uri": f"spotify:{kind}:{id_}",
+        }
 
     # --- catalogue objects ------------------------------------------------------------------------------------
     def artist_simple(self, artist_id: str, name: str | None = None) -> dict[str, Any]:
@@ -630,9 +674,12 @@ class _Api:
         if al is None:
             return None
         return {
-            **self._ext("album", album_id), "album_type": al.get("album_type") or "album",
+            **self._ext("album", album_id),
+            "album_type": al.get("album_type") or "album",
             "total_tracks": int(al.get("total_tracks") or len(self.world.album_tracks.get(album_id, []))),
-            "available_markets": [], "images": [], "name": al.get("album_name") or "",
+            "available_markets": [],
+            "images": [],
+            "name": al.get("album_name") or "",
             "release_date": str(al.get("release_date") or "1970"),
             "release_date_precision": al.get("release_date_precision") or "year",
             "artists": [self.artist_simple(al["artist_id"])] if al.get("artist_id") else [],
@@ -644,12 +691,18 @@ class _Api:
             return None
         ids = self.world.album_tracks.get(album_id, [])
         items = [self.track(t, simplified=True) for t in ids[:50]]
-        obj.update({
-            "tracks": self._page(f"/albums/{album_id}/tracks", items, len(ids), 50, 0),
-            "copyrights": [], "external_ids": {}, "genres": [], "label": "tunelake synthetic",
-            "popularity": 0 if self.dev else int(max((self.world.tracks[t].get("popularity") or 0) for t in ids)
-                                                  if ids else 0),
-        })
+        obj.update(
+            {
+                "tracks": self._page(f"/albums/{album_id}/tracks", items, len(ids), 50, 0),
+                "copyrights": [],
+                "external_ids": {},
+                "genres": [],
+                "label": "tunelake synthetic",
+                "popularity": 0
+                if self.dev
+                else int(max((self.world.tracks[t].get("popularity") or 0) for t in ids) if ids else 0),
+            }
+        )
         return obj
 
     def track(self, track_id: str, simplified: bool = False) -> dict[str, Any] | None:
@@ -657,21 +710,35 @@ class _Api:
         if t is None:
             return None
         names = _split(t.get("artist_names"))
-        artists = [self.artist_simple(a, names[i] if i < len(names) else None)
-                   for i, a in enumerate(_split(t.get("artist_ids")))]
+        artists = [
+            self.artist_simple(a, names[i] if i < len(names) else None)
+            for i, a in enumerate(_split(t.get("artist_ids")))
+        ]
         obj = {
-            **self._ext("track", track_id), "artists": artists, "available_markets": [], "disc_number": 1,
-            "duration_ms": int(t.get("duration_ms") or 0), "explicit": bool(t.get("explicit")), "is_local": False,
-            "is_playable": True, "name": t.get("track_name") or "", "preview_url": None,
+            **self._ext("track", track_id),
+            "artists": artists,
+            "available_markets": [],
+            "disc_number": 1,
+            "duration_ms": int(t.get("duration_ms") or 0),
+            "explicit": bool(t.get("explicit")),
+            "is_local": False,
+            "is_playable": True,
+            "name": t.get("track_name") or "",
+            "preview_url": None,
             "track_number": self.world.track_number.get(track_id, 1),
         }
         if simplified:
             return obj
         album = self._album_base(t.get("album_id") or "") or {
-            **self._ext("album", t.get("album_id") or base62_id("album|" + track_id)), "album_type": "album",
-            "total_tracks": 1, "available_markets": [], "images": [], "name": t.get("album_name") or "",
+            **self._ext("album", t.get("album_id") or base62_id("album|" + track_id)),
+            "album_type": "album",
+            "total_tracks": 1,
+            "available_markets": [],
+            "images": [],
+            "name": t.get("album_name") or "",
             "release_date": str(t.get("release_date") or "1970"),
-            "release_date_precision": t.get("release_date_precision") or "year", "artists": artists[:1],
+            "release_date_precision": t.get("release_date_precision") or "year",
+            "artists": artists[:1],
         }
         obj["album"] = album
         obj["external_ids"] = {"isrc": t["isrc"]} if t.get("isrc") else {}
@@ -683,17 +750,34 @@ class _Api:
         t = self.world.tracks.get(track_id)
         if t is None or t.get("danceability") is None:
             return None
-        obj: dict[str, Any] = {k: t.get(k) for k in (
-            "danceability", "energy", "loudness", "speechiness", "acousticness", "instrumentalness", "liveness",
-            "valence", "tempo")}
+        obj: dict[str, Any] = {
+            k: t.get(k)
+            for k in (
+                "danceability",
+                "energy",
+                "loudness",
+                "speechiness",
+                "acousticness",
+                "instrumentalness",
+                "liveness",
+                "valence",
+                "tempo",
+            )
+        }
         obj = {k: float(v) for k, v in obj.items() if v is not None}
         for k in ("key", "mode", "time_signature"):
             if t.get(k) is not None:
                 obj[k] = int(t[k])
-        obj.update({"id": track_id, "type": "audio_features", "uri": f"spotify:track:{track_id}",
-                    "track_href": self._href(f"/tracks/{track_id}"),
-                    "analysis_url": self._href(f"/audio-analysis/{track_id}"),
-                    "duration_ms": int(t.get("duration_ms") or 0)})
+        obj.update(
+            {
+                "id": track_id,
+                "type": "audio_features",
+                "uri": f"spotify:track:{track_id}",
+                "track_href": self._href(f"/tracks/{track_id}"),
+                "analysis_url": self._href(f"/audio-analysis/{track_id}"),
+                "duration_ms": int(t.get("duration_ms") or 0),
+            }
+        )
         return obj
 
     def batch(self, kind: str, fn: Any, ids_param: str, max_ids: int) -> dict[str, Any]:
@@ -713,8 +797,13 @@ class _Api:
 
     def me(self) -> dict[str, Any]:
         lst = self.listener
-        obj = {**self._ext("user", self.handle), "display_name": self.handle, "images": [],
-               "followers": {"href": None, "total": 0}, "product": "premium"}
+        obj = {
+            **self._ext("user", self.handle),
+            "display_name": self.handle,
+            "images": [],
+            "followers": {"href": None, "total": 0},
+            "product": "premium",
+        }
         obj["href"] = self._href(f"/users/{self.handle}")
         if lst.country:
             obj["country"] = lst.country
@@ -725,7 +814,7 @@ class _Api:
         if self.srv.visible_until_ms is not None:
             plays = plays[: bisect.bisect_right(plays, (self.srv.visible_until_ms, "\uffff"))]
         if self.srv.recent_limit is not None:
-            plays = plays[-self.srv.recent_limit:]
+            plays = plays[-self.srv.recent_limit :]
         return plays
 
     def recently_played(self) -> dict[str, Any]:
@@ -757,10 +846,19 @@ class _Api:
         cursors = {"after": str(chunk[0][0]), "before": str(chunk[-1][0])} if chunk else None
         nxt = None
         if more and chunk:
-            nxt = (self._href("/me/player/recently-played", after=chunk[0][0], limit=limit) if after_ms is not None
-                   else self._href("/me/player/recently-played", before=chunk[-1][0], limit=limit))
-        return {"href": self._href("/me/player/recently-played", limit=limit, after=after, before=before),
-                "items": items, "limit": limit, "next": nxt, "cursors": cursors, "total": len(plays)}
+            nxt = (
+                self._href("/me/player/recently-played", after=chunk[0][0], limit=limit)
+                if after_ms is not None
+                else self._href("/me/player/recently-played", before=chunk[-1][0], limit=limit)
+            )
+        return {
+            "href": self._href("/me/player/recently-played", limit=limit, after=after, before=before),
+            "items": items,
+            "limit": limit,
+            "next": nxt,
+            "cursors": cursors,
+            "total": len(plays),
+        }
 
     def top(self, kind: str) -> dict[str, Any]:
         time_range = self.req.args.get("time_range") or "medium_term"
@@ -783,18 +881,21 @@ class _Api:
         fn = self.track if kind == "tracks" else self.artist
         known = self.world.tracks if kind == "tracks" else self.world.artists
         ranked = [i for i in ranked if i in known][:50]
-        items = [fn(i) for i in ranked[offset:offset + limit]]
+        items = [fn(i) for i in ranked[offset : offset + limit]]
         return self._page(f"/me/top/{kind}", items, len(ranked), limit, offset, time_range=time_range)
 
     def saved(self) -> dict[str, Any]:
         limit, offset = self._limit(20, 50), self._offset()
         saved = [s for s in self.listener.saved if s[1] in self.world.tracks]
-        items = [{"added_at": added, "track": self.track(tid)} for added, tid in saved[offset:offset + limit]]
+        items = [{"added_at": added, "track": self.track(tid)} for added, tid in saved[offset : offset + limit]]
         return self._page("/me/tracks", items, len(saved), limit, offset)
 
     def _owner(self) -> dict[str, Any]:
-        return {**self._ext("user", self.handle), "display_name": self.handle,
-                "href": self._href(f"/users/{self.handle}")}
+        return {
+            **self._ext("user", self.handle),
+            "display_name": self.handle,
+            "href": self._href(f"/users/{self.handle}"),
+        }
 
     def _find_playlist(self, playlist_id: str) -> dict[str, Any]:
         for pl in self.listener.playlists:
@@ -814,36 +915,54 @@ class _Api:
 
     def _playlist_simple(self, pl: dict[str, Any]) -> dict[str, Any]:
         ref = {"href": self._href(f"/playlists/{pl['id']}/items"), "total": len(pl["items"])}
-        return {**self._ext("playlist", pl["id"]), "href": self._href(f"/playlists/{pl['id']}"),
-                "collaborative": False, "description": pl["description"], "images": [], "name": pl["name"],
-                "owner": self._owner(), "public": pl["public"], "snapshot_id": f"snap-{pl['snapshot']}",
-                "items": ref, "tracks": ref}
+        return {
+            **self._ext("playlist", pl["id"]),
+            "href": self._href(f"/playlists/{pl['id']}"),
+            "collaborative": False,
+            "description": pl["description"],
+            "images": [],
+            "name": pl["name"],
+            "owner": self._owner(),
+            "public": pl["public"],
+            "snapshot_id": f"snap-{pl['snapshot']}",
+            "items": ref,
+            "tracks": ref,
+        }
 
     def playlists(self) -> dict[str, Any]:
         limit, offset = self._limit(20, 50), self._offset()
         pls = self.listener.playlists
-        items = [self._playlist_simple(p) for p in pls[offset:offset + limit]]
+        items = [self._playlist_simple(p) for p in pls[offset : offset + limit]]
         return self._page("/me/playlists", items, len(pls), limit, offset)
 
     def _playlist_track(self, added: str, tid: str) -> dict[str, Any]:
         track = self.track(tid)
-        return {"added_at": added, "added_by": {**self._ext("user", self.handle),
-                                                "href": self._href(f"/users/{self.handle}")},
-                "is_local": False, "item": track, "track": track}
+        return {
+            "added_at": added,
+            "added_by": {**self._ext("user", self.handle), "href": self._href(f"/users/{self.handle}")},
+            "is_local": False,
+            "item": track,
+            "track": track,
+        }
 
     def playlist_items(self, playlist_id: str) -> dict[str, Any]:
         pl = self._find_playlist(playlist_id)
         limit, offset = self._limit(100, 100), self._offset()
         entries = [e for e in pl["items"] if e[1] in self.world.tracks]
-        items = [self._playlist_track(a, t) for a, t in entries[offset:offset + limit]]
+        items = [self._playlist_track(a, t) for a, t in entries[offset : offset + limit]]
         return self._page(f"/playlists/{playlist_id}/items", items, len(entries), limit, offset)
 
     def playlist_full(self, playlist_id: str) -> dict[str, Any]:
         pl = self._find_playlist(playlist_id)
         obj = self._playlist_simple(pl)
         entries = [e for e in pl["items"] if e[1] in self.world.tracks]
-        page = self._page(f"/playlists/{playlist_id}/items",
-                          [self._playlist_track(a, t) for a, t in entries[:100]], len(entries), 100, 0)
+        page = self._page(
+            f"/playlists/{playlist_id}/items",
+            [self._playlist_track(a, t) for a, t in entries[:100]],
+            len(entries),
+            100,
+            0,
+        )
         obj.update({"followers": {"href": None, "total": 0}, "items": page, "tracks": page})
         return obj
 
@@ -856,13 +975,22 @@ class _Api:
         if not name:
             raise ApiError(400, "Missing required field: name")
         with self.srv._lock:
-            pl = {"id": base62_id(f"created|{self.handle}|{name}|{time.time_ns()}"), "name": name,
-                  "description": body.get("description") or "", "items": [], "snapshot": 1,
-                  "public": bool(body.get("public", True))}
+            pl = {
+                "id": base62_id(f"created|{self.handle}|{name}|{time.time_ns()}"),
+                "name": name,
+                "description": body.get("description") or "",
+                "items": [],
+                "snapshot": 1,
+                "public": bool(body.get("public", True)),
+            }
             self.listener.playlists.append(pl)
         obj = self._playlist_simple(pl)
-        obj.update({"followers": {"href": None, "total": 0},
-                    "items": self._page(f"/playlists/{pl['id']}/items", [], 0, 100, 0)})
+        obj.update(
+            {
+                "followers": {"href": None, "total": 0},
+                "items": self._page(f"/playlists/{pl['id']}/items", [], 0, 100, 0),
+            }
+        )
         obj["tracks"] = obj["items"]
         return obj
 
@@ -896,7 +1024,7 @@ class _Api:
             if pos is None:
                 pl["items"].extend(new)
             else:
-                pl["items"][int(pos):int(pos)] = new
+                pl["items"][int(pos) : int(pos)] = new
             pl["snapshot"] += 1
         return {"snapshot_id": f"snap-{pl['snapshot']}"}
 
@@ -910,8 +1038,15 @@ class _Api:
         return {"snapshot_id": f"snap-{pl['snapshot']}"}
 
 
-def serve(world_dir: str | Path, *, port: int = 8765, host: str = "127.0.0.1", dev_mode: bool = False,
-          faults: str = "", recent_limit: int | None = None) -> None:
+def serve(
+    world_dir: str | Path,
+    *,
+    port: int = 8765,
+    host: str = "127.0.0.1",
+    dev_mode: bool = False,
+    faults: str = "",
+    recent_limit: int | None = None,
+) -> None:
     """Run the fake server in the foreground (what `tunelake fake-spotify` does)."""
     srv = FakeSpotify(world_dir, dev_mode=dev_mode, host=host, port=port, recent_limit=recent_limit)
     if faults:
