@@ -1,0 +1,63 @@
+"""Fixtures for the Spotify API tests: one small synthetic world per session, a fresh fake server per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tunelake.config import Config, load_config
+from tunelake.sources import spotify_api as api
+from tunelake.synthetic.server import FakeSpotify
+from tunelake.synthetic.world import generate_world
+
+pytest.importorskip("spotipy")
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("api-world")
+    generate_world(out, users=6, days=21, seed=11)
+    return out
+
+
+@pytest.fixture
+def server(world: Path) -> Iterator[FakeSpotify]:
+    with FakeSpotify(world) as srv:
+        yield srv
+
+
+@pytest.fixture
+def dev_server(world: Path) -> Iterator[FakeSpotify]:
+    with FakeSpotify(world, dev_mode=True) as srv:
+        yield srv
+
+
+def make_cfg(workspace: Path, srv: FakeSpotify, **overrides: object) -> Config:
+    return load_config(
+        workspace,
+        {
+            "spotify_api_url": srv.api_url,
+            "spotify_accounts_url": srv.accounts_url,
+            "spotify_client_id": "tunelake-test",
+            **overrides,
+        },
+    )
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, server: FakeSpotify) -> Config:
+    return make_cfg(tmp_path / "ws", server)
+
+
+@pytest.fixture
+def dev_cfg(tmp_path: Path, dev_server: FakeSpotify) -> Config:
+    return make_cfg(tmp_path / "ws-dev", dev_server)
+
+
+@pytest.fixture
+def logged_in(cfg: Config) -> str:
+    """A listener logged in through the real PKCE flow (auto-approve) against the fake accounts service."""
+    api.login(cfg, "listener-0001", method="auto")
+    return "listener-0001"
