@@ -36,8 +36,9 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-console = Console()
-err_console = Console(stderr=True)
+# Wide output when piped (rich would wrap at 80 columns); errors never wrap, so they stay one line.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 # --- shared plumbing ------------------------------------------------------------------------------------------

@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything they need is installed here.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+DEMO_ARGS ?=
+
+.PHONY: setup system demo test test-fast bench lint clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[all,dev]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# System packages the browser and Azure tests need: Debian's Chromium (as root, via apt) and Azurite (npm).
+system:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); \
+	  else echo "chromium missing: install it (apt-get install chromium) for the browser tests"; fi; fi
+	@if [ -f package.json ] && [ ! -x node_modules/.bin/azurite-blob ]; then \
+	  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --silent; else npm install --no-audit --no-fund --silent; fi; fi
+	@command -v java >/dev/null 2>&1 || { if [ "$$(id -u)" = "0" ]; then apt-get install -y -qq openjdk-17-jre-headless >/dev/null; fi; }
+
+demo: setup
+	$(BIN)/tunelake demo $(DEMO_ARGS)
+
+test: setup system
+	SPARK_LOCAL_IP=127.0.0.1 $(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not spark and not azure and not browser"
+
+bench: setup system
+	SPARK_LOCAL_IP=127.0.0.1 $(BIN)/python -m benchmarks.run
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) node_modules tunelake-data benchmarks/work tests/artifacts

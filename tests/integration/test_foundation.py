@@ -1,0 +1,201 @@
+"""The walking skeleton end to end: import real and synthetic exports, build, query — with counts checked against
+the input files, read independently of tunelake's parser."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tunelake.config import load_config
+from tunelake.ingest import import_paths
+from tunelake.warehouse.build import build
+from tunelake.warehouse.engine import open_warehouse
+
+EXTENDED = ["Efrrowini__spotify-music-analysis", "CandidlyRed__spotify"]
+
+
+def _independent_counts(files: list[Path]) -> dict[str, int]:
+    """What the files hold, by plain json: rows, distinct playbacks, music and episode playbacks, ms_played."""
+    rows = 0
+    seen: dict[tuple, dict] = {}
+    for f in files:
+        for r in json.loads(f.read_text()):
+            rows += 1
+            key = (r["ts"], r.get("spotify_track_uri") or r.get("spotify_episode_uri") or
+                   (r.get("master_metadata_track_name"), r.get("episode_name")), r["ms_played"])
+            seen.setdefault(key, r)
+    music = [r for r in seen.values() if r.get("spotify_track_uri")]
+    episodes = [r for r in seen.values() if r.get("spotify_episode_uri")]
+    return {
+        "rows": rows,
+        "distinct": len(seen),
+        "music": len(music),
+        "episodes": len(episodes),
+        "music_ms": sum(r["ms_played"] for r in music),
+        "streams": sum(1 for r in music if r["ms_played"] >= 30_000),
+    }
+
+
+def _run(*args: str, ws: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tunelake.cli", "-w", str(ws), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def real_ws(tmp_path_factory, real_dir):
+    ws = tmp_path_factory.mktemp("real-ws")
+    cfg = load_config(ws)
+    summaries = {d: import_paths(cfg, [str(real_dir / d)], d.split("__")[0].lower()) for d in EXTENDED}
+    build(cfg)
+    return cfg, summaries
+
+
+@pytest.mark.parametrize("folder", EXTENDED)
+def test_real_extended_history_counts_match_files(real_ws, real_dir, folder):
+    cfg, summaries = real_ws
+    files = sorted((real_dir / folder).glob("*.json"))
+    expected = _independent_counts(files)
+    s = summaries[folder].as_dict()
+    assert s["read"] == expected["rows"]
+    assert s["accepted"] == expected["distinct"]
+    assert s["read"] == s["accepted"] + s["duplicates"] + sum(s["quarantined"].values())
+    assert s["quarantined"] == {}
+    handle = folder.split("__")[0].lower()
+    con = open_warehouse(cfg)
+    try:
+        n, ms, streams = con.execute(
+            "SELECT count(*), sum(ms_played), sum(is_stream::INT) FROM fact_play JOIN dim_user USING (user_key) "
+            "WHERE handle = ?", [handle]).fetchone()
+        episodes = con.execute("SELECT count(*) FROM fact_episode_play JOIN dim_user USING (user_key) "
+                               "WHERE handle = ?", [handle]).fetchone()[0]
+    finally:
+        con.close()
+    assert n == expected["music"]
+    assert ms == expected["music_ms"]
+    assert streams == expected["streams"]
+    assert episodes == expected["episodes"]
+
+
+def test_endsong_exact_duplicate_and_pii(real_ws, real_dir):
+    cfg, summaries = real_ws
+    data = json.loads((real_dir / "CandidlyRed__spotify" / "endsong.json").read_text())
+    exact = sum(v - 1 for v in Counter(json.dumps(r, sort_keys=True) for r in data).values())
+    assert exact >= 1
+    assert summaries["CandidlyRed__spotify"].total("duplicates") >= exact
+    # Personal fields never reach the curated zone in clear (dropped by default).
+    con = duckdb.connect()
+    curated = str(Path(cfg.lake) / "curated" / "plays" / "**" / "*.parquet")
+    ips, agents, users = con.execute(
+        f"SELECT count(ip_addr), count(user_agent), count(username) FROM read_parquet('{curated}')").fetchone()
+    assert (ips, agents, users) == (0, 0, 0)
+    raw_ips = {r["ip_addr_decrypted"] for r in data}
+    text = b"".join(p.read_bytes() for p in (Path(cfg.lake) / "curated").rglob("*.parquet"))
+    assert not any(ip.encode() in text for ip in raw_ips if ip)
+
+
+def test_reimport_and_rebuild_add_nothing(real_ws, real_dir):
+    cfg, _ = real_ws
+    con = open_warehouse(cfg)
+    before = con.execute("SELECT count(*) FROM fact_play").fetchone()[0]
+    con.close()
+    again = import_paths(cfg, [str(real_dir / "Efrrowini__spotify-music-analysis")], "efrrowini")
+    assert all(f.status == "already imported" for f in again.files)
+    assert again.total("accepted") == 0
+    info = build(cfg)
+    assert info.skipped
+    con = open_warehouse(cfg)
+    assert con.execute("SELECT count(*) FROM fact_play").fetchone()[0] == before
+    con.close()
+
+
+def test_semantics_of_fact_play(real_ws):
+    cfg, _ = real_ws
+    con = open_warehouse(cfg)
+    try:
+        bad = con.execute("""
+            SELECT count(*) FROM fact_play WHERE
+                is_stream <> (ms_played >= 30000)
+                OR started_at <> ended_at - to_milliseconds(ms_played)
+                OR date_key <> CAST(strftime(timezone('Asia/Kolkata', timezone('UTC', started_at)), '%Y%m%d') AS INT)
+                   AND user_key = (SELECT user_key FROM dim_user WHERE handle = 'efrrowini')
+        """).fetchone()[0]
+        tz = dict(con.execute("SELECT handle, timezone FROM dim_user").fetchall())
+        sessions = con.execute("SELECT max(session_id) FROM fact_play").fetchone()[0]
+    finally:
+        con.close()
+    assert bad == 0
+    assert tz == {"efrrowini": "Asia/Kolkata", "candidlyred": "America/New_York"}
+    assert sessions > 10
+
+
+def test_synthetic_world_end_to_end(small_world, tmp_path):
+    """Every listener imported: fact_play holds exactly the distinct music playbacks the files hold."""
+    cfg = load_config(tmp_path / "ws")
+    expected_music = 0
+    for folder in sorted((small_world / "exports").iterdir()):
+        ext = [p for p in folder.rglob("*.json") if "Account Data" not in str(p)]
+        expected_music += _independent_counts(ext)["music"]
+        import_paths(cfg, [str(p) for p in ext], folder.name)
+    build(cfg)
+    con = open_warehouse(cfg)
+    try:
+        assert con.execute("SELECT count(*) FROM fact_play").fetchone()[0] == expected_music
+        assert con.execute("SELECT count(*) FROM dim_user").fetchone()[0] == 14
+        # Every fact key is found in its dimension.
+        orphans = con.execute("SELECT count(*) FROM fact_play f LEFT JOIN dim_track t USING (track_id) "
+                              "WHERE t.track_id IS NULL").fetchone()[0]
+        assert orphans == 0
+    finally:
+        con.close()
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    ws = tmp_path / "ws"
+    bad = tmp_path / "Streaming_History_Audio_2024_0.json"
+    bad.write_text('[{"ts": "2024-01-01T00:00:00Z", "ms_played": 1000}, {"ts": ')  # truncated
+    r = _run("import", str(bad), "--user", "alice", ws=ws)
+    assert r.returncode != 0
+    err = [line for line in r.stderr.strip().splitlines() if line.strip()]
+    assert len(err) == 1 and "truncated JSON" in err[0] and bad.name in err[0]
+    assert "Traceback" not in r.stderr
+    r = _run("import", str(tmp_path / "nope.json"), "--user", "alice", ws=ws)
+    assert r.returncode == 2 and "no such file" in r.stderr and "Traceback" not in r.stderr
+    r = _run("sql", "select 1", ws=tmp_path / "empty")
+    assert r.returncode != 0 and "tunelake build" in r.stderr
+    r = _run("import", str(bad), "--user", "../evil", ws=ws)
+    assert r.returncode == 2 and "invalid user handle" in r.stderr
+
+
+def test_bad_records_are_quarantined_and_valid_ones_kept(tmp_path):
+    cfg = load_config(tmp_path / "ws")
+    good = {"ts": "2024-03-01T10:00:00Z", "ms_played": 200000, "spotify_track_uri": "spotify:track:" + "a" * 22,
+            "master_metadata_track_name": "Song", "master_metadata_album_artist_name": "Band"}
+    records = [
+        good,
+        {**good, "ts": "2024-03-01T10:05:00Z", "ms_played": "lots"},  # wrong type
+        {**good, "ts": "yesterday"},  # bad timestamp
+        {**good, "ts": "2099-01-01T00:00:00Z"},  # future
+        {**good, "ts": "2024-03-01T10:10:00Z", "ms_played": -5},  # negative
+        ["not", "an", "object"],
+        {"ms_played": 10},  # no ts
+        {**good, "ts": "2024-03-01T10:15:00Z", "spotify_track_uri": "http://x"},  # bad uri
+        {**good, "ts": "2024-03-01T10:20:00Z", "extra_field": 1},  # unknown field: kept and reported
+    ]
+    f = tmp_path / "Streaming_History_Audio_2024_0.json"
+    f.write_text(json.dumps(records))
+    s = import_paths(cfg, [str(f)], "bob")
+    d = s.as_dict()
+    assert d["read"] == 9 and d["accepted"] == 2
+    assert d["quarantined"] == {"wrong_type": 1, "bad_timestamp": 1, "ts_out_of_range": 1, "negative_ms_played": 1,
+                                "not_an_object": 1, "missing_field": 1, "bad_uri": 1}
+    assert s.files[0].unknown_fields == ["extra_field"]
+    qfile = next((Path(cfg.lake) / "quarantine").rglob("*.jsonl"))
+    lines = [json.loads(x) for x in qfile.read_text().splitlines()]
+    assert sorted(q["record_no"] for q in lines) == [1, 2, 3, 4, 5, 6, 7]
+    assert all(q["file"] == str(f) and q["reason"] for q in lines)
