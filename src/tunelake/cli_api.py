@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -116,10 +117,8 @@ def fake_spotify(
         f"  TUNELAKE_SPOTIFY_API_URL=http://{host}:{port}/v1/ TUNELAKE_SPOTIFY_ACCOUNTS_URL=http://{host}:{port}"
         f" TUNELAKE_SPOTIFY_CLIENT_ID=demo\nCtrl-C stops it."
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 def register(app: typer.Typer) -> None:
