@@ -1,0 +1,40 @@
+"""`tunelake dashboard` and `tunelake report`: the two ways people look at the results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def dashboard(
+        ctx: typer.Context,
+        host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; anything but 127.0.0.1 exposes "
+                                 "the data to the network (there is no login)"),
+        port: int = typer.Option(8050, "--port", "-p", min=1, max=65535, help="Port to serve on"),
+    ) -> None:
+        """Serve the interactive dashboard (read-only) over the current warehouse."""
+        from tunelake.cli import err_console, get_config
+        from tunelake.dashboard.app import serve
+
+        serve(get_config(ctx), host=host, port=port, say=lambda s: err_console.print(
+            f"[yellow]{s}[/]" if s.startswith("WARNING") else s, highlight=False))
+
+    @app.command()
+    def report(
+        ctx: typer.Context,
+        out: Path = typer.Option(None, "--out", "-o", help="HTML file to write (default <workspace>/report.html)"),
+        pdf: bool = typer.Option(False, "--pdf", help="Also render a PDF next to it (headless Chromium or "
+                                 "WeasyPrint)"),
+    ) -> None:
+        """Write the self-contained project report (HTML with embedded figures; optionally PDF)."""
+        from tunelake.cli import console, get_config
+        from tunelake.report.build import write_report
+
+        cfg = get_config(ctx)
+        path = write_report(cfg, out or cfg.workspace / "report.html", pdf=pdf)
+        console.print(f"[green]Wrote[/] {path}")
+        if pdf:
+            console.print(f"[green]Wrote[/] {path.with_suffix('.pdf')}")

@@ -1,0 +1,142 @@
+"""The interactive dashboard (the Power BI role). Reads only: metrics come from `tunelake.analytics.insights`,
+dimensions and the analytics/meta tables are read directly, and nothing here can write to the warehouse.
+
+`Warehouse` keeps one read-only DuckDB connection per warehouse file and hands each request its own cursor, so
+concurrent Dash callbacks never share a cursor, and a build that switches CURRENT.json is picked up on the next
+request without restarting the server.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from tunelake.config import Config
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8050
+
+
+class Warehouse:
+    """A cached read-only connection to the current warehouse file that follows the CURRENT.json pointer."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self._lock = threading.Lock()
+        self._file: Path | None = None
+        self._mtime: float = -1.0
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._tables: set[str] = set()
+        self._batches: tuple[float, pd.DataFrame] | None = None
+
+    def _pointer_state(self) -> tuple[Path, float]:
+        from tunelake.warehouse.engine import POINTER, current_warehouse_file
+
+        pointer = self.cfg.warehouse_dir / POINTER
+        mtime = pointer.stat().st_mtime if pointer.exists() else -1.0
+        if self._file is not None and mtime == self._mtime:
+            return self._file, mtime
+        return current_warehouse_file(self.cfg), mtime
+
+    def _base(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            path, mtime = self._pointer_state()
+            if self._con is None or path != self._file:
+                from tunelake.warehouse.engine import open_warehouse
+
+                old = self._con
+                self._con = open_warehouse(self.cfg, read_only=True)
+                self._file, self._mtime = path, mtime
+                self._tables = {r[0] for r in self._con.execute(
+                    "SELECT table_name FROM information_schema.tables").fetchall()}
+                if old is not None:
+                    old.close()
+            self._mtime = mtime
+            return self._con
+
+    @contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A per-request cursor (DuckDB connections are not safe to share across threads; cursors are)."""
+        cur = self._base().cursor()
+        cur.execute("SET TimeZone = 'UTC'")
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    def has(self, table: str) -> bool:
+        self._base()
+        return table in self._tables
+
+    def table(self, name: str, columns: str = "*", order: str = "") -> pd.DataFrame:
+        """A whole analytics/meta/dimension table (empty when the step that writes it has not run yet)."""
+        if not self.has(name):
+            return pd.DataFrame()
+        with self.cursor() as cur:
+            return cur.execute(f"SELECT {columns} FROM {name} {'ORDER BY ' + order if order else ''}").df()
+
+    def batches(self) -> pd.DataFrame:
+        """The lake manifest's import batches, re-read when the warehouse pointer changes (a rebuild follows every
+        import that matters), so the quality page does not list the lake on every request."""
+        self._base()
+        with self._lock:
+            if self._batches is None or self._batches[0] != self._mtime:
+                from dataclasses import asdict
+
+                from tunelake.lake.manifest import list_batches
+                from tunelake.lake.store import Lake
+
+                rows = []
+                for b in list_batches(Lake(self.cfg.lake)):
+                    row = asdict(b)
+                    row["quarantined_total"] = b.quarantined_total
+                    rows.append(row)
+                cols = ["batch_id", "source", "handle", "user_key", "name", "imported_at", "read", "accepted",
+                        "duplicates", "merged", "quarantined", "quarantined_total", "excluded"]
+                df = pd.DataFrame(rows, columns=None if rows else cols)
+                self._batches = (self._mtime, df)
+            return self._batches[1]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+                self._file = None
+
+
+# --- global filters --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FilterState:
+    """What the filter bar holds, as JSON-safe values (the dcc.Store content)."""
+
+    start: str | None = None
+    end: str | None = None
+    user: int | None = None
+    segment: int | str | None = None
+
+    @classmethod
+    def from_store(cls, data: dict[str, Any] | None) -> FilterState:
+        data = data or {}
+        return cls(data.get("start") or None, data.get("end") or None, data.get("user"), data.get("segment"))
+
+    def to_filters(self) -> Any:
+        """The metric layer's Filters for this state."""
+        from tunelake.analytics.insights import Filters
+
+        return Filters(
+            start=date.fromisoformat(self.start) if self.start else None,
+            end=date.fromisoformat(self.end) if self.end else None,
+            user_keys=(int(self.user),) if self.user is not None else None,
+            segment=self.segment,
+        )

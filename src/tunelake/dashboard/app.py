@@ -1,0 +1,162 @@
+"""The Dash app: a filter bar shared by every page, one callback per chart, and `serve` for the CLI and the demo.
+
+Every chart callback takes the filter store as its only input, so the same function can be timed directly by the
+benchmark and served over HTTP. Click handlers only rewrite the filter controls; the charts follow from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import dash
+from dash import Input, Output, dcc, html
+
+from tunelake.config import Config
+from tunelake.dashboard import DEFAULT_HOST, DEFAULT_PORT, FilterState, Warehouse
+from tunelake.dashboard.pages import PAGES, Page
+
+ASSETS = Path(__file__).parent / "assets"
+
+
+def _listener_options(wh: Warehouse) -> list[dict[str, Any]]:
+    users = wh.table("dim_user", "user_key, handle", order="handle")
+    return [{"label": str(h), "value": int(k)} for k, h in users.itertuples(index=False)]
+
+
+def _segment_options(wh: Warehouse) -> list[dict[str, Any]]:
+    from tunelake.dashboard.pages.segments import segment_names
+
+    return [{"label": f"{seg} · {name}", "value": seg} for seg, name in segment_names(wh).items()]
+
+
+def _date_bounds(wh: Warehouse) -> tuple[str | None, str | None]:
+    if not wh.has("dim_date"):
+        return None, None
+    with wh.cursor() as cur:
+        lo, hi = cur.execute("SELECT min(date), max(date) FROM dim_date").fetchone()
+    return (lo.isoformat() if lo else None, hi.isoformat() if hi else None)
+
+
+def _filter_bar(wh: Warehouse) -> html.Div:
+    lo, hi = _date_bounds(wh)
+    return html.Div([
+        html.Div([html.Label("From", htmlFor="f-start"),
+                  dcc.Input(id="f-start", type="date", min=lo, max=hi, debounce=True, className="date-input")],
+                 className="filter"),
+        html.Div([html.Label("To", htmlFor="f-end"),
+                  dcc.Input(id="f-end", type="date", min=lo, max=hi, debounce=True, className="date-input")],
+                 className="filter"),
+        html.Div([html.Label("Listener"),
+                  dcc.Dropdown(id="f-user", options=_listener_options(wh), placeholder="All listeners",
+                               clearable=True, className="dropdown")], className="filter wide"),
+        html.Div([html.Label("Segment"),
+                  dcc.Dropdown(id="f-segment", options=_segment_options(wh), placeholder="All segments",
+                               clearable=True, className="dropdown")], className="filter wide"),
+        html.Button("Reset filters", id="f-reset", n_clicks=0, className="reset"),
+        html.Div(id="f-summary", className="filter-summary"),
+    ], className="filter-bar", **{"data-min": lo or "", "data-max": hi or ""})
+
+
+def _nav() -> html.Nav:
+    return html.Nav([dcc.Link(p.name, href=p.path, id=f"nav-{p.key}", className="nav-link") for p in PAGES],
+                    className="nav")
+
+
+def create_app(cfg: Config) -> dash.Dash:
+    """A Dash app over the workspace's current warehouse (read-only; every asset served from the packages)."""
+    wh = Warehouse(cfg)
+    app = dash.Dash(
+        __name__, serve_locally=True, assets_folder=str(ASSETS), title="tunelake", update_title=None,
+        suppress_callback_exceptions=True, external_scripts=[], external_stylesheets=[],
+    )
+    app._tunelake_warehouse = wh  # the benchmark and tests reach the same connection cache
+
+    def serve_layout() -> html.Div:
+        return html.Div([
+            dcc.Location(id="url"),
+            html.Header([html.Div([html.Span("tunelake", className="brand"),
+                                   html.Span("listening analytics", className="tagline")]), _nav()],
+                        className="header"),
+            _filter_bar(wh),
+            dcc.Store(id="filters", data={}),
+            html.Main(id="page", className="page"),
+            html.Footer(f"Read-only view of {cfg.workspace}", className="footer"),
+        ], className="app")
+
+    app.layout = serve_layout
+    pages = {p.path: p for p in PAGES}
+
+    @app.callback(Output("page", "children"), Input("url", "pathname"))
+    def route(pathname: str | None) -> Any:
+        page = pages.get(pathname or "/") or pages["/"]
+        return page.layout()
+
+    @app.callback(Output("filters", "data"), Output("f-summary", "children"),
+                  Input("f-start", "value"), Input("f-end", "value"), Input("f-user", "value"),
+                  Input("f-segment", "value"))
+    def update_filters(start: str | None, end: str | None, user: int | None, segment: Any) -> Any:
+        fs = FilterState(start or None, end or None, user, segment)
+        parts = []
+        if fs.start or fs.end:
+            parts.append(f"{fs.start or '…'} → {fs.end or '…'}")
+        if fs.user is not None:
+            parts.append("1 listener")
+        if fs.segment is not None:
+            parts.append(f"segment {fs.segment}")
+        return fs.__dict__, ("Filtered: " + " · ".join(parts)) if parts else "All data"
+
+    @app.callback(Output("f-start", "value"), Output("f-end", "value"), Output("f-user", "value"),
+                  Output("f-segment", "value"), Input("f-reset", "n_clicks"), prevent_initial_call=True)
+    def reset(_: int) -> Any:
+        return None, None, None, None
+
+    for page in PAGES:
+        for chart in page.charts:
+            _register_chart(app, wh, chart)
+        for click in page.clicks:
+            click(app, wh)
+
+    @app.server.before_request
+    def _read_only() -> Any:
+        from flask import abort, request
+
+        if request.method not in ("GET", "HEAD", "POST", "OPTIONS"):
+            abort(405)
+        if request.method == "POST" and not request.path.endswith(("_dash-update-component",)):
+            abort(405)
+        return None
+
+    return app
+
+
+def _register_chart(app: dash.Dash, wh: Warehouse, chart: Any) -> None:
+    @app.callback(Output(chart.id, chart.prop), Input("filters", "data"))
+    def fill(data: dict[str, Any] | None) -> Any:
+        return chart.fn(wh, FilterState.from_store(data))
+
+    fill.__name__ = f"fill_{chart.id.replace('-', '_')}"
+
+
+def chart_functions() -> list[tuple[str, Page, Any]]:
+    """Every chart callback's function (page, id, fn), for the benchmark."""
+    return [(c.id, p, c.fn) for p in PAGES for c in p.charts]
+
+
+def serve(cfg: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, say: Any = None,
+          debug: bool = False) -> None:
+    """Serve the dashboard until interrupted. Anything but loopback exposes listening data to the network, so it
+    gets a warning (there is no login)."""
+    say = say or (lambda s: print(s, file=sys.stderr))
+    if host != DEFAULT_HOST:
+        say(f"WARNING: binding the dashboard to {host} exposes every listener's data to the network without "
+            "authentication; use 127.0.0.1 unless you trust that network.")
+    app = create_app(cfg)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    say(f"Dashboard on http://{host}:{port}/ (Ctrl+C to stop)")
+    app.run(host=host, port=port, debug=debug, use_reloader=False, dev_tools_ui=False, dev_tools_props_check=False)
+
+
+__all__ = ["chart_functions", "create_app", "serve"]

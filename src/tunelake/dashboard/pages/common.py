@@ -1,0 +1,158 @@
+"""What every page shares: the chart registry, the call into the metric layer, and figure helpers that turn an
+empty result into a readable "no data" panel instead of a blank axis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from dash import dcc, html
+
+from tunelake.dashboard import FilterState, Warehouse
+
+PALETTE = ["#1db954", "#2e77d0", "#e8115b", "#f59b23", "#9b59b6", "#148a08", "#509bf5", "#ff6437", "#af2896",
+           "#8d67ab", "#27856a", "#e91429"]
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One output of a page and the function that fills it from the warehouse and the filters."""
+
+    id: str
+    fn: Callable[[Warehouse, FilterState], Any]
+    prop: str = "figure"
+
+
+class MetricUnavailable(Exception):
+    """The metric layer does not offer this metric (yet)."""
+
+
+def metric(name: str, con: Any, fs: FilterState, *args: Any, **kwargs: Any) -> Any:
+    """Call `tunelake.analytics.insights.<name>(con, filters, ...)`, the one definition of every metric."""
+    from tunelake.analytics import insights
+
+    fn = getattr(insights, name, None)
+    if fn is None:
+        raise MetricUnavailable(name)
+    return fn(con, fs.to_filters(), *args, **kwargs)
+
+
+def as_frame(value: Any) -> pd.DataFrame:
+    if value is None:
+        return pd.DataFrame()
+    if isinstance(value, pd.DataFrame):
+        return value
+    if hasattr(value, "to_pandas"):
+        return value.to_pandas()
+    if isinstance(value, dict):
+        return pd.DataFrame([value])
+    return pd.DataFrame(value)
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, pd.DataFrame):
+        return value.iloc[0].to_dict() if len(value) else {}
+    if hasattr(value, "_asdict"):
+        return value._asdict()
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(value)
+    return dict(value)
+
+
+def layout_fig(fig: go.Figure, title: str = "", height: int = 340) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0.01, "font": {"size": 15}}, height=height, template="plotly_white",
+        margin={"l": 50, "r": 20, "t": 45, "b": 40}, colorway=PALETTE, showlegend=fig.layout.showlegend,
+        font={"family": "Inter, Helvetica, Arial, sans-serif", "size": 12},
+    )
+    return fig
+
+
+def empty_fig(title: str, message: str = "No data for these filters") -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font={"size": 14, "color": "#888"})
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return layout_fig(fig, title)
+
+
+def guarded(title: str) -> Callable[[Callable[..., go.Figure]], Callable[..., go.Figure]]:
+    """Turn a missing metric or table into an explanatory empty panel (the dashboard must not break because an
+    optional step, such as segmentation, has not run)."""
+
+    def deco(fn: Callable[..., go.Figure]) -> Callable[..., go.Figure]:
+        def wrapper(wh: Warehouse, fs: FilterState) -> go.Figure:
+            try:
+                return fn(wh, fs)
+            except MetricUnavailable as exc:
+                return empty_fig(title, f"Metric {exc} is not available in this version")
+            except EmptyResult as exc:
+                return empty_fig(title, str(exc) or "No data for these filters")
+
+        wrapper.__name__ = fn.__name__
+        wrapper.__doc__ = fn.__doc__
+        return wrapper
+
+    return deco
+
+
+class EmptyResult(Exception):
+    """Nothing to draw (filters exclude everything, or the producing step has not run)."""
+
+
+def hbar(df: pd.DataFrame, label: str, value: str, title: str, chart_id: str, hover: str | None = None,
+         customdata: str | None = None) -> go.Figure:
+    """Ranked horizontal bars, largest at the top; `customdata` carries the key a click filters on."""
+    if df.empty:
+        raise EmptyResult()
+    df = df.iloc[::-1]
+    fig = go.Figure(go.Bar(
+        x=df[value], y=df[label].astype(str), orientation="h", marker_color=PALETTE[0],
+        customdata=df[customdata] if customdata else None,
+        hovertext=df[hover] if hover else None,
+        hovertemplate="%{y}: %{x:,}<extra></extra>",
+    ))
+    fig.update_yaxes(automargin=True)
+    return layout_fig(fig, title, height=max(300, 26 * len(df) + 80))
+
+
+def graph(chart_id: str, **style: Any) -> dcc.Graph:
+    return dcc.Graph(id=chart_id, config={"displaylogo": False, "responsive": True},
+                     className="chart", style=style or None)
+
+
+def card(*children: Any, width: str = "half") -> html.Div:
+    return html.Div(list(children), className=f"card {width}")
+
+
+def table(df: pd.DataFrame, table_id: str, max_rows: int = 200, formats: dict[str, str] | None = None) -> html.Table:
+    """A plain HTML table (read-only by construction, unlike an editable DataTable)."""
+    formats = formats or {}
+    if df.empty:
+        return html.Table([html.Tbody(html.Tr(html.Td("No rows")))], id=table_id, className="data-table")
+
+    def cell(col: str, v: Any) -> str:
+        if v is None or (isinstance(v, float) and pd.isna(v)):
+            return ""
+        if col in formats:
+            return format(v, formats[col])
+        if isinstance(v, float):
+            return f"{v:,.3f}"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return str(v)
+
+    head = html.Thead(html.Tr([html.Th(str(c)) for c in df.columns]))
+    body = html.Tbody([html.Tr([html.Td(cell(c, v)) for c, v in zip(df.columns, row, strict=True)])
+                       for row in df.head(max_rows).itertuples(index=False)])
+    return html.Table([head, body], id=table_id, className="data-table")

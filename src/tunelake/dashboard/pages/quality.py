@@ -1,0 +1,103 @@
+"""Data quality: what was imported (the lake manifest), what was quarantined and why, the pipeline run log and
+the quality gates of the last build."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+from dash import html
+
+from tunelake.dashboard import FilterState, Warehouse
+from tunelake.dashboard.pages.common import PALETTE, Chart, EmptyResult, card, graph, guarded, layout_fig, table
+
+KEY, NAME, PATH = "quality", "Data quality", "/quality"
+
+
+def layout() -> html.Div:
+    return html.Div([
+        html.H1("Data quality"),
+        html.Div(id="quality-kpis", className="kpis"),
+        card(graph("imports")),
+        card(graph("quarantine")),
+        card(html.H3("Quality gates (last build)"), html.Div(id="quality-gates"), width="full"),
+        card(html.H3("Pipeline run log"), html.Div(id="run-log"), width="full"),
+    ], className="grid")
+
+
+def batches(wh: Warehouse, fs: FilterState) -> pd.DataFrame:
+    """Manifest batches as a frame (the listener filter applies; dates do not: an import has no listening date)."""
+    df = wh.batches()
+    if fs.user is not None and not df.empty:
+        df = df[df["user_key"] == int(fs.user)]
+    return df
+
+
+def quality_kpis(wh: Warehouse, fs: FilterState) -> list[html.Div]:
+    df = batches(wh, fs)
+    q = wh.table("meta_quality")
+    failing = int((q["status"].astype(str).str.lower() != "pass").sum()) if not q.empty else 0
+    values = [("batches", "Import batches", len(df)), ("read", "Records read", int(df["read"].sum()) if len(df) else 0),
+              ("accepted", "Accepted", int(df["accepted"].sum()) if len(df) else 0),
+              ("duplicates", "Duplicates", int(df["duplicates"].sum()) if len(df) else 0),
+              ("quarantined", "Quarantined", int(df["quarantined_total"].sum()) if len(df) else 0),
+              ("gates-failing", "Quality gates not passing", failing)]
+    return [html.Div([html.Div(f"{v:,}", className="kpi-value"), html.Div(label, className="kpi-label")],
+                     id=f"kpi-{key}", className="kpi", **{"data-value": str(v)}) for key, label, v in values]
+
+
+@guarded("Imports")
+def imports(wh: Warehouse, fs: FilterState) -> go.Figure:
+    df = batches(wh, fs)
+    if df.empty:
+        raise EmptyResult("No imports recorded in the lake manifest")
+    by = df.groupby("source")[["accepted", "duplicates", "merged", "quarantined_total", "excluded"]].sum()
+    fig = go.Figure()
+    for i, col in enumerate(by.columns):
+        fig.add_trace(go.Bar(x=by.index, y=by[col], name=col.replace("_total", ""),
+                             marker_color=PALETTE[i % len(PALETTE)]))
+    fig.update_layout(barmode="stack", legend={"orientation": "h", "y": -0.2})
+    return layout_fig(fig, f"Imported records by source ({len(df):,} batches)")
+
+
+@guarded("Quarantine")
+def quarantine(wh: Warehouse, fs: FilterState) -> go.Figure:
+    df = batches(wh, fs)
+    reasons: dict[str, int] = {}
+    for q in df["quarantined"] if not df.empty else []:
+        for reason, n in (q or {}).items():
+            reasons[reason] = reasons.get(reason, 0) + int(n)
+    if not reasons:
+        fig = go.Figure(go.Bar(x=["(none)"], y=[0], marker_color=PALETTE[0]))
+        fig.add_annotation(text="Nothing quarantined", showarrow=False, x=0.5, y=0.6, xref="paper", yref="paper")
+        return layout_fig(fig, "Quarantined records by reason")
+    s = pd.Series(reasons).sort_values(ascending=False)
+    fig = go.Figure(go.Bar(x=s.index, y=s.values, marker_color=PALETTE[2],
+                           hovertemplate="%{x}: %{y:,}<extra></extra>"))
+    return layout_fig(fig, "Quarantined records by reason")
+
+
+def quality_gates(wh: Warehouse, fs: FilterState) -> object:
+    df = wh.table("meta_quality", order="status DESC, check_name" if wh.has("meta_quality") else "")
+    if df.empty:
+        return html.P("No quality checks recorded yet (run `tunelake build` or `tunelake run`).", className="hint")
+    last = df[df["run_id"] == df.sort_values("checked_at")["run_id"].iloc[-1]] if "run_id" in df.columns else df
+    return table(last.drop(columns=[c for c in ("sample_keys",) if c in last.columns]), "quality-gates-table")
+
+
+def run_log(wh: Warehouse, fs: FilterState) -> object:
+    df = wh.table("meta_run", order="started_at DESC" if wh.has("meta_run") else "")
+    if df.empty:
+        return html.P("No pipeline runs recorded yet (`tunelake run` records one row per step).", className="hint")
+    for c in ("started_at", "ended_at"):
+        if c in df.columns:
+            df[c] = df[c].astype(str).str.slice(0, 19)
+    return table(df.drop(columns=[c for c in ("details",) if c in df.columns]).head(60), "run-log-table")
+
+
+CHARTS = [
+    Chart("quality-kpis", quality_kpis, "children"),
+    Chart("imports", imports),
+    Chart("quarantine", quarantine),
+    Chart("quality-gates", quality_gates, "children"),
+    Chart("run-log", run_log, "children"),
+]
