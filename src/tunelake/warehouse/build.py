@@ -62,6 +62,8 @@ class BuildInfo:
     seconds: float = 0.0
     rows: dict[str, int] = field(default_factory=dict)
     rows_in: int = 0
+    run_id: str = ""
+    quality: list[Any] = field(default_factory=list)  # quality.GateResult of this build's gates
 
     @property
     def rows_out(self) -> int:
@@ -112,13 +114,25 @@ def _prune(cfg: Config, keep: set[str]) -> None:
             Path(str(path) + ".wal").unlink(missing_ok=True)
 
 
-def carry_meta(engine: Engine, previous: Path | None) -> None:
-    """Run log and quality results live on across builds: copy them from the previous warehouse file."""
+def carry_meta(engine: Engine, previous: Path | None, lake: Lake | None = None) -> None:
+    """Run log and quality results live on across builds.
+
+    The lake's run log (`_manifest/runs/<run_id>.json`, written by `tunelake run`) is the source of truth: every
+    run is loaded from it, including runs that failed or were skipped and so never built a warehouse. Rows of runs
+    the log does not know (plain `tunelake build`, steps that wrote through `warehouse_writer`) are copied from
+    the previous warehouse file.
+    """
     from tunelake.warehouse.tables import TABLES as specs
 
     for name in ("meta_run", "meta_quality"):
         cols = ", ".join(f"{c.name} {c.sql_type('duckdb')}" for c in specs[name].columns)
         engine.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols})")
+    logged: list[dict[str, Any]] = []
+    if lake is not None:
+        from tunelake.pipeline import read_run_logs
+
+        logged = read_run_logs(lake)
+    known = {r["run_id"] for r in logged}
     if previous is not None and previous.exists() and hasattr(engine, "con"):
         engine.execute(f"ATTACH '{previous}' AS prev (READ_ONLY)")
         try:
@@ -127,9 +141,15 @@ def carry_meta(engine: Engine, previous: Path | None) -> None:
                     "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'prev' AND table_name = ?", [name]
                 ).fetchone()[0]
                 if exists:
-                    engine.execute(f"INSERT INTO {name} BY NAME SELECT * FROM prev.{name}")
+                    engine.execute(f"INSERT INTO {name} BY NAME SELECT * FROM prev.{name} "
+                                   f"WHERE run_id NOT IN (SELECT unnest(?::VARCHAR[]))", [sorted(known)])
         finally:
             engine.execute("DETACH prev")
+    if logged and hasattr(engine, "con"):
+        from tunelake.pipeline import insert_meta_rows
+
+        for run in logged:
+            insert_meta_rows(engine.con, run)
 
 
 def build(
@@ -139,8 +159,14 @@ def build(
     run_id: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     after_models: Callable[[Engine], Any] | None = None,
+    gates: bool = True,
 ) -> BuildInfo:
-    """Build the star schema into a new warehouse file and make it current (or do nothing if nothing changed)."""
+    """Build the star schema into a new warehouse file and make it current (or do nothing if nothing changed).
+
+    With `gates` the data-quality gates run on the new file before the switch (results in meta_quality); a failed
+    gate raises QualityGateError and the new file is discarded. `after_models(engine)` runs after the gates, on
+    the new file, before the switch: later steps (analytics, the run log) land in the same warehouse.
+    """
     lake = Lake(cfg.lake)
     fp = input_fingerprint(lake, cfg)
     pointer = read_pointer(cfg)
@@ -153,7 +179,7 @@ def build(
     new_file = cfg.warehouse_dir / f"wh-{stamp}.duckdb"
     previous = cfg.warehouse_dir / pointer["file"] if pointer else None
     engine = make_engine(cfg, new_file)
-    info = BuildInfo(skipped=False, file=new_file.name, fingerprint=fp)
+    info = BuildInfo(skipped=False, file=new_file.name, fingerprint=fp, run_id=stamp)
     try:
         info.rows_in = register_curated(engine, lake)
         total = len(MODEL_ORDER)
@@ -165,7 +191,11 @@ def build(
             info.rows[name] = engine.materialize(name, sql, spec, temp=name.startswith("int_"))
         if progress:
             progress(total, total, "done")
-        carry_meta(engine, previous)
+        carry_meta(engine, previous, lake)
+        if gates:
+            from tunelake.warehouse import quality
+
+            info.quality = quality.enforce(engine, lake, stamp)
         if after_models is not None:
             after_models(engine)
     except BaseException:

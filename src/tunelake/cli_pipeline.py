@@ -1,0 +1,127 @@
+"""`tunelake run` and `tunelake status`: the pipeline and what the workspace holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def lake_status(cfg: Any) -> dict[str, Any]:
+    """Batches by source, users, play date ranges and quarantined counts, from the manifest and curated zone."""
+    from tunelake.lake import manifest
+    from tunelake.lake.store import Lake
+    from tunelake.warehouse.build import register_curated
+    from tunelake.warehouse.engine import DuckDBEngine
+
+    lake = Lake(cfg.lake)
+    batches = manifest.list_batches(lake)
+    sources: dict[str, dict[str, Any]] = {}
+    for b in batches:
+        s = sources.setdefault(b.source, {"source": b.source, "batches": 0, "users": set(), "read": 0,
+                                          "accepted": 0, "duplicates": 0, "merged": 0, "quarantined": 0,
+                                          "last_import": ""})
+        s["batches"] += 1
+        s["users"].add(b.handle)
+        for k in ("read", "accepted", "duplicates", "merged"):
+            s[k] += getattr(b, k)
+        s["quarantined"] += b.quarantined_total
+        s["last_import"] = max(s["last_import"], b.imported_at[:19])
+    engine = DuckDBEngine()
+    try:
+        register_curated(engine, lake)
+        ranges = {r[0]: r[1:] for r in engine.execute(
+            "SELECT source, min(ended_at), max(ended_at), count(*) FROM cur_plays GROUP BY source").fetchall()}
+    finally:
+        engine.close()
+    rows = []
+    for name, s in sorted(sources.items()):
+        lo, hi, n = ranges.get(name, (None, None, None))
+        rows.append({**s, "users": len(s["users"]), "curated_plays": n, "first_play": str(lo or "")[:10],
+                     "last_play": str(hi or "")[:10]})
+    return {"users": len(manifest.list_users(lake)), "sources": rows}
+
+
+def warehouse_status(cfg: Any) -> dict[str, Any] | None:
+    from tunelake.warehouse.engine import open_warehouse, read_pointer
+
+    pointer = read_pointer(cfg)
+    if not pointer:
+        return None
+    con = open_warehouse(cfg)
+    try:
+        tables = con.execute("SELECT table_name, estimated_size FROM duckdb_tables() ORDER BY table_name").fetchall()
+        counts = [{"table": t, "rows": con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]} for t, _ in tables]
+    finally:
+        con.close()
+    return {"file": pointer["file"], "built_at": pointer.get("built_at"), "engine": pointer.get("engine"),
+            "updated_by": pointer.get("updated_by"), "fingerprint": pointer.get("fingerprint"), "tables": counts}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run_cmd(
+        ctx: typer.Context,
+        paths: list[Path] = typer.Argument(None, help="Export files, folders or zips to import first (optional)"),
+        user: str = typer.Option(None, "--user", "-u", help="Handle of the listener the paths belong to"),
+        tz: str = typer.Option(None, "--tz", help="IANA timezone of that listener"),
+        force: bool = typer.Option(False, "--force", help="Rebuild (and re-run later steps) even if nothing changed"),
+        report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report after the build"),
+    ) -> None:
+        """Run the pipeline: import (if paths) → build → quality gates → analytics → report. Idempotent."""
+        from tunelake.cli import console, emit, get_config, progress_bar
+        from tunelake.pipeline import run_pipeline
+
+        cfg = get_config(ctx)
+        result = run_pipeline(cfg, paths=[str(p) for p in paths or []], user=user, timezone=tz, force=force,
+                              report=report, bar=progress_bar)
+        emit([{"step": s.step, "status": s.status, "rows in": s.rows_in, "rows out": s.rows_out,
+               "seconds": _seconds(s.started_at, s.ended_at),
+               "note": s.details.get("summary") or s.details.get("reason") or s.details.get("path") or ""}
+              for s in result.steps], "table", title=f"Run {result.run_id}")
+        console.print(f"Warehouse: {result.warehouse or '(none)'}")
+
+    @app.command("status")
+    def status_cmd(
+        ctx: typer.Context,
+        runs: int = typer.Option(5, "--runs", help="How many recent runs to show"),
+        fmt: str = typer.Option("table", "--format", "-f", help="table or json"),
+    ) -> None:
+        """Show the lake (batches, sources, users, date ranges), the warehouse (tables, rows, freshness) and the
+        last runs."""
+        from tunelake.cli import console, emit, get_config
+        from tunelake.lake.store import Lake
+        from tunelake.pipeline import read_run_logs
+
+        cfg = get_config(ctx)
+        lake = lake_status(cfg)
+        wh = warehouse_status(cfg)
+        logged = read_run_logs(Lake(cfg.lake), last=runs)
+        run_rows = [{"run": r["run_id"], "step": s["step"], "status": s["status"], "rows in": s.get("rows_in"),
+                     "rows out": s.get("rows_out"), "seconds": _seconds(s["started_at"], s.get("ended_at")),
+                     "error": (s.get("error") or "")[:120]} for r in reversed(logged) for s in r.get("steps", [])]
+        if fmt == "json":
+            emit([{"lake": lake, "warehouse": wh, "runs": list(reversed(logged))}], "json")
+            return
+        console.print(f"[bold]Lake[/] {cfg.lake}: {lake['users']} users")
+        if lake["sources"]:
+            emit(lake["sources"], "table", title="Batches by source")
+        if wh is None:
+            console.print("[bold]Warehouse[/]: none yet (run `tunelake run`)")
+        else:
+            console.print(f"[bold]Warehouse[/] {wh['file']} built {wh['built_at']}"
+                          + (f", updated by {wh['updated_by']}" if wh.get("updated_by") else ""))
+            emit(wh["tables"], "table", title="Tables")
+        if run_rows:
+            emit(run_rows, "table", title=f"Last {len(logged)} runs")
+        else:
+            console.print("No runs yet (`tunelake run`).")
+
+
+def _seconds(start: str | None, end: str | None) -> str:
+    from datetime import datetime
+
+    if not start or not end:
+        return ""
+    return f"{(datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds():.1f}"

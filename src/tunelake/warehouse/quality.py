@@ -1,0 +1,284 @@
+"""Data-quality gates: run after every build, before the new warehouse becomes current.
+
+The gates are generated from the table specs (primary keys, NOT NULL columns, `references`, timestamp and
+`ms_played` columns), so a table added to `tables.py` is checked without touching this file. On top of those,
+three reconciliations prove that nothing was lost or invented between the manifest (what was read), the curated
+zone and the facts. A failed gate raises `QualityGateError` with up to 20 offending keys, and the build that ran
+it is discarded, so readers keep the last warehouse that passed.
+
+Gates run through `Engine.query` (portable SQL: DuckDB and Spark), inside the build session where the curated
+zone is visible as the `cur_<table>` views.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tunelake.errors import QualityGateError
+from tunelake.lake import manifest
+from tunelake.lake.store import Lake
+from tunelake.warehouse.tables import TABLES, Table
+
+MAX_KEYS = 20
+EARLIEST = datetime(2006, 1, 1)  # Spotify was founded in 2006: nothing can have been played before
+LOCAL_SLACK = timedelta(hours=14)  # a local-time column may run up to UTC+14 ahead of UTC
+
+Query = Callable[[str], list[dict[str, Any]]]
+
+
+@dataclass
+class GateResult:
+    check_name: str
+    table_name: str
+    status: str  # pass | fail
+    failing_rows: int = 0
+    sample_keys: list[Any] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    def describe(self) -> str:
+        keys = json.dumps(self.sample_keys[:5], default=str)
+        return f"{self.check_name} on {self.table_name}: {self.failing_rows} rows (e.g. {keys})"
+
+
+def query_fn(target: Any) -> Query:
+    """A `sql → list of row dicts` function over an Engine or a DuckDB connection."""
+    if hasattr(target, "query") and hasattr(target, "materialize"):  # an Engine
+        return lambda sql: target.query(sql).to_pylist()
+
+    def run(sql: str) -> list[dict[str, Any]]:
+        cur = target.execute(sql)
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    return run
+
+
+def _lit(ts: datetime) -> str:
+    return f"TIMESTAMP '{ts:%Y-%m-%d %H:%M:%S}'"
+
+
+def _existing(q: Query) -> set[str]:
+    try:
+        rows = q("SELECT table_name FROM information_schema.tables")
+        return {r["table_name"] for r in rows}
+    except Exception:  # engines without information_schema (Spark): SHOW TABLES
+        return {r.get("tableName") or r.get("table_name") for r in q("SHOW TABLES")}
+
+
+def _key_obj(row: dict[str, Any], cols: list[str]) -> dict[str, Any]:
+    return {c: (v if isinstance(v, int | float | str | bool) or v is None else str(v))
+            for c, v in row.items() if c in cols}
+
+
+def _result(name: str, table: str, failing: int, keys: list[Any], **details: Any) -> GateResult:
+    return GateResult(name, table, "pass" if failing == 0 else "fail", int(failing), keys[:MAX_KEYS], details)
+
+
+# --- generated from the specs ---------------------------------------------------------------------------------
+
+
+def gate_primary_key(q: Query, spec: Table) -> GateResult:
+    keys = list(spec.primary_key)
+    cols = ", ".join(keys)
+    rows = q(f"SELECT {cols}, count(*) AS n FROM {spec.name} GROUP BY {cols} HAVING count(*) > 1 "
+             f"ORDER BY n DESC, {cols} LIMIT {MAX_KEYS}")
+    total = q(f"SELECT coalesce(sum(n), 0) AS n FROM (SELECT count(*) AS n FROM {spec.name} GROUP BY {cols} "
+              f"HAVING count(*) > 1) AS d")[0]["n"]
+    return _result("primary_key_unique", spec.name, total, [_key_obj(r, keys) for r in rows])
+
+
+def gate_not_null(q: Query, spec: Table) -> GateResult:
+    required = [c.name for c in spec.columns if not c.nullable]
+    if not required:
+        return _result("not_null", spec.name, 0, [])
+    cond = " OR ".join(f"{c} IS NULL" for c in required)
+    which = ", ".join(f"CASE WHEN {c} IS NULL THEN '{c}' END" for c in required)
+    keys = list(spec.primary_key)
+    rows = q(f"SELECT {', '.join(keys)}, concat_ws(',', {which}) AS null_columns FROM {spec.name} WHERE {cond} "
+             f"LIMIT {MAX_KEYS}")
+    total = q(f"SELECT count(*) AS n FROM {spec.name} WHERE {cond}")[0]["n"]
+    return _result("not_null", spec.name, total, [_key_obj(r, [*keys, "null_columns"]) for r in rows])
+
+
+def gate_reference(q: Query, spec: Table, column: str, ref: str) -> GateResult:
+    ref_table, ref_col = ref.split(".")
+    where = (f"t.{column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {ref_table} AS r WHERE r.{ref_col} = t.{column})")
+    rows = q(f"SELECT t.{column} AS k, count(*) AS n FROM {spec.name} AS t WHERE {where} GROUP BY t.{column} "
+             f"ORDER BY n DESC, k LIMIT {MAX_KEYS}")
+    total = q(f"SELECT count(*) AS n FROM {spec.name} AS t WHERE {where}")[0]["n"]
+    return _result(f"references:{column}", spec.name, total, [r["k"] for r in rows], references=ref)
+
+
+def gate_timestamps(q: Query, spec: Table, now: datetime) -> GateResult | None:
+    cols = [c.name for c in spec.columns if c.type == "TIMESTAMP"]
+    if not cols:
+        return None
+    conds = []
+    for c in cols:
+        hi = now + LOCAL_SLACK if c.endswith("_local") else now
+        conds.append(f"({c} > {_lit(hi)} OR {c} < {_lit(EARLIEST)})")
+    cond = " OR ".join(conds)
+    keys = list(spec.primary_key)
+    picked = ", ".join(dict.fromkeys([*keys, *cols]))
+    rows = q(f"SELECT {picked} FROM {spec.name} WHERE {cond} LIMIT {MAX_KEYS}")
+    total = q(f"SELECT count(*) AS n FROM {spec.name} WHERE {cond}")[0]["n"]
+    return _result("timestamps_in_range", spec.name, total, [_key_obj(r, [*keys, *cols]) for r in rows],
+                   earliest=str(EARLIEST), latest=str(now))
+
+
+def gate_ms_played(q: Query, spec: Table) -> GateResult | None:
+    if "ms_played" not in spec.column_names:
+        return None
+    keys = list(spec.primary_key)
+    rows = q(f"SELECT {', '.join(keys)}, ms_played FROM {spec.name} WHERE ms_played < 0 LIMIT {MAX_KEYS}")
+    total = q(f"SELECT count(*) AS n FROM {spec.name} WHERE ms_played < 0")[0]["n"]
+    return _result("ms_played_non_negative", spec.name, total, [_key_obj(r, [*keys, "ms_played"]) for r in rows])
+
+
+# --- reconciliation: manifest → curated → facts ----------------------------------------------------------------
+
+
+def is_play_batch(b: manifest.Batch) -> bool:
+    """Batches whose accepted rows land in curated plays (exports, and the API's recently-played pulls)."""
+    return b.source in ("extended", "account") or (b.source == "api" and b.name.endswith("recently-played"))
+
+
+def _by_user(rows: list[dict[str, Any]]) -> dict[int, int]:
+    return {int(r["user_key"]): int(r["n"]) for r in rows}
+
+
+def _compare(name: str, table: str, expected: dict[int, int], actual: dict[int, int],
+             handles: dict[int, str], **details: Any) -> GateResult:
+    bad = []
+    for uk in sorted(set(expected) | set(actual)):
+        e, a = expected.get(uk, 0), actual.get(uk, 0)
+        if e != a:
+            bad.append({"user_key": uk, "handle": handles.get(uk), "expected": e, "actual": a})
+    failing = sum(abs(b["expected"] - b["actual"]) for b in bad)
+    bad.sort(key=lambda b: -abs(b["expected"] - b["actual"]))
+    return _result(name, table, failing, bad, expected=sum(expected.values()), actual=sum(actual.values()),
+                   **details)
+
+
+def reconcile(q: Query, lake: Lake) -> list[GateResult]:
+    """read − quarantined − duplicates − merged = curated rows, per user; curated music = fact_play; curated
+    episodes and audiobooks = fact_episode_play. Rows excluded on purpose (content_type 'unknown', music rows
+    without a track id) are counted in the details, not hidden."""
+    batches = [b for b in manifest.list_batches(lake) if is_play_batch(b)]
+    handles = {int(u["user_key"]): u["handle"] for u in manifest.list_users(lake)}
+    expected: dict[int, int] = {}
+    for b in batches:
+        expected[int(b.user_key)] = expected.get(int(b.user_key), 0) + (
+            b.read - b.quarantined_total - b.duplicates - b.merged)
+    curated = _by_user(q("SELECT user_key, count(*) AS n FROM cur_plays GROUP BY user_key"))
+    totals = {
+        "read": sum(b.read for b in batches), "quarantined": sum(b.quarantined_total for b in batches),
+        "duplicates": sum(b.duplicates for b in batches), "merged": sum(b.merged for b in batches),
+        "batches": len(batches),
+    }
+    out = [_compare("reconcile_raw_to_curated", "cur_plays", expected, curated, handles, **totals)]
+
+    music = _by_user(q("SELECT user_key, count(*) AS n FROM cur_plays WHERE content_type = 'track' "
+                       "AND track_id IS NOT NULL GROUP BY user_key"))
+    facts = _by_user(q("SELECT user_key, count(*) AS n FROM fact_play GROUP BY user_key"))
+    excluded = q("SELECT sum(CASE WHEN content_type NOT IN ('track', 'episode', 'audiobook') OR content_type IS NULL "
+                 "THEN 1 ELSE 0 END) AS other_content, "
+                 "sum(CASE WHEN content_type = 'track' AND track_id IS NULL THEN 1 ELSE 0 END) AS track_without_id "
+                 "FROM cur_plays")[0]
+    excluded = {k: int(v or 0) for k, v in excluded.items()}
+    out.append(_compare("reconcile_curated_to_facts", "fact_play", music, facts, handles,
+                        excluded_on_purpose=excluded))
+    spoken = _by_user(q("SELECT user_key, count(*) AS n FROM cur_plays WHERE content_type IN ('episode', 'audiobook') "
+                        "GROUP BY user_key"))
+    episodes = _by_user(q("SELECT user_key, count(*) AS n FROM fact_episode_play GROUP BY user_key"))
+    out.append(_compare("reconcile_curated_to_facts", "fact_episode_play", spoken, episodes, handles))
+    return out
+
+
+# --- running them ---------------------------------------------------------------------------------------------
+
+
+def run_gates(target: Any, lake: Lake | None, *, now: datetime | None = None) -> list[GateResult]:
+    """Every gate over the tables present; reconciliation too when `lake` is given (needs the cur_* views)."""
+    q = query_fn(target)
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    present = _existing(q)
+    results: list[GateResult] = []
+    for spec in TABLES.values():
+        if spec.layer == "meta" or spec.name not in present:
+            continue
+        results.append(gate_primary_key(q, spec))
+        results.append(gate_not_null(q, spec))
+        for col in spec.columns:
+            if col.references and col.references.split(".")[0] in present:
+                results.append(gate_reference(q, spec, col.name, col.references))
+        for extra in (gate_timestamps(q, spec, now), gate_ms_played(q, spec)):
+            if extra is not None:
+                results.append(extra)
+    if lake is not None:
+        results.extend(reconcile(q, lake))
+    return results
+
+
+def summary_line(results: list[GateResult]) -> str:
+    passed = sum(r.passed for r in results)
+    return f"{passed}/{len(results)} gates passed"
+
+
+def store_results(target: Any, run_id: str, results: list[GateResult], checked_at: datetime | None = None) -> None:
+    """Write the results into meta_quality (replacing this run's earlier results)."""
+    checked_at = checked_at or datetime.now(UTC).replace(tzinfo=None)
+    target.execute("DELETE FROM meta_quality WHERE run_id = ?", [run_id])
+    rows = [(run_id, r.check_name, r.table_name, r.status, r.failing_rows, json.dumps(r.sample_keys, default=str),
+             checked_at) for r in results]
+    if rows:
+        con = getattr(target, "con", target)
+        con.executemany("INSERT INTO meta_quality VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def raise_for_failures(results: list[GateResult]) -> None:
+    failed = [r for r in results if not r.passed]
+    if not failed:
+        return
+    err = QualityGateError(
+        f"{len(failed)} of {len(results)} quality gates failed: " + "; ".join(r.describe() for r in failed[:5]),
+        hint="the previous warehouse is still current; fix the curated data (or re-import) and run again",
+    )
+    err.results = results  # type: ignore[attr-defined]
+    err.failed = failed  # type: ignore[attr-defined]
+    raise err
+
+
+def enforce(engine: Any, lake: Lake | None, run_id: str) -> list[GateResult]:
+    """Run the gates, store them in meta_quality, and raise QualityGateError if any failed."""
+    results = run_gates(engine, lake)
+    if hasattr(engine, "con") or hasattr(engine, "executemany"):
+        store_results(engine, run_id, results)
+    raise_for_failures(results)
+    return results
+
+
+def as_dicts(results: list[GateResult]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in results]
+
+
+def check_current(cfg: Any) -> list[GateResult]:
+    """Run every gate on the current warehouse (read-only) against the lake as it is now."""
+    from tunelake.warehouse.build import register_curated
+    from tunelake.warehouse.engine import DuckDBEngine, current_warehouse_file
+
+    engine = DuckDBEngine(current_warehouse_file(cfg), read_only=True)
+    try:
+        lake = Lake(cfg.lake)
+        register_curated(engine, lake)
+        return run_gates(engine, lake)
+    finally:
+        engine.close()
