@@ -390,3 +390,131 @@ _register(
 def warehouse_tables() -> list[Table]:
     """Tables built by the SQL models, in dependency order."""
     return [t for t in TABLES.values() if t.layer == "warehouse"]
+
+
+# --- analytics (issue 6: written by tunelake.analytics.steps, not by the SQL models) ------------------------------
+_RUN = C("run_id", "VARCHAR", "Run that computed the row", False, 40)
+
+# Per-user features: name, description. Shares and rates are 0–1; entropies in bits.
+USER_FEATURES: tuple[tuple[str, str], ...] = (
+    ("log_plays", "ln(1 + music plays)"),
+    ("plays_per_active_day", "Music plays per day with any listening"),
+    ("hours_per_active_day", "Hours of music per day with any listening"),
+    ("active_day_share", "Days with listening ÷ days between first and last play"),
+    ("podcast_share", "Episode/audiobook playbacks ÷ all playbacks"),
+    ("night_share", "Share of plays starting 00:00–05:59 local"),
+    ("morning_share", "Share of plays starting 06:00–11:59 local"),
+    ("afternoon_share", "Share of plays starting 12:00–17:59 local"),
+    ("evening_share", "Share of plays starting 18:00–23:59 local"),
+    ("weekend_share", "Share of plays on Saturday or Sunday"),
+    ("sessions_per_active_day", "Sessions per day with listening"),
+    ("session_minutes_mean", "Mean session length in minutes (first start to last end)"),
+    ("session_plays_mean", "Mean plays per session"),
+    ("skip_rate", "Share of plays skipped"),
+    ("completion_mean", "Mean completion (ms_played ÷ track length) where the length is known"),
+    ("shuffle_rate", "Share of plays with shuffle on"),
+    ("artist_entropy", "Shannon entropy of plays over primary artists, bits"),
+    ("genre_entropy", "Shannon entropy of plays over track genres, bits"),
+    ("discovery_rate", "Share of plays of artists first heard in the month of the play"),
+    ("repeat_rate", "1 − distinct tracks ÷ plays"),
+    ("mainstreamness", "Mean popularity (0–100) of played tracks where known"),
+    ("release_year_mean", "Mean release year of played tracks where known"),
+    ("release_year_sd", "Standard deviation of release years of played tracks"),
+    ("danceability", "Mean danceability of played tracks with audio features"),
+    ("energy", "Mean energy"),
+    ("valence", "Mean valence"),
+    ("acousticness", "Mean acousticness"),
+    ("instrumentalness", "Mean instrumentalness"),
+    ("speechiness", "Mean speechiness"),
+    ("tempo", "Mean tempo, BPM"),
+    ("audio_missing", "Share of plays without audio features (1 = none known; the means are then imputed)"),
+    ("popularity_missing", "Share of plays without popularity"),
+    ("release_year_missing", "Share of plays without a release year"),
+    ("mobile_share", "Share of plays on android/ios"),
+    ("desktop_share", "Share of plays on windows/macos/linux"),
+    ("web_share", "Share of plays on the web player"),
+    ("other_platform_share", "Share of plays on cast devices or other/unknown platforms"),
+)
+
+_register(
+    Table(
+        "user_features", "analytics", "one row per listener",
+        "Per-user behaviour features computed from the warehouse; the input of segmentation.",
+        (_USER, *(C(n, "DOUBLE", d, False) for n, d in USER_FEATURES), _RUN),
+        ("user_key",), layer="analytics", distribution="ROUND_ROBIN",
+    ),
+    Table(
+        "user_segment", "analytics", "one row per listener",
+        "The K-means segment of each listener, with a 2-D PCA projection for plots.",
+        (
+            _USER,
+            C("segment", "INTEGER", "Segment number 0…k−1 (largest segment first)", False),
+            C("segment_name", "VARCHAR", "Human-readable name from the segment's most distinctive features", False),
+            C("x", "DOUBLE", "First principal component of the scaled features", False),
+            C("y", "DOUBLE", "Second principal component of the scaled features", False),
+            _RUN,
+        ),
+        ("user_key",), layer="analytics", distribution="ROUND_ROBIN",
+    ),
+    Table(
+        "segment_profile", "analytics", "one row per segment and feature",
+        "What characterises each segment: feature mean and its z-score against all listeners.",
+        (
+            C("segment", "INTEGER", "Segment number", False),
+            C("segment_name", "VARCHAR", "Segment name", False),
+            C("size", "BIGINT", "Listeners in the segment", False),
+            C("share", "DOUBLE", "Listeners in the segment ÷ all listeners", False),
+            C("feature", "VARCHAR", "Feature name (a column of user_features)", False, 64),
+            C("mean", "DOUBLE", "Mean of the feature in the segment", False),
+            C("z_score", "DOUBLE", "(segment mean − overall mean) ÷ overall standard deviation", False),
+            _RUN,
+        ),
+        ("segment", "feature"), layer="analytics", distribution="REPLICATE",
+    ),
+    Table(
+        "segment_selection", "analytics", "one row per number of segments tried",
+        "The k-scan behind the automatic choice of k: silhouette (chooses), inertia (elbow), Calinski–Harabasz.",
+        (
+            C("k", "INTEGER", "Number of segments", False),
+            C("silhouette", "DOUBLE", "Mean silhouette coefficient (on a sample for large populations)", False),
+            C("inertia", "DOUBLE", "Within-cluster sum of squares of the scaled features", False),
+            C("calinski_harabasz", "DOUBLE", "Calinski–Harabasz score", False),
+            C("chosen", "BOOLEAN", "True for the k in use", False),
+            _RUN,
+        ),
+        ("k",), layer="analytics", distribution="REPLICATE",
+    ),
+    Table(
+        "rec_evaluation", "analytics", "one row per recommendation method",
+        "Offline evaluation on a time split: the last weeks are held out; relevant items are tracks the user first "
+        "played in the holdout.",
+        (
+            C("method", "VARCHAR", "popularity | segment | content | als", False, 16),
+            C("k", "INTEGER", "Cut-off of the ranking metrics", False),
+            C("precision_at_k", "DOUBLE", "Mean precision@k over evaluated users", False),
+            C("recall_at_k", "DOUBLE", "Mean recall@k over evaluated users", False),
+            C("ndcg_at_k", "DOUBLE", "Mean NDCG@k (binary relevance) over evaluated users", False),
+            C("coverage", "DOUBLE", "Distinct recommended tracks ÷ tracks in the training catalogue", False),
+            C("novelty", "DOUBLE", "Mean −log2(training popularity share) of recommended tracks, bits", False),
+            C("users", "BIGINT", "Users with at least one relevant item in the holdout", False),
+            C("holdout_start", "DATE", "First local day of the holdout", False),
+            C("is_default", "BOOLEAN", "The best method by NDCG@k, used by default", False),
+            _RUN,
+        ),
+        ("method",), layer="analytics", distribution="REPLICATE",
+    ),
+    Table(
+        "recommendations", "analytics", "one row per listener and rank",
+        "Tracks recommended to each listener by the default method, with the reason shown to the user.",
+        (
+            _USER,
+            C("rank", "INTEGER", "1-based rank", False),
+            _TRACK,
+            C("score", "DOUBLE", "Method-specific score (higher is better)", False),
+            C("method", "VARCHAR", "Method that produced the row", False, 16),
+            C("reason", "VARCHAR", "Why this track, in words", False, 400),
+            _RUN,
+        ),
+        ("user_key", "rank"), layer="analytics", distribution="HASH(user_key)",
+    ),
+)

@@ -1,0 +1,1 @@
+"""Analytics: insight metrics (the one metric layer), user features, listener segments, recommendations."""

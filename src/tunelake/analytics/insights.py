@@ -1,0 +1,494 @@
+"""The metric layer: every insight is defined once here, and the dashboard, the report and the CLI all call it.
+
+Each metric is a function ``(con, f: Filters, ...) -> DataFrame | dict`` on a DuckDB connection to the warehouse.
+Dates in ``Filters`` are local calendar dates (the user's timezone), inclusive. Metrics read the aggregate tables
+(``agg_user_day``, ``agg_user_day_hour``, ``agg_user_track_month``) whenever those answer the question exactly, so
+a dashboard callback stays well under 300 ms; they fall back to ``fact_play`` otherwise.
+
+Conventions shared by every metric:
+
+* a *play* is any music playback in ``fact_play``; a *stream* is a play of at least 30 s (``is_stream``);
+* *hours* are ``sum(ms_played) / 3 600 000`` over all plays;
+* rates are ``None`` when their denominator is zero, never 0, so "no data" and "never" stay distinguishable.
+"""
+
+from __future__ import annotations
+
+import calendar
+import math
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from tunelake.errors import InputError, TunelakeError
+
+MS_PER_HOUR = 3_600_000.0
+_MONTH_OF_DKEY = "make_date(CAST(date_key // 10000 AS INTEGER), CAST(date_key // 100 % 100 AS INTEGER), 1)"
+AUDIO_FEATURES = ("danceability", "energy", "valence", "acousticness", "instrumentalness", "speechiness",
+                  "liveness", "loudness", "tempo")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which plays a metric looks at. Every field is optional; an empty Filters means everything."""
+
+    start: date | None = None  # local date, inclusive
+    end: date | None = None  # local date, inclusive
+    user_keys: tuple[int, ...] | None = None
+    segment: int | None = None  # a segment of the latest `tunelake segment` run (table user_segment)
+
+
+ALL = Filters()
+
+
+# --- helpers ----------------------------------------------------------------------------------------------------
+
+def _dkey(d: date) -> int:
+    return d.year * 10000 + d.month * 100 + d.day
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'", [name]
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _user_conds(con: duckdb.DuckDBPyConnection, f: Filters, alias: str) -> list[str]:
+    a = f"{alias}." if alias else ""
+    conds: list[str] = []
+    if f.user_keys is not None:
+        keys = ", ".join(str(int(k)) for k in f.user_keys) or "NULL"
+        conds.append(f"{a}user_key IN ({keys})")
+    if f.segment is not None:
+        if not table_exists(con, "user_segment"):
+            raise TunelakeError("a segment filter needs segments, and this warehouse has none",
+                                hint="run `tunelake segment` (or `tunelake run`) first")
+        conds.append(f"{a}user_key IN (SELECT user_key FROM user_segment WHERE segment = {int(f.segment)})")
+    return conds
+
+
+def _where(con: duckdb.DuckDBPyConnection, f: Filters, alias: str = "", date_col: str = "date_key") -> str:
+    """SQL WHERE clause for tables carrying a yyyymmdd ``date_key`` (fact_play, agg_user_day, agg_user_day_hour)."""
+    a = f"{alias}." if alias else ""
+    conds = _user_conds(con, f, alias)
+    if f.start is not None:
+        conds.append(f"{a}{date_col} >= {_dkey(f.start)}")
+    if f.end is not None:
+        conds.append(f"{a}{date_col} <= {_dkey(f.end)}")
+    return ("WHERE " + " AND ".join(conds)) if conds else ""
+
+
+def _month_aligned(f: Filters) -> bool:
+    """True when the date range covers whole months, so agg_user_track_month answers it exactly."""
+    if f.start is not None and f.start.day != 1:
+        return False
+    return f.end is None or f.end.day == calendar.monthrange(f.end.year, f.end.month)[1]
+
+
+def _where_month(con: duckdb.DuckDBPyConnection, f: Filters, alias: str = "") -> str:
+    a = f"{alias}." if alias else ""
+    conds = _user_conds(con, f, alias)
+    if f.start is not None:
+        conds.append(f"{a}month_start >= DATE '{f.start.isoformat()}'")
+    if f.end is not None:
+        conds.append(f"{a}month_start <= DATE '{f.end.replace(day=1).isoformat()}'")
+    return ("WHERE " + " AND ".join(conds)) if conds else ""
+
+
+def _track_month_source(con: duckdb.DuckDBPyConnection, f: Filters) -> str:
+    """A per-user/track/month relation for the filter: the aggregate when it is exact, fact_play otherwise."""
+    if _month_aligned(f):
+        return f"(SELECT * FROM agg_user_track_month {_where_month(con, f)})"
+    return f"""(SELECT user_key, {_MONTH_OF_DKEY} AS month_start,
+                       track_id,
+                       min(artist_id) AS artist_id, min(album_id) AS album_id, count(*) AS plays,
+                       count(*) FILTER (WHERE is_stream) AS streams, count(*) FILTER (WHERE is_skip) AS skips,
+                       sum(ms_played) AS ms_played
+                FROM fact_play {_where(con, f)} GROUP BY ALL)"""
+
+
+def _rate(num: float | None, den: float | None) -> float | None:
+    return None if not den else float(num or 0) / float(den)
+
+
+def _none_if_nan(x: Any) -> Any:
+    if x is None:
+        return None
+    try:
+        return None if math.isnan(x) else float(x)
+    except TypeError:
+        return x
+
+
+def entropy_bits(counts: list[float] | pd.Series) -> float:
+    """Shannon entropy in bits of a distribution given as counts (zeros ignored); 0.0 for an empty one."""
+    vals = [float(c) for c in counts if c and c > 0]
+    total = sum(vals)
+    if total <= 0:
+        return 0.0
+    return float(-sum((c / total) * math.log2(c / total) for c in vals))
+
+
+# --- users and periods ------------------------------------------------------------------------------------------
+
+def users(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Listeners for pickers: user_key, handle, plays, first/last play, segment name when segments exist."""
+    if table_exists(con, "user_segment"):
+        return con.execute("""SELECT u.user_key, u.handle, u.plays, u.first_played_at, u.last_played_at,
+                                     s.segment, s.segment_name
+                              FROM dim_user u LEFT JOIN user_segment s USING (user_key) ORDER BY u.handle""").df()
+    return con.execute("""SELECT user_key, handle, plays, first_played_at, last_played_at,
+                                 CAST(NULL AS INTEGER) AS segment, CAST(NULL AS VARCHAR) AS segment_name
+                          FROM dim_user ORDER BY handle""").df()
+
+
+def resolve_user(con: duckdb.DuckDBPyConnection, user: int | str) -> tuple[int, str]:
+    """(user_key, handle) for a handle or a user key; InputError naming the known handles otherwise."""
+    if isinstance(user, int) or (isinstance(user, str) and user.lstrip("-").isdigit() and len(user) > 6):
+        row = con.execute("SELECT user_key, handle FROM dim_user WHERE user_key = ?", [int(user)]).fetchone()
+    else:
+        row = con.execute("SELECT user_key, handle FROM dim_user WHERE handle = ?", [str(user)]).fetchone()
+    if row is None:
+        known = [r[0] for r in con.execute("SELECT handle FROM dim_user ORDER BY handle LIMIT 10").fetchall()]
+        raise InputError(f"unknown user {user!r}", field="user",
+                         hint=f"known users: {', '.join(known) or 'none'} (see `tunelake users`)")
+    return int(row[0]), str(row[1])
+
+
+def period_range(period: str | int | None) -> tuple[date | None, date | None]:
+    """'2024' → the year, '2024-05' → the month, '2024-Q2' → the quarter, None/'all' → everything."""
+    if period is None or str(period).lower() in ("", "all"):
+        return None, None
+    p = str(period).strip()
+    if m := re.fullmatch(r"(\d{4})", p):
+        y = int(m[1])
+        return date(y, 1, 1), date(y, 12, 31)
+    if m := re.fullmatch(r"(\d{4})-(\d{1,2})", p):
+        y, mo = int(m[1]), int(m[2])
+        if 1 <= mo <= 12:
+            return date(y, mo, 1), date(y, mo, calendar.monthrange(y, mo)[1])
+    if m := re.fullmatch(r"(\d{4})-?[Qq]([1-4])", p):
+        y, q = int(m[1]), int(m[2])
+        end_month = q * 3
+        return date(y, end_month - 2, 1), date(y, end_month, calendar.monthrange(y, end_month)[1])
+    raise InputError(f"cannot read period {period!r}", field="period", hint="use YYYY, YYYY-MM, YYYY-Qn or 'all'")
+
+
+# --- headline numbers -------------------------------------------------------------------------------------------
+
+def kpis(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> dict[str, Any]:
+    """Headline numbers: listeners, plays, streams, hours, distinct tracks/artists, skip rate, mean completion."""
+    row = con.execute(f"""
+        SELECT count(DISTINCT user_key), count(*), count(*) FILTER (WHERE is_stream),
+               coalesce(sum(ms_played), 0), count(DISTINCT track_id), count(DISTINCT artist_id),
+               count(*) FILTER (WHERE is_skip), avg(completion), min(date_key), max(date_key)
+        FROM fact_play {_where(con, f)}""").fetchone()
+    listeners, plays, streams, ms, tracks, artists, skips, completion, dmin, dmax = row
+    return {
+        "listeners": int(listeners), "plays": int(plays), "streams": int(streams),
+        "hours": float(ms) / MS_PER_HOUR, "distinct_tracks": int(tracks), "distinct_artists": int(artists),
+        "skips": int(skips), "skip_rate": _rate(skips, plays), "mean_completion": _none_if_nan(completion),
+        "first_date": _from_dkey(dmin), "last_date": _from_dkey(dmax),
+    }
+
+
+def _from_dkey(k: int | None) -> date | None:
+    return None if k is None else date(k // 10000, k // 100 % 100, k % 100)
+
+
+def listening_over_time(con: duckdb.DuckDBPyConnection, f: Filters = ALL, grain: str = "month") -> pd.DataFrame:
+    """Plays, streams, skips, hours and listeners per day/week (ISO, Monday start)/month, from agg_user_day."""
+    if grain not in ("day", "week", "month"):
+        raise InputError(f"unknown grain {grain!r}", field="grain", hint="use day, week or month")
+    return con.execute(f"""
+        SELECT CAST(date_trunc('{grain}', date) AS DATE) AS period, CAST(sum(plays) AS BIGINT) AS plays,
+               CAST(sum(streams) AS BIGINT) AS streams, CAST(sum(skips) AS BIGINT) AS skips,
+               sum(ms_played) / {MS_PER_HOUR} AS hours, count(DISTINCT user_key) AS listeners
+        FROM agg_user_day {_where(con, f)}
+        GROUP BY 1 ORDER BY 1""").df()
+
+
+# --- top lists ----------------------------------------------------------------------------------------------------
+
+def _top(con: duckdb.DuckDBPyConnection, f: Filters, n: int, key: str, select: str, join: str) -> pd.DataFrame:
+    src = _track_month_source(con, f)
+    return con.execute(f"""
+        WITH t AS (
+            SELECT {key} AS k, CAST(sum(plays) AS BIGINT) AS plays, CAST(sum(streams) AS BIGINT) AS streams,
+                   sum(ms_played) AS ms,
+                   count(DISTINCT user_key) AS listeners
+            FROM {src} AS m {join}
+            WHERE {key} IS NOT NULL
+            GROUP BY 1)
+        SELECT CAST(row_number() OVER (ORDER BY t.ms DESC, t.plays DESC, t.k) AS INTEGER) AS rank, {select},
+               t.plays, t.streams, t.ms / {MS_PER_HOUR} AS hours, t.listeners
+        FROM t
+        ORDER BY rank LIMIT {int(n)}""").df()
+
+
+def top_artists(con: duckdb.DuckDBPyConnection, f: Filters = ALL, n: int = 10) -> pd.DataFrame:
+    """Primary artists ranked by time listened: rank, artist_id, artist_name, plays, streams, hours, listeners."""
+    return _top(con, f, n, "m.artist_id",
+                "t.k AS artist_id, (SELECT artist_name FROM dim_artist a WHERE a.artist_id = t.k) AS artist_name", "")
+
+
+def top_tracks(con: duckdb.DuckDBPyConnection, f: Filters = ALL, n: int = 10) -> pd.DataFrame:
+    """Tracks ranked by time listened: rank, track_id, track_name, artist_name, plays, streams, hours, listeners."""
+    df = _top(con, f, n, "m.track_id", "t.k AS track_id", "")
+    names = con.execute("SELECT track_id, track_name, artist_name, album_name FROM dim_track WHERE track_id IN "
+                        "(SELECT unnest(?))", [list(df["track_id"])]).df()
+    out = df.merge(names, on="track_id", how="left")
+    return out[["rank", "track_id", "track_name", "artist_name", "album_name", "plays", "streams", "hours",
+                "listeners"]]
+
+
+def top_albums(con: duckdb.DuckDBPyConnection, f: Filters = ALL, n: int = 10) -> pd.DataFrame:
+    """Albums ranked by time listened: rank, album_id, album_name, artist_name, release_year, plays, hours…"""
+    df = _top(con, f, n, "m.album_id", "t.k AS album_id", "")
+    names = con.execute("""SELECT al.album_id, al.album_name, ar.artist_name, al.release_year
+                           FROM dim_album al LEFT JOIN dim_artist ar USING (artist_id)
+                           WHERE al.album_id IN (SELECT unnest(?))""", [list(df["album_id"])]).df()
+    out = df.merge(names, on="album_id", how="left")
+    return out[["rank", "album_id", "album_name", "artist_name", "release_year", "plays", "streams", "hours",
+                "listeners"]]
+
+
+def top_genres(con: duckdb.DuckDBPyConnection, f: Filters = ALL, n: int = 10) -> pd.DataFrame:
+    """Genres (the track's primary genre) by time listened: rank, genre, plays, streams, hours, listeners, share.
+
+    ``share`` is the genre's fraction of the hours of plays whose genre is known."""
+    df = _top(con, f, 10_000, "d.primary_genre", "t.k AS genre",
+              "JOIN dim_track AS d ON d.track_id = m.track_id")
+    total = df["hours"].sum()
+    df["share"] = df["hours"] / total if total else None
+    return df.head(int(n)).reset_index(drop=True)
+
+
+# --- time patterns ----------------------------------------------------------------------------------------------
+
+def hour_weekday_heatmap(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
+    """All 7 × 24 cells (weekday 1 = Monday … 7, hour 0–23, local time) with plays and hours, zeros included."""
+    return con.execute(f"""
+        WITH cells AS (
+            SELECT w.weekday, h.hour FROM range(1, 8) AS w(weekday), range(0, 24) AS h(hour)),
+        a AS (
+            SELECT local_weekday AS weekday, local_hour AS hour, sum(plays) AS plays, sum(ms_played) AS ms
+            FROM agg_user_day_hour {_where(con, f)} GROUP BY 1, 2)
+        SELECT CAST(c.weekday AS INTEGER) AS weekday, CAST(c.hour AS INTEGER) AS hour,
+               CAST(coalesce(a.plays, 0) AS BIGINT) AS plays, coalesce(a.ms, 0) / {MS_PER_HOUR} AS hours
+        FROM cells c LEFT JOIN a ON a.weekday = c.weekday AND a.hour = c.hour
+        ORDER BY 1, 2""").df()
+
+
+def sessions(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
+    """One row per listening session (fact_play.session_id: a gap over session_gap_minutes starts a new one):
+    user_key, session_id, started_at, ended_at, plays, hours, duration_min (first start to last end)."""
+    return con.execute(f"""
+        SELECT user_key, session_id, min(started_at) AS started_at, max(ended_at) AS ended_at,
+               count(*) AS plays, sum(ms_played) / {MS_PER_HOUR} AS hours,
+               date_diff('second', min(started_at), max(ended_at)) / 60.0 AS duration_min
+        FROM fact_play {_where(con, f)}
+        GROUP BY 1, 2 ORDER BY 1, 2""").df()
+
+
+def session_stats(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> dict[str, Any]:
+    """Session count, mean/median plays and minutes per session, longest session, sessions per active day."""
+    row = con.execute(f"""
+        WITH s AS (
+            SELECT user_key, session_id, count(*) AS plays,
+                   date_diff('second', min(started_at), max(ended_at)) / 60.0 AS minutes
+            FROM fact_play {_where(con, f)} GROUP BY 1, 2)
+        SELECT count(*), avg(plays), median(plays), avg(minutes), median(minutes), max(minutes) FROM s""").fetchone()
+    days = con.execute(f"SELECT count(*) FROM agg_user_day {_where(con, f)}").fetchone()[0]
+    n, mean_plays, median_plays, mean_min, median_min, max_min = row
+    return {"sessions": int(n), "mean_plays": _none_if_nan(mean_plays), "median_plays": _none_if_nan(median_plays),
+            "mean_minutes": _none_if_nan(mean_min), "median_minutes": _none_if_nan(median_min),
+            "longest_minutes": _none_if_nan(max_min), "sessions_per_active_day": _rate(n, days)}
+
+
+def streaks(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
+    """Runs of consecutive local days with any music playback, per user: user_key, start, end, days; longest
+    first. A day counts whatever was played (even a single skipped play)."""
+    return con.execute(f"""
+        WITH d AS (SELECT DISTINCT user_key, date FROM agg_user_day {_where(con, f)}),
+        g AS (SELECT user_key, date,
+                     date - CAST(row_number() OVER (PARTITION BY user_key ORDER BY date) AS INTEGER) AS grp
+              FROM d)
+        SELECT user_key, min(date) AS start, max(date) AS "end", CAST(count(*) AS INTEGER) AS days
+        FROM g GROUP BY user_key, grp
+        ORDER BY days DESC, start, user_key""").df()
+
+
+# --- behaviour ----------------------------------------------------------------------------------------------------
+
+def skip_completion(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
+    """Per month: plays, skips, skip_rate, mean_completion (ms_played / track length, where the length is known)
+    and full_listen_rate (completion ≥ 0.9 among plays with a known length)."""
+    return con.execute(f"""
+        SELECT {_MONTH_OF_DKEY} AS month, count(*) AS plays,
+               count(*) FILTER (WHERE is_skip) AS skips,
+               count(*) FILTER (WHERE is_skip) / count(*) AS skip_rate,
+               avg(completion) AS mean_completion,
+               count(*) FILTER (WHERE completion >= 0.9) / nullif(count(completion), 0) AS full_listen_rate
+        FROM fact_play {_where(con, f)}
+        GROUP BY 1 ORDER BY 1""").df()
+
+
+def discovery_rate(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
+    """Per month: the share of plays of artists (and tracks) the user first heard that month.
+
+    "First heard" looks at the user's whole history, not only the filtered window, so a filter never turns an old
+    favourite into a discovery. Columns: month, plays, new_artists, new_tracks, artist_discovery_rate,
+    track_discovery_rate (plays of newly heard artists/tracks ÷ plays). Months are whole calendar months: a window
+    that starts or ends mid-month includes the whole of that month."""
+    users_only = Filters(user_keys=f.user_keys, segment=f.segment)
+    src_all = f"(SELECT * FROM agg_user_track_month {_where_month(con, users_only)})"
+    start = f"DATE '{f.start.replace(day=1).isoformat()}'" if f.start else "DATE '0001-01-01'"
+    end = f"DATE '{f.end.isoformat()}'" if f.end else "DATE '9999-12-31'"
+    return con.execute(f"""
+        WITH m AS (SELECT * FROM {src_all}),
+        fa AS (SELECT user_key, artist_id, min(month_start) AS first_month FROM m GROUP BY 1, 2),
+        ft AS (SELECT user_key, track_id, min(month_start) AS first_month FROM m GROUP BY 1, 2),
+        x AS (
+            SELECT m.month_start, m.user_key, m.plays, m.artist_id, m.track_id,
+                   fa.first_month = m.month_start AS new_artist, ft.first_month = m.month_start AS new_track
+            FROM m JOIN fa USING (user_key, artist_id) JOIN ft USING (user_key, track_id)
+            WHERE m.month_start BETWEEN {start} AND {end})
+        SELECT month_start AS month, CAST(sum(plays) AS BIGINT) AS plays,
+               count(DISTINCT (user_key, artist_id)) FILTER (WHERE new_artist) AS new_artists,
+               count(DISTINCT (user_key, track_id)) FILTER (WHERE new_track) AS new_tracks,
+               sum(plays) FILTER (WHERE new_artist) / sum(plays) AS artist_discovery_rate,
+               sum(plays) FILTER (WHERE new_track) / sum(plays) AS track_discovery_rate
+        FROM x GROUP BY 1 ORDER BY 1""").df().fillna({"artist_discovery_rate": 0.0, "track_discovery_rate": 0.0})
+
+
+def diversity(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> dict[str, Any]:
+    """Shannon entropy (bits) of the play distribution over primary artists and over track genres, pooled over
+    the filtered plays, with the counts it came from. 0 bits = one artist; log2(n) = n artists played equally."""
+    src = _track_month_source(con, f)
+    arts = con.execute(f"SELECT sum(plays) FROM {src} WHERE artist_id IS NOT NULL GROUP BY artist_id").fetchall()
+    gens = con.execute(f"""SELECT sum(m.plays) FROM {src} m JOIN dim_track d USING (track_id)
+                           WHERE d.primary_genre IS NOT NULL GROUP BY d.primary_genre""").fetchall()
+    a = [r[0] for r in arts]
+    g = [r[0] for r in gens]
+    return {"artist_entropy_bits": entropy_bits(a), "genre_entropy_bits": entropy_bits(g),
+            "artists": len(a), "genres": len(g),
+            "artist_entropy_max_bits": math.log2(len(a)) if a else 0.0,
+            "genre_entropy_max_bits": math.log2(len(g)) if g else 0.0}
+
+
+def mainstreamness(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> dict[str, Any]:
+    """Play-weighted mean Spotify popularity (0–100) of the tracks played, over plays whose popularity is known;
+    ``coverage`` is the share of plays it is based on."""
+    src = _track_month_source(con, f)
+    row = con.execute(f"""
+        SELECT sum(m.plays * d.popularity) / nullif(sum(m.plays) FILTER (WHERE d.popularity IS NOT NULL), 0),
+               sum(m.plays) FILTER (WHERE d.popularity IS NOT NULL), sum(m.plays)
+        FROM {src} m LEFT JOIN dim_track d USING (track_id)""").fetchone()
+    mean, known, total = row
+    return {"mean_popularity": _none_if_nan(mean), "plays_with_popularity": int(known or 0),
+            "coverage": _rate(known, total)}
+
+
+def eras(con: duckdb.DuckDBPyConnection, f: Filters = ALL, by: str = "decade") -> pd.DataFrame:
+    """Plays by the release year (``by='year'``) or decade (``by='decade'``, e.g. 1990) of the track's album,
+    over plays whose release year is known: era, plays, hours, share (of those plays)."""
+    if by not in ("year", "decade"):
+        raise InputError(f"unknown era grouping {by!r}", field="by", hint="use year or decade")
+    expr = "d.release_year" if by == "year" else "CAST(d.release_year // 10 * 10 AS INTEGER)"
+    src = _track_month_source(con, f)
+    return con.execute(f"""
+        SELECT CAST({expr} AS INTEGER) AS era, CAST(sum(m.plays) AS BIGINT) AS plays,
+               sum(m.ms_played) / {MS_PER_HOUR} AS hours,
+               sum(m.plays) / sum(sum(m.plays)) OVER () AS share
+        FROM {src} m JOIN dim_track d USING (track_id)
+        WHERE d.release_year IS NOT NULL GROUP BY 1 ORDER BY 1""").df()
+
+
+def platforms(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
+    """Plays and hours per normalised platform (android, ios, windows, …), with each platform's share of plays."""
+    return con.execute(f"""
+        SELECT coalesce(platform, 'unknown') AS platform, count(*) AS plays, sum(ms_played) / {MS_PER_HOUR} AS hours,
+               count(*) / sum(count(*)) OVER () AS share
+        FROM fact_play {_where(con, f)} GROUP BY 1 ORDER BY plays DESC, platform""").df()
+
+
+def audio_profile(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> dict[str, Any]:
+    """Play-weighted means of the audio features over plays of tracks whose features are known, plus
+    ``coverage`` (share of plays with features) and ``plays_with_features``. Means are None without coverage."""
+    src = _track_month_source(con, f)
+    means = ", ".join(f"sum(m.plays * d.{a}) FILTER (WHERE d.has_audio_features) / "
+                      f"nullif(sum(m.plays) FILTER (WHERE d.has_audio_features), 0) AS {a}" for a in AUDIO_FEATURES)
+    df = con.execute(f"""
+        SELECT {means}, sum(m.plays) FILTER (WHERE d.has_audio_features) AS known, sum(m.plays) AS total
+        FROM {src} m LEFT JOIN dim_track d USING (track_id)""").df()
+    row = df.iloc[0]
+    out: dict[str, Any] = {a: _none_if_nan(row[a]) for a in AUDIO_FEATURES}
+    known = _none_if_nan(row["known"])
+    out["plays_with_features"] = int(known or 0)
+    out["coverage"] = _rate(known, _none_if_nan(row["total"]))
+    return out
+
+
+# --- Wrapped ------------------------------------------------------------------------------------------------------
+
+def wrapped(con: duckdb.DuckDBPyConnection, user: int | str, period: str | int | None = None) -> dict[str, Any]:
+    """A Wrapped-style summary of one listener for a period ('2024', '2024-05', '2024-Q2', None = all time)."""
+    user_key, handle = resolve_user(con, user)
+    start, end = period_range(period)
+    f = Filters(start=start, end=end, user_keys=(user_key,))
+    k = kpis(con, f)
+    if k["plays"] == 0:
+        raise InputError(f"{handle} has no plays in {period or 'the warehouse'}", field="period",
+                         hint="pick a period with listening (see `tunelake insights --user NAME` for all time)")
+    over = listening_over_time(con, f, "month")
+    top_month = over.sort_values(["hours", "period"], ascending=[False, True]).iloc[0]
+    heat = hour_weekday_heatmap(con, f)
+    by_hour = heat.groupby("hour")["plays"].sum()
+    by_day = heat.groupby("weekday")["plays"].sum()
+    st = streaks(con, f)
+    disc = discovery_rate(con, f)
+    era = eras(con, f)
+    plat = platforms(con, f)
+    seg = None
+    if table_exists(con, "user_segment"):
+        row = con.execute("SELECT segment, segment_name FROM user_segment WHERE user_key = ?", [user_key]).fetchone()
+        seg = {"segment": int(row[0]), "name": row[1]} if row else None
+    new_artists = int(disc["new_artists"].sum()) if len(disc) else 0
+    return {
+        "user_key": user_key, "handle": handle, "period": str(period) if period else "all time",
+        "start": k["first_date"], "end": k["last_date"],
+        "minutes": round(k["hours"] * 60), "hours": k["hours"], "plays": k["plays"], "streams": k["streams"],
+        "distinct_tracks": k["distinct_tracks"], "distinct_artists": k["distinct_artists"],
+        "skip_rate": k["skip_rate"], "mean_completion": k["mean_completion"],
+        "top_artists": top_artists(con, f, 5)[["artist_name", "hours", "plays"]].to_dict("records"),
+        "top_tracks": top_tracks(con, f, 5)[["track_name", "artist_name", "hours", "plays"]].to_dict("records"),
+        "top_genres": top_genres(con, f, 5)[["genre", "hours", "share"]].to_dict("records"),
+        "top_month": {"month": pd.Timestamp(top_month["period"]).date(), "hours": float(top_month["hours"])},
+        "peak_hour": int(by_hour.idxmax()), "peak_weekday": calendar.day_name[int(by_day.idxmax()) - 1],
+        "longest_streak": ({"days": int(st.iloc[0]["days"]), "start": pd.Timestamp(st.iloc[0]["start"]).date(),
+                            "end": pd.Timestamp(st.iloc[0]["end"]).date()} if len(st) else None),
+        "sessions": session_stats(con, f),
+        "new_artists": new_artists,
+        "artist_discovery_rate": (float((disc["artist_discovery_rate"] * disc["plays"]).sum() / disc["plays"].sum())
+                                  if len(disc) else None),
+        "diversity": diversity(con, f),
+        "mainstreamness": mainstreamness(con, f),
+        "top_decade": int(era.sort_values("plays", ascending=False).iloc[0]["era"]) if len(era) else None,
+        "top_platform": plat.iloc[0]["platform"] if len(plat) else None,
+        "audio_profile": audio_profile(con, f),
+        "segment": seg,
+    }
+
+
+def last_days(con: duckdb.DuckDBPyConnection, days: int, f: Filters = ALL) -> Filters:
+    """Filters for the last ``days`` local days that have data (handy for 'last 4 weeks' views)."""
+    last = con.execute(f"SELECT max(date) FROM agg_user_day {_where(con, f)}").fetchone()[0]
+    if last is None:
+        return f
+    return Filters(start=last - timedelta(days=days - 1), end=last, user_keys=f.user_keys, segment=f.segment)
