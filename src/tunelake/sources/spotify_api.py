@@ -31,8 +31,10 @@ import pyarrow.compute as pc
 
 from tunelake.config import Config
 from tunelake.curate import plays as curated_plays
+from tunelake.curate import schemas as curated_schemas
 from tunelake.curate.schemas import TS
 from tunelake.errors import ConfigError, SourceError, TransientSourceError
+from tunelake.ingest import write_users_table
 from tunelake.lake import manifest, zones
 from tunelake.lake.manifest import Batch, utcnow
 from tunelake.lake.store import Lake
@@ -60,37 +62,10 @@ CAPABILITY_RECHECK = timedelta(days=7)
 
 # --- curated table schemas (the contract with the warehouse models) --------------------------------------------
 
-TOP_ITEMS = pa.schema(
-    [
-        ("user_key", pa.int64()),
-        ("snapshot_date", pa.date32()),  # UTC date the snapshot was taken
-        ("time_range", pa.string()),  # short_term (≈4 weeks) | medium_term (≈6 months) | long_term (all time)
-        ("item_type", pa.string()),  # artist | track
-        ("rank", pa.int32()),  # 1-based
-        ("item_id", pa.string()),
-        ("item_name", pa.string()),
-    ]
-)
-SAVED_TRACKS = pa.schema(
-    [
-        ("user_key", pa.int64()),
-        ("track_id", pa.string()),
-        ("saved_at", TS),  # UTC
-        ("source", pa.string()),  # api | library (export)
-    ]
-)
-PLAYLIST_ITEMS = pa.schema(
-    [
-        ("user_key", pa.int64()),
-        ("playlist_id", pa.string()),
-        ("playlist_name", pa.string()),
-        ("position", pa.int32()),  # 0-based
-        ("item_type", pa.string()),  # track | episode
-        ("track_id", pa.string()),
-        ("added_at", TS),  # UTC, null for very old playlists
-        ("source", pa.string()),  # api | playlist (export)
-    ]
-)
+# The user tables share their schemas with the export importers (curate/schemas.py): API rows carry source='api'.
+TOP_ITEMS = curated_schemas.TOP_ITEMS
+SAVED_TRACKS = curated_schemas.SAVED_TRACKS
+PLAYLIST_ITEMS = curated_schemas.PLAYLIST_ITEMS
 # Metadata cache (unpartitioned): one row per id, so nothing is fetched twice.
 API_TRACKS = pa.schema(
     [
@@ -326,6 +301,7 @@ def login(
     me = client.call("me")
     lake = Lake(cfg.lake)
     manifest.register_user(lake, handle)
+    write_users_table(lake)
     return {
         "user": handle,
         "spotify_id": me.get("id"),
@@ -572,19 +548,20 @@ def play_rows(items: list[dict[str, Any]], user_key: int, batch_id: str) -> pa.T
 
 
 def find_overlaps(
-    existing: pa.Table, incoming: pa.Table, tolerance_s: float, exclude_source: str | None = SOURCE
+    existing: pa.Table, incoming: pa.Table, tolerance_s: float, exclude_sources: tuple[str, ...] = (SOURCE, "account")
 ) -> list[bool]:
     """For each incoming play: is it the same playback as an existing one (same track, end within tolerance)?
 
     Matching is one-to-one: an existing playback absorbs at most one incoming play. Existing rows of
-    `exclude_source` are not candidates (API plays among themselves are deduplicated by their playback id).
+    `exclude_sources` are not candidates: API plays among themselves are deduplicated by their playback id, and
+    account-data rows (minute precision, no track URI) are matched by `merge_plays` with the `curate.overlap` rule.
     """
     tol = int(tolerance_s * 1000)
     by_track: dict[str, list[int]] = {}
     if existing.num_rows:
         ex = existing
-        if exclude_source is not None:
-            ex = ex.filter(pc.invert(pc.fill_null(pc.equal(ex["source"], exclude_source), False)))
+        if exclude_sources:
+            ex = ex.filter(pc.invert(pc.fill_null(pc.is_in(ex["source"], pa.array(list(exclude_sources))), False)))
         ex = ex.filter(pc.is_valid(ex["track_id"]))
         for tid, ms in zip(ex["track_id"].to_pylist(), pc.cast(ex["ended_at"], pa.int64()).to_pylist(), strict=True):
             if ms is not None:
@@ -700,6 +677,7 @@ def pull(
             _pull_playlists(client, lake, handle, user_key, result, seen_tracks)
         elif name == "enrich":
             enrich(client, lake, user_key, result, seen_tracks, top_artists)
+    write_users_table(lake)  # the curated users table mirrors the manifest (dim_user)
     if progress:
         progress(len(what), len(what), "done")
     result.calls = dict(client.stats)
@@ -735,9 +713,10 @@ def _pull_recent(
         fresh = rows.filter(pa.array([not s for s in same], pa.bool_()))
         dups = 0
         if fresh.num_rows:
-            m = curated_plays.merge_plays(lake, user_key, fresh)
+            m = curated_plays.merge_plays(lake, user_key, fresh, tolerance_s=cfg.overlap_tolerance_s)
             dups = m.duplicates_by_batch.get(raw.batch_id, 0)
-        new = fresh.num_rows - dups
+            merged += m.merged_by_batch.get(raw.batch_id, 0)  # same playback as an account-data row
+        new = rows.num_rows - dups - merged
         _commit(
             lake,
             raw,
@@ -830,7 +809,7 @@ def _paged(client: SpotifyClient, first: dict[str, Any]) -> Iterable[dict[str, A
 def _pull_saved(
     client: SpotifyClient, lake: Lake, handle: str, user_key: int, result: PullResult, seen: dict[str, dict[str, Any]]
 ) -> None:
-    cols: dict[str, list[Any]] = {k: [] for k in SAVED_TRACKS.names}
+    rows: list[dict[str, Any]] = []
     raws = []
     for page in _paged(client, client.call("current_user_saved_tracks", limit=50)):
         now = utcnow()
@@ -846,14 +825,22 @@ def _pull_saved(
             if not track.get("id"):
                 continue
             seen[track["id"]] = track
-            for k, v in (
-                ("user_key", user_key),
-                ("track_id", track["id"]),
-                ("saved_at", _ts(item.get("added_at"))),
-                ("source", SOURCE),
-            ):
-                cols[k].append(v)
-    table = pa.table(cols, schema=SAVED_TRACKS)
+            rows.append(
+                {
+                    "user_key": user_key,
+                    "track_id": track["id"],
+                    "track_name": track.get("name"),
+                    "artist_name": ((track.get("artists") or [{}])[0]).get("name"),
+                    "album_name": (track.get("album") or {}).get("name"),
+                    "saved_at": _ts(item.get("added_at")),
+                    "source": SOURCE,
+                    "item_type": "track",
+                    "item_id": track["id"],
+                    "item_name": track.get("name"),
+                    "batch_id": raws[-1][0].batch_id,
+                }
+            )
+    table = pa.Table.from_pylist(rows, schema=SAVED_TRACKS)
     _replace_rows(lake, "saved_tracks", user_key, SAVED_TRACKS, _not_api, table)
     for raw, now, n in raws:
         _commit(lake, raw, handle, user_key, "me/tracks", now, read=n, accepted=n)
@@ -863,7 +850,7 @@ def _pull_saved(
 def _pull_playlists(
     client: SpotifyClient, lake: Lake, handle: str, user_key: int, result: PullResult, seen: dict[str, dict[str, Any]]
 ) -> None:
-    cols: dict[str, list[Any]] = {k: [] for k in PLAYLIST_ITEMS.names}
+    rows: list[dict[str, Any]] = []
     raws = []
     for page in _paged(client, client.call("current_user_playlists", limit=50)):
         now = utcnow()
@@ -897,19 +884,25 @@ def _pull_playlists(
                     kind = obj.get("type") or "track"
                     if kind == "track" and obj.get("id"):
                         seen[obj["id"]] = obj
-                    for k, v in (
-                        ("user_key", user_key),
-                        ("playlist_id", pl["id"]),
-                        ("playlist_name", pl.get("name")),
-                        ("position", position),
-                        ("item_type", kind),
-                        ("track_id", obj.get("id") if kind == "track" else None),
-                        ("added_at", _ts(item.get("added_at"))),
-                        ("source", SOURCE),
-                    ):
-                        cols[k].append(v)
+                    rows.append(
+                        {
+                            "user_key": user_key,
+                            "playlist_id": pl["id"],
+                            "playlist_name": pl.get("name"),
+                            "position": position,
+                            "item_type": kind,
+                            "track_id": obj.get("id") if kind == "track" else None,
+                            "track_name": obj.get("name"),
+                            "artist_name": ((obj.get("artists") or [{}])[0]).get("name"),
+                            "album_name": (obj.get("album") or {}).get("name"),
+                            "added_at": _ts(item.get("added_at")),
+                            "source": SOURCE,
+                            "item_id": obj.get("id"),
+                            "batch_id": raws[-1][0].batch_id,
+                        }
+                    )
                     position += 1
-    table = pa.table(cols, schema=PLAYLIST_ITEMS)
+    table = pa.Table.from_pylist(rows, schema=PLAYLIST_ITEMS)
     _replace_rows(lake, "playlist_items", user_key, PLAYLIST_ITEMS, _not_api, table)
     for raw, endpoint, now, n in raws:
         _commit(lake, raw, handle, user_key, endpoint, now, read=n, accepted=n)
