@@ -48,6 +48,7 @@ MODEL_ORDER = [
     "agg_user_day",
     "agg_user_day_hour",
     "agg_user_track_month",
+    "agg_user_artist_month",
 ]
 
 # Settings the models depend on: changing one of them makes the next build run even with no new data.

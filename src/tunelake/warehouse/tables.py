@@ -346,6 +346,23 @@ _register(
         ("user_key", "month_start", "track_id"),
         distribution="HASH(user_key)",
     ),
+    Table(
+        "agg_user_artist_month", "agg", "one row per user, local month and primary artist",
+        "Monthly per-artist totals (plays of tracks with no known artist are left out): top artists for any "
+        "period without grouping the much larger per-track aggregate.",
+        (
+            _USER,
+            C("month_start", "DATE", "First local day of the month", False),
+            C("artist_id", "VARCHAR", "Primary artist", False, 40, references="dim_artist.artist_id"),
+            C("plays", "BIGINT", "Playbacks", False),
+            C("streams", "BIGINT", "Playbacks ≥ 30 s", False),
+            C("skips", "BIGINT", "Skipped playbacks", False),
+            C("ms_played", "BIGINT", "Milliseconds played", False),
+            C("distinct_tracks", "BIGINT", "Distinct tracks of the artist played", False),
+        ),
+        ("user_key", "month_start", "artist_id"),
+        distribution="HASH(user_key)",
+    ),
 )
 
 # --- run log and quality ---------------------------------------------------------------------------------------
