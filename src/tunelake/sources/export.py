@@ -219,6 +219,7 @@ class Parsed:
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     unknown_fields: set[str] = field(default_factory=set)
     file_format: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
 
     def quarantine_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -286,6 +287,11 @@ def _uri_ids(uris: pa.Array, prefix: str, bad: dict[int, tuple[str, str]], field
 
 def parse_extended(data: bytes, name: str, *, now: datetime | None = None) -> Parsed:
     """Extended streaming history (Streaming_History_Audio/Video_*, endsong_*) → normalised play rows."""
+    from tunelake.sources.extended_fast import parse_extended_fast
+
+    fast = parse_extended_fast(data, name, EXTENDED_FIELDS, now=now)
+    if fast is not None:
+        return fast
     records = load_json_array(data, name)
     n = len(records)
     bad: dict[int, tuple[str, str]] = {}
