@@ -17,15 +17,28 @@ import pyarrow.compute as pc
 
 from tunelake.config import Config
 from tunelake.curate import plays as curated_plays
+from tunelake.curate import resolve
 from tunelake.curate.privacy import PII_COLUMNS, apply_pii_policy, workspace_salt
 from tunelake.curate.schemas import USERS
 from tunelake.errors import InputError
 from tunelake.lake import manifest, zones
 from tunelake.lake.manifest import Batch, utcnow
 from tunelake.lake.store import Lake
+from tunelake.sources import library
+from tunelake.sources.account import parse_account
 from tunelake.sources.export import PARSERS, ExportFile, Parsed, find_export_files, source_of_kind
 
 Progress = Callable[[int, int, str], None]
+
+ALL_PARSERS: dict[str, Callable[..., Parsed]] = {
+    **PARSERS,
+    "account_music": parse_account,
+    "account_podcast": parse_account,
+    "account_audiobook": parse_account,
+    "library": library.parse_library,
+    "playlist": library.parse_playlists,
+}
+TABLE_OF_KIND = {"library": "saved_tracks", "playlist": "playlist_items"}  # every other kind → plays
 
 
 @dataclass
@@ -42,6 +55,11 @@ class FileResult:
     excluded: int = 0
     unknown_fields: list[str] = field(default_factory=list)
     error: str = ""
+    table: str = ""  # curated table the rows went to: plays | saved_tracks | playlist_items
+    to_resolve: int = 0  # rows known only by names (account plays, library/playlist tracks without URI)
+    resolved: int = 0  # … of which matched a known Spotify id (the rest got a stable surrogate id)
+    ms_played: int = 0  # of the file's valid play rows (accepted + duplicates + merged)
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def quarantined_total(self) -> int:
@@ -52,7 +70,9 @@ class FileResult:
 class ImportSummary:
     handle: str
     files: list[FileResult] = field(default_factory=list)
-    ms_played: int = 0  # of accepted rows
+    ms_played: int = 0  # of valid play rows read (accepted + duplicates + merged)
+    replaced: int = 0  # stored account-data plays replaced by the same playback from extended history
+    upgraded: int = 0  # stored account-data plays whose surrogate id was resolved thanks to this import
 
     def total(self, name: str) -> int:
         return sum(getattr(f, name) for f in self.files)
@@ -69,6 +89,25 @@ class ImportSummary:
     def errors(self) -> list[str]:
         return [f.error for f in self.files if f.status == "failed"]
 
+    @property
+    def resolution_rate(self) -> float | None:
+        """Share of name-only rows (account plays, URI-less library items) resolved to a Spotify id."""
+        n = self.total("to_resolve")
+        return round(self.total("resolved") / n, 4) if n else None
+
+    def by_table(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for f in self.files:
+            if not f.table:
+                continue
+            t = out.setdefault(f.table, {"read": 0, "accepted": 0, "duplicates": 0, "merged": 0, "quarantined": 0})
+            t["read"] += f.read
+            t["accepted"] += f.accepted
+            t["duplicates"] += f.duplicates
+            t["merged"] += f.merged
+            t["quarantined"] += f.quarantined_total
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "user": self.handle,
@@ -80,6 +119,14 @@ class ImportSummary:
             "quarantined": self.quarantined,
             "excluded_from_streams": self.total("excluded"),
             "already_imported": sum(1 for f in self.files if f.status == "already imported"),
+            "not_supported": sum(1 for f in self.files if f.status == "not supported"),
+            "by_table": self.by_table(),
+            "ms_played": self.ms_played,
+            "to_resolve": self.total("to_resolve"),
+            "resolved": self.total("resolved"),
+            "resolution_rate": self.resolution_rate,
+            "replaced_account_rows": self.replaced,
+            "unknown_fields": sorted({u for f in self.files for u in f.unknown_fields}),
             "failed": self.errors,
         }
 
@@ -131,6 +178,73 @@ def store_raw(lake: Lake, f: ExportFile, data: bytes, source: str, handle: str, 
     return raw
 
 
+def _resolve_pending(lake: Lake, pending: list[tuple[Batch, FileResult, Parsed]]) -> resolve.Resolver | None:
+    """Fill track/episode ids of name-only rows from every known track (lake + this import)."""
+    def needs(result: FileResult, rows: pa.Table) -> bool:
+        if result.table == "plays":
+            return bool(rows.num_rows) and pc.any(pc.equal(rows["source"], "account")).as_py()
+        return bool(rows.num_rows) and pc.any(pc.is_null(rows["item_id"])).as_py()
+
+    if not any(needs(r, p.rows) for _, r, p in pending):
+        return None
+    resolver = resolve.lake_resolver(lake)
+    for _, result, parsed in pending:  # ids that come with this import: extended plays, library/playlist URIs
+        if result.table == "plays":
+            resolver.add_plays(parsed.rows)
+        else:
+            resolver.add_named_tracks(parsed.rows)
+    for _, result, parsed in pending:
+        rows = parsed.rows
+        if not needs(result, rows):
+            continue
+        if result.table == "plays":
+            acc = pc.fill_null(pc.equal(rows["source"], "account"), False)
+            is_track = pc.and_(acc, pc.equal(rows["content_type"], "track"))
+            is_ep = pc.and_(acc, pc.equal(rows["content_type"], "episode"))
+            tids, tok = resolver.resolve_tracks(rows["artist_name"].to_pylist(), rows["track_name"].to_pylist())
+            eids, eok = resolver.resolve_episodes(rows["show_name"].to_pylist(), rows["episode_name"].to_pylist())
+            bids = pa.array([resolve.surrogate_id("chapter", b, c) for b, c in zip(
+                rows["audiobook_title"].to_pylist(), rows["chapter_title"].to_pylist(), strict=True)], pa.string())
+            is_book = pc.and_(acc, pc.equal(rows["content_type"], "audiobook"))
+            rows = rows.set_column(rows.column_names.index("track_id"), "track_id",
+                                   pc.if_else(is_track, tids, rows["track_id"]))
+            for name, col, mask in (("episode_id", eids, is_ep), ("chapter_id", bids, is_book)):
+                base = rows[name] if name in rows.column_names else pa.nulls(rows.num_rows, pa.string())
+                new = pc.if_else(mask, col, base)
+                rows = (rows.set_column(rows.column_names.index(name), name, new) if name in rows.column_names
+                        else rows.append_column(name, new))
+            result.to_resolve = pc.sum(pc.cast(pc.or_(is_track, is_ep), pa.int64())).as_py() or 0
+            result.resolved = (pc.sum(pc.cast(pc.and_(is_track, tok), pa.int64())).as_py() or 0) + (
+                pc.sum(pc.cast(pc.and_(is_ep, eok), pa.int64())).as_py() or 0)
+        else:
+            todo = pc.and_(pc.is_null(rows["item_id"]), pc.is_in(rows["item_type"], pa.array(["track",
+                                                                                             "banned_track"])))
+            tids, tok = resolver.resolve_tracks(rows["artist_name"].to_pylist(), rows["track_name"].to_pylist())
+            item_id = pc.if_else(todo, tids, rows["item_id"])
+            rows = rows.set_column(rows.column_names.index("item_id"), "item_id", item_id)
+            is_tr = pc.equal(rows["item_type"], "track")
+            rows = rows.set_column(rows.column_names.index("track_id"), "track_id",
+                                   pc.if_else(is_tr, item_id, rows["track_id"]))
+            result.to_resolve = pc.sum(pc.cast(todo, pa.int64())).as_py() or 0
+            result.resolved = pc.sum(pc.cast(pc.and_(todo, tok), pa.int64())).as_py() or 0
+        parsed.rows = rows
+    return resolver
+
+
+def _put(rows: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    if name in rows.column_names:
+        return rows.set_column(rows.column_names.index(name), name, values)
+    return rows.append_column(name, values)
+
+
+def _user_has_account_plays(lake: Lake, user_key: int) -> bool:
+    rel = zones.curated_user_file("plays", user_key)
+    if not lake.exists(rel):
+        return False
+    src = resolve._read_columns(lake, [rel], ["source"])
+    return src is not None and pc.any(pc.equal(src["source"], "account")).as_py()
+
+
 def import_paths(
     cfg: Config,
     paths: list[str],
@@ -140,7 +254,7 @@ def import_paths(
     pii: str | None = None,
     progress: Progress | None = None,
 ) -> ImportSummary:
-    """Import every listening file under `paths` for one user."""
+    """Import every Spotify export file under `paths` for one user."""
     zones.check_handle(handle)
     lake = open_lake(cfg)
     policy = pii or cfg.pii
@@ -155,9 +269,9 @@ def import_paths(
     now = utcnow()
 
     for f in files:
-        result = FileResult(f.origin, f.kind, "imported")
+        result = FileResult(f.origin, f.kind, "imported", table=TABLE_OF_KIND.get(f.kind, "plays"))
         summary.files.append(result)
-        parser = PARSERS.get(f.kind)
+        parser = ALL_PARSERS.get(f.kind)
         if parser is None:
             result.status = "not supported"
             result.error = f"{f.origin}: {f.kind} files are not imported by this version"
@@ -165,7 +279,11 @@ def import_paths(
             if progress:
                 progress(done, total_bytes, f.name)
             continue
-        data = f.read()
+        try:
+            data = f.read()
+        except InputError as exc:
+            result.status, result.error = "failed", exc.one_line()
+            continue
         content_hash = hashlib.sha256(data).hexdigest()
         source = source_of_kind(f.kind)
         batch_id = manifest.batch_id_for(source, handle, content_hash)
@@ -183,37 +301,78 @@ def import_paths(
             else:
                 raw = store_raw(lake, f, data, source, handle, batch_id, content_hash, now)
                 rows = parsed.rows
-                rows = rows.append_column("user_key", pa.array([user_key] * rows.num_rows, pa.int64()))
-                rows = rows.append_column("batch_id", pa.array([batch_id] * rows.num_rows, pa.string()))
-                rows = _pii(rows, policy, salt)
+                rows = _put(rows, "user_key", pa.array([user_key] * rows.num_rows, pa.int64()))
+                rows = _put(rows, "batch_id", pa.array([batch_id] * rows.num_rows, pa.string()))
+                if result.table == "plays":
+                    rows = _pii(rows, policy, salt)
+                    result.ms_played = pc.sum(rows["ms_played"]).as_py() or 0
+                    result.excluded = pc.sum(pc.cast(pc.not_equal(rows["content_type"], "track"),
+                                                     pa.int64())).as_py() or 0
+                parsed.rows = rows
                 if parsed.quarantine:
                     _write_quarantine(lake, source, handle, batch_id, f.origin, parsed.quarantine)
                 result.read = parsed.read
                 result.quarantined = parsed.quarantine_counts()
                 result.unknown_fields = sorted(parsed.unknown_fields)
+                result.details = dict(parsed.details)
                 batch = Batch(
                     batch_id=batch_id, source=source, handle=handle, user_key=user_key, name=f.name,
                     content_hash=content_hash, raw_path=raw, imported_at=now.isoformat(), bytes=len(data),
                     file_format=parsed.file_format, read=parsed.read, quarantined=result.quarantined,
                     unknown_fields=result.unknown_fields,
                 )
-                pending.append((batch, result, parsed.__class__(rows, parsed.read)))
+                pending.append((batch, result, parsed))
+        del data
         done += f.size
         if progress:
             progress(done, total_bytes, f.name)
 
-    if pending:
-        incoming = pa.concat_tables([p.rows for _, _, p in pending], promote_options="default")
-        merge = curated_plays.merge_plays(lake, user_key, incoming)
-        for batch, result, parsed in pending:
+    resolver = _resolve_pending(lake, pending)
+    plays = [(b, r, p) for b, r, p in pending if r.table == "plays"]
+    if plays:
+        incoming = pa.concat_tables([p.rows for _, _, p in plays], promote_options="default")
+        has_account = pc.any(pc.equal(incoming["source"], "account")).as_py() or False
+        if has_account:
+            acc = pc.fill_null(pc.equal(incoming["source"], "account"), False)
+            ids = curated_plays.account_play_ids(incoming)
+            incoming = _put(incoming, "play_id", pc.if_else(acc, ids, pa.scalar(None, pa.string())))
+        if not has_account and _user_has_account_plays(lake, user_key):
+            has_account = True
+            resolver = resolver or resolve.lake_resolver(lake)
+            resolver.add_plays(incoming)
+        merge = curated_plays.merge_plays(
+            lake, user_key, incoming, tolerance_s=cfg.overlap_tolerance_s if has_account else None,
+            resolver=resolver)
+        summary.replaced += merge.replaced
+        summary.upgraded += merge.upgraded
+        for batch, result, parsed in plays:
             dups = merge.duplicates_by_batch.get(batch.batch_id, 0)
-            accepted = parsed.rows.num_rows - dups
-            excluded = pc.sum(pc.not_equal(parsed.rows["content_type"], "track")).as_py() or 0
-            ms = pc.sum(parsed.rows["ms_played"]).as_py() or 0
-            batch.accepted, batch.duplicates, batch.excluded = accepted, dups, excluded
-            result.accepted, result.duplicates, result.excluded = accepted, dups, excluded
-            summary.ms_played += ms
-            assert result.read == accepted + dups + result.quarantined_total, "import counts do not add up"
-            manifest.commit_batch(lake, batch)
+            merged = merge.merged_by_batch.get(batch.batch_id, 0)
+            _count(lake, batch, result, parsed.rows.num_rows, dups, merged)
+            summary.ms_played += result.ms_played
+    for table, merge_fn in (("saved_tracks", library.merge_saved), ("playlist_items", library.merge_playlist_items)):
+        group = [(b, r, p) for b, r, p in pending if r.table == table]
+        if not group:
+            continue
+        incoming = pa.concat_tables([p.rows for _, _, p in group], promote_options="default")
+        out = merge_fn(lake, user_key, incoming)
+        dups_by, stale = out if isinstance(out, tuple) else (out, 0)
+        for batch, result, parsed in group:
+            if stale:
+                result.details["stale_playlist_rows"] = stale
+            _count(lake, batch, result, parsed.rows.num_rows, dups_by.get(batch.batch_id, 0), 0)
     write_users_table(lake)
     return summary
+
+
+def _count(lake: Lake, batch: Batch, result: FileResult, rows: int, dups: int, merged: int) -> None:
+    """Settle one file's numbers; they must add up before its batch is committed."""
+    result.duplicates, result.merged = dups, merged
+    result.accepted = rows - dups - merged
+    batch.accepted, batch.duplicates, batch.merged, batch.excluded = (result.accepted, dups, merged,
+                                                                       result.excluded)
+    batch.details = {**result.details, "table": result.table, "to_resolve": result.to_resolve,
+                     "resolved": result.resolved, "ms_played": result.ms_played}
+    if result.read != result.accepted + dups + merged + result.quarantined_total:
+        raise AssertionError(f"{result.origin}: import counts do not add up")
+    manifest.commit_batch(lake, batch)

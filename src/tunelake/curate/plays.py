@@ -7,14 +7,18 @@ re-import never changes what was there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from tunelake.curate import overlap, resolve
 from tunelake.curate.schemas import PLAYS
 from tunelake.lake import zones
 from tunelake.lake.store import Lake
+from tunelake.warehouse.engine import arrow_of
 
 TABLE = "plays"
 
@@ -33,6 +37,9 @@ class MergeResult:
     rows_before: int
     rows_after: int
     duplicates_by_batch: dict[str, int]
+    merged_by_batch: dict[str, int] = field(default_factory=dict)
+    replaced: int = 0  # existing account rows replaced by an incoming extended/API row of the same playback
+    upgraded: int = 0  # existing account rows whose surrogate track id was resolved to a Spotify id
 
 
 def conform(table: pa.Table, schema: pa.Schema = PLAYS) -> pa.Table:
@@ -51,18 +58,105 @@ def read_user_plays(lake: Lake, user_key: int) -> pa.Table:
     return conform(lake.read_parquet(rel)) if lake.exists(rel) else PLAYS.empty_table()
 
 
-def merge_plays(lake: Lake, user_key: int, new_rows: pa.Table) -> MergeResult:
-    """Add new rows to the user's partition; rows whose playback id is already there count as duplicates."""
+def _item_names(t: pa.Table) -> tuple[list, list]:
+    """The two names that identify a row's item: (artist, track), (show, episode) or (book, chapter)."""
+    ctype = t["content_type"].to_pylist()
+    cols = {c: t[c].to_pylist() for c in ("artist_name", "track_name", "show_name", "episode_name",
+                                          "audiobook_title", "chapter_title")}
+    first, second = [], []
+    for i, c in enumerate(ctype):
+        if c == "episode":
+            first.append(cols["show_name"][i])
+            second.append(cols["episode_name"][i])
+        elif c == "audiobook":
+            first.append(cols["audiobook_title"][i])
+            second.append(cols["chapter_title"][i])
+        else:
+            first.append(cols["artist_name"][i])
+            second.append(cols["track_name"][i])
+    return first, second
+
+
+def account_play_ids(rows: pa.Table) -> pa.Array:
+    """Playback ids of account rows from their normalised names, not their resolved id: the same row read from two
+    overlapping account exports keeps its id even when resolution improved in between."""
+    first, second = _item_names(rows)
+    keys = resolve.keys_of(first, second)
+    user = rows["user_key"].to_pylist()
+    ended = pc.cast(rows["ended_at"], pa.int64()).to_pylist()
+    ctype = rows["content_type"].to_pylist()
+    ms = rows["ms_played"].to_pylist()
+    return pa.array([
+        hashlib.md5(f"{u}|{e}|a:{c}:{k}|{m}".encode()).hexdigest()
+        for u, e, c, k, m in zip(user, ended, ctype, keys, ms, strict=True)
+    ], pa.string())
+
+
+def _overlap_inputs(t: pa.Table, idx: pa.Array) -> pa.Table:
+    first, second = _item_names(t)
+    return pa.table({
+        "idx": idx,
+        "t": pc.cast(t["ended_at"], pa.int64()),
+        "ms": t["ms_played"],
+        "ctype": t["content_type"],
+        "k": pa.array(resolve.keys_of(first, second), pa.string()),
+        "tid": pc.coalesce(t["track_id"], t["episode_id"], t["chapter_id"]),
+    })
+
+
+def _upgrade_surrogates(existing: pa.Table, resolver: resolve.Resolver) -> tuple[pa.Table, int]:
+    """Account rows stored with a surrogate track id get the real id once some later import makes it known."""
+    is_acc = pc.fill_null(pc.and_(pc.equal(existing["source"], "account"),
+                                  pc.equal(existing["content_type"], "track")), False)
+    if not pc.any(is_acc).as_py():
+        return existing, 0
+    tids = existing["track_id"].to_pylist()
+    acc = is_acc.to_pylist()
+    cand = [i for i, a in enumerate(acc) if a and resolve.is_surrogate(tids[i])]
+    if not cand:
+        return existing, 0
+    artists, names = existing["artist_name"].to_pylist(), existing["track_name"].to_pylist()
+    ids, ok = resolver.resolve_tracks([artists[i] for i in cand], [names[i] for i in cand])
+    n = 0
+    for j, (i, new_id, hit) in enumerate(zip(cand, ids.to_pylist(), ok.to_pylist(), strict=True)):
+        del j
+        if hit:
+            tids[i] = new_id
+            n += 1
+    if not n:
+        return existing, 0
+    col = existing.column_names.index("track_id")
+    return existing.set_column(col, "track_id", pa.array(tids, pa.string())), n
+
+
+def merge_plays(
+    lake: Lake,
+    user_key: int,
+    new_rows: pa.Table,
+    *,
+    tolerance_s: float | None = None,
+    ms_tolerance: int = overlap.MS_TOLERANCE,
+    resolver: resolve.Resolver | None = None,
+) -> MergeResult:
+    """Add new rows to the user's partition.
+
+    Rows whose playback id is already there count as duplicates. With `tolerance_s`, account-data rows and
+    extended/API rows that are one playback by the rule of `curate.overlap` are merged: the extended/API row is
+    kept and the pair counts once, as `merged` for the batch whose row did not add a playback.
+    """
     existing = read_user_plays(lake, user_key)
+    upgraded = 0
+    if resolver is not None and existing.num_rows:
+        existing, upgraded = _upgrade_surrogates(existing, resolver)
     new_rows = conform(new_rows)
     con = duckdb.connect()
     try:
         con.register("existing", existing)
         con.register("incoming", new_rows)
-        merged = con.sql(
+        merged = arrow_of(con.sql(
             f"""
             WITH fresh AS (
-                SELECT * REPLACE ({PLAY_ID_SQL} AS play_id) FROM incoming
+                SELECT * REPLACE (coalesce(play_id, {PLAY_ID_SQL}) AS play_id) FROM incoming
             ), unioned AS (
                 SELECT *, 0 AS _pri FROM existing
                 UNION ALL BY NAME
@@ -71,17 +165,62 @@ def merge_plays(lake: Lake, user_key: int, new_rows: pa.Table) -> MergeResult:
             SELECT *, row_number() OVER (PARTITION BY play_id ORDER BY _pri, batch_id, record_no) AS _rn
             FROM unioned
             """
-        ).arrow()
-        if hasattr(merged, "read_all"):
-            merged = merged.read_all()
+        ))
         con.register("merged", merged)
-        dups = dict(con.sql("SELECT batch_id, count(*) FROM merged WHERE _rn > 1 GROUP BY batch_id").fetchall())
-        kept = con.sql("SELECT * EXCLUDE (_pri, _rn) FROM merged WHERE _rn = 1 ORDER BY ended_at, play_id").arrow()
-        if hasattr(kept, "read_all"):
-            kept = kept.read_all()
+        dups = dict(con.execute("SELECT batch_id, count(*) FROM merged WHERE _rn > 1 GROUP BY batch_id").fetchall())
+        kept = arrow_of(con.sql("SELECT * EXCLUDE (_rn) FROM merged WHERE _rn = 1 ORDER BY ended_at, play_id"))
     finally:
         con.close()
+
+    merged_by: dict[str, int] = {}
+    replaced = 0
+    if tolerance_s is not None and kept.num_rows:
+        kept, merged_by, replaced = _merge_overlaps(kept, tolerance_s, ms_tolerance)
     kept = conform(kept)
-    if new_rows.num_rows:
+    if new_rows.num_rows or upgraded:
         lake.write_parquet(zones.curated_user_file(TABLE, user_key), kept)
-    return MergeResult(existing.num_rows, kept.num_rows, dups)
+    return MergeResult(existing.num_rows, kept.num_rows, dups, merged_by, replaced, upgraded)
+
+
+def _merge_overlaps(kept: pa.Table, tolerance_s: float, ms_tolerance: int) -> tuple[pa.Table, dict[str, int], int]:
+    src = pc.fill_null(pc.equal(kept["source"], "account"), False)
+    if not pc.any(src).as_py() or pc.all(src).as_py():
+        return kept, {}, 0
+    incoming = pc.equal(kept["_pri"], 1)
+    idx = pa.array(range(kept.num_rows), pa.int64())
+    media = pc.is_in(kept["content_type"], pa.array(["track", "episode", "audiobook"]))
+    acc_mask = pc.and_(src, media)
+    acc = kept.filter(acc_mask)
+    acc_idx = idx.filter(acc_mask)
+    lo = pc.min(acc["ended_at"]).as_py()
+    hi = pc.max(acc["ended_at"]).as_py()
+    if lo is None:
+        return kept, {}, 0
+    pad = pa.scalar(int((tolerance_s + 120) * 1000), pa.duration("ms"))
+    window = pc.and_(pc.greater_equal(kept["ended_at"], pc.subtract(pa.scalar(lo, kept["ended_at"].type), pad)),
+                     pc.less_equal(kept["ended_at"], pc.add(pa.scalar(hi, kept["ended_at"].type), pad)))
+    oth_mask = pc.and_(pc.and_(pc.invert(src), media), window)
+    # Only pairs with at least one incoming row are new; pairs among stored rows were settled when they arrived.
+    if not pc.any(pc.and_(oth_mask, incoming)).as_py() and not pc.any(pc.and_(acc_mask, incoming)).as_py():
+        return kept, {}, 0
+    oth = kept.filter(oth_mask)
+    oth_idx = idx.filter(oth_mask)
+    pairs = overlap.find_pairs(_overlap_inputs(acc, acc_idx), _overlap_inputs(oth, oth_idx), tolerance_s,
+                               ms_tolerance)
+    pri = kept["_pri"].to_pylist()
+    batch = kept["batch_id"].to_pylist()
+    drop = set()
+    merged_by: dict[str, int] = {}
+    replaced = 0
+    for ai, ei in pairs:
+        if pri[ai] == 1:
+            merged_by[batch[ai]] = merged_by.get(batch[ai], 0) + 1
+        elif pri[ei] == 1:
+            merged_by[batch[ei]] = merged_by.get(batch[ei], 0) + 1
+            replaced += 1
+        else:
+            continue
+        drop.add(ai)
+    if drop:
+        kept = kept.filter(pa.array([i not in drop for i in range(kept.num_rows)]))
+    return kept, merged_by, replaced

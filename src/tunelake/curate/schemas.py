@@ -107,7 +107,11 @@ CATALOG_ALBUMS = pa.schema(
 
 SAVED_TRACKS = pa.schema(
     [("user_key", pa.int64()), ("track_id", pa.string()), ("track_name", pa.string()), ("artist_name", pa.string()),
-     ("album_name", pa.string()), ("saved_at", TS), ("source", pa.string())]
+     ("album_name", pa.string()), ("saved_at", TS), ("source", pa.string()),
+     # Everything a library holds (YourLibrary.json): track | album | artist | show | episode | banned_track |
+     # banned_artist. track_id is set for tracks only; item_id is the Spotify id (or a surrogate) of any item;
+     # artist_name is the artist or publisher, album_name the album or show.
+     ("item_type", pa.string()), ("item_id", pa.string()), ("item_name", pa.string()), ("batch_id", pa.string())]
 )
 
 PLAYLIST_ITEMS = pa.schema(
@@ -123,6 +127,9 @@ PLAYLIST_ITEMS = pa.schema(
         ("album_name", pa.string()),
         ("added_at", TS),
         ("source", pa.string()),
+        ("item_id", pa.string()),  # track, episode or audiobook id (or a surrogate); track_id only for tracks
+        ("playlist_modified", TS),  # the export's lastModifiedDate: the newest snapshot of a playlist wins
+        ("batch_id", pa.string()),
     ]
 )
 

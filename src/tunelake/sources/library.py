@@ -1,0 +1,294 @@
+"""YourLibrary.json and PlaylistN.json → curated `saved_tracks` and `playlist_items` rows.
+
+Old exports (2019) carry no URIs: tracks are then resolved by name later (`curate.resolve`); other items without a
+URI get a surrogate id from their names. Every list entry is one record read; entries that are not objects or name
+nothing are quarantined with a reason, like listening records.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from tunelake.curate.plays import conform
+from tunelake.curate.resolve import surrogate_id
+from tunelake.curate.schemas import PLAYLIST_ITEMS, SAVED_TRACKS, TS
+from tunelake.errors import InputError
+from tunelake.lake import zones
+from tunelake.lake.store import Lake
+from tunelake.sources.export import Parsed
+from tunelake.warehouse.engine import arrow_of
+
+# list name → (item_type, uri prefix, field holding the name, field holding the artist/publisher, album/show field)
+LIBRARY_LISTS: dict[str, tuple[str, str, str, str | None, str | None]] = {
+    "tracks": ("track", "spotify:track:", "track", "artist", "album"),
+    "albums": ("album", "spotify:album:", "album", "artist", None),
+    "artists": ("artist", "spotify:artist:", "name", None, None),
+    "shows": ("show", "spotify:show:", "name", "publisher", None),
+    "episodes": ("episode", "spotify:episode:", "name", None, "show"),
+    "bannedTracks": ("banned_track", "spotify:track:", "track", "artist", "album"),
+    "bannedArtists": ("banned_artist", "spotify:artist:", "name", None, None),
+    "audiobooks": ("audiobook", "spotify:", "name", "author", None),
+}
+LIBRARY_ITEM_FIELDS = {"track", "artist", "album", "name", "publisher", "show", "uri", "author"}
+
+
+def _load_object(data: bytes, name: str, what: str) -> dict[str, Any]:
+    if data[:3] == b"\xef\xbb\xbf":
+        data = data[3:]
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON (at byte {exc.pos}: {exc.msg})", file=name) from None
+    if not isinstance(doc, dict):
+        raise InputError(f"expected a JSON object ({what}), found a JSON {type(doc).__name__}", file=name)
+    return doc
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) and v != "" else None
+
+
+def _uri_id(uri: Any, prefix: str) -> tuple[str | None, bool]:
+    """(id, ok): a missing URI is fine (old exports); a URI of another shape is not."""
+    if uri is None or uri == "":
+        return None, True
+    if not isinstance(uri, str) or not uri.startswith(prefix) or len(uri) <= len(prefix):
+        return None, False
+    return uri.rsplit(":", 1)[-1], True
+
+
+def parse_library(data: bytes, name: str) -> Parsed:
+    """Saved tracks, albums, artists, shows, episodes and bans, one row per entry (layout SAVED_TRACKS)."""
+    doc = _load_object(data, name, "the saved library")
+    unknown = {k for k in doc if k not in LIBRARY_LISTS and k != "other"}
+    cols: dict[str, list] = {c: [] for c in ("item_type", "item_id", "item_name", "track_id", "track_name",
+                                             "artist_name", "album_name", "record_no")}
+    quarantine: list[dict[str, Any]] = []
+    read = 0
+    for list_name, items in doc.items():
+        if list_name not in LIBRARY_LISTS and list_name != "other":
+            continue
+        if not isinstance(items, list):
+            read += 1
+            quarantine.append({"record_no": read - 1, "reason": "wrong_type", "record": items,
+                               "message": f"'{list_name}' should be a list, got {type(items).__name__}"})
+            continue
+        item_type, prefix, name_f, artist_f, album_f = LIBRARY_LISTS.get(list_name, ("other", "spotify:", "name",
+                                                                                   None, None))
+        for item in items:
+            no = read
+            read += 1
+            if type(item) is not dict:
+                quarantine.append({"record_no": no, "reason": "not_an_object", "record": item, "list": list_name,
+                                   "message": f"entry of '{list_name}' is a JSON {type(item).__name__}"})
+                continue
+            unknown |= {f"{list_name}.{k}" for k in item if k not in LIBRARY_ITEM_FIELDS}
+            item_id, ok = _uri_id(item.get("uri"), prefix)
+            nm, artist = _str(item.get(name_f)), _str(item.get(artist_f)) if artist_f else None
+            album = _str(item.get(album_f)) if album_f else None
+            if not ok:
+                quarantine.append({"record_no": no, "reason": "bad_uri", "record": item, "list": list_name,
+                                   "message": f"field 'uri' of a '{list_name}' entry is not a {prefix}… URI"})
+                continue
+            if nm is None and item_id is None:
+                quarantine.append({"record_no": no, "reason": "missing_field", "record": item, "list": list_name,
+                                   "message": f"'{list_name}' entry has neither '{name_f}' nor 'uri'"})
+                continue
+            is_track = item_type == "track"
+            if item_id is None and not is_track:
+                item_id = surrogate_id(item_type, artist or album, nm)
+            cols["item_type"].append(item_type)
+            cols["item_id"].append(item_id)
+            cols["item_name"].append(nm)
+            cols["track_id"].append(item_id if is_track else None)
+            cols["track_name"].append(nm if item_type in ("track", "banned_track") else None)
+            cols["artist_name"].append(artist)
+            cols["album_name"].append(album)
+            cols["record_no"].append(no)
+    table = pa.table({k: pa.array(v, pa.int32() if k == "record_no" else pa.string()) for k, v in cols.items()})
+    table = table.append_column("source", pa.array(["account"] * table.num_rows, pa.string()))
+    rows = conform(table, SAVED_TRACKS)
+    # record_no travels beside the curated columns for quarantine/ordering only
+    rows = rows.append_column("record_no", table["record_no"])
+    return Parsed(rows, read, quarantine, unknown, "library")
+
+
+PLAYLIST_FIELDS = {"name", "lastModifiedDate", "items", "description", "numberOfFollowers", "collaborators"}
+ITEM_FIELDS = {"track", "episode", "audiobook", "localTrack", "addedDate"}
+
+
+def _date(v: Any) -> datetime | None:
+    """'2024-06-28' (the usual form) or a full ISO time → naive UTC; anything else → unknown (null)."""
+    if not isinstance(v, str) or not v.strip():
+        return None
+    try:
+        d = datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return d.astimezone(UTC).replace(tzinfo=None) if d.tzinfo else d
+
+
+def parse_playlists(data: bytes, name: str) -> Parsed:
+    """Playlists and their items, one row per item (layout PLAYLIST_ITEMS); positions count from 0."""
+    doc = _load_object(data, name, "a 'playlists' list")
+    playlists = doc.get("playlists")
+    if not isinstance(playlists, list):
+        raise InputError("expected a JSON object with a 'playlists' list", file=name, field="playlists")
+    unknown = {k for k in doc if k != "playlists"}
+    cols: dict[str, list] = {c: [] for c in ("playlist_id", "playlist_name", "position", "item_type", "item_id",
+                                             "track_id", "track_name", "artist_name", "album_name", "added_at",
+                                             "playlist_modified", "record_no")}
+    quarantine: list[dict[str, Any]] = []
+    read = 0
+    seen_names: dict[str, int] = {}
+    empty = 0
+    for p_no, pl in enumerate(playlists):
+        if type(pl) is not dict:
+            read += 1
+            quarantine.append({"record_no": read - 1, "reason": "not_an_object", "record": pl,
+                               "message": f"playlist {p_no} is a JSON {type(pl).__name__}, not an object"})
+            continue
+        unknown |= {f"playlist.{k}" for k in pl if k not in PLAYLIST_FIELDS}
+        pname = _str(pl.get("name")) or f"(unnamed playlist {p_no})"
+        seen_names[pname] = seen_names.get(pname, 0) + 1
+        # Exports have no playlist id: the name is the identity; a second playlist of the same name gets "#2".
+        key = pname if seen_names[pname] == 1 else f"{pname}#{seen_names[pname]}"
+        pid = surrogate_id("playlist", None, key)
+        modified = _date(pl.get("lastModifiedDate"))
+        items = pl.get("items")
+        if not isinstance(items, list):
+            items = []
+        if not items:
+            empty += 1
+        for pos, it in enumerate(items):
+            no = read
+            read += 1
+            if type(it) is not dict:
+                quarantine.append({"record_no": no, "reason": "not_an_object", "record": it, "playlist": pname,
+                                   "message": f"item {pos} of playlist {pname!r} is not an object"})
+                continue
+            unknown |= {f"item.{k}" for k in it if k not in ITEM_FIELDS}
+            item_type, iid, tname, artist, album, ok = "track", None, None, None, None, True
+            if isinstance(it.get("track"), dict):
+                t = it["track"]
+                iid, ok = _uri_id(t.get("trackUri"), "spotify:track:")
+                tname, artist, album = _str(t.get("trackName")), _str(t.get("artistName")), _str(t.get("albumName"))
+            elif isinstance(it.get("episode"), dict):
+                e = it["episode"]
+                item_type = "episode"
+                iid, ok = _uri_id(e.get("episodeUri"), "spotify:episode:")
+                tname, album = _str(e.get("episodeName")), _str(e.get("showName"))
+                iid = iid or (surrogate_id("episode", album, tname) if tname else None)
+            elif isinstance(it.get("audiobook"), dict):
+                b = it["audiobook"]
+                item_type = "audiobook"
+                iid, ok = _uri_id(b.get("audiobookUri") or b.get("uri"), "spotify:")
+                tname = _str(b.get("audiobookName") or b.get("name"))
+                iid = iid or (surrogate_id("audiobook", None, tname) if tname else None)
+            elif isinstance(it.get("localTrack"), dict):
+                loc = it["localTrack"]
+                item_type = "local"
+                tname, artist, album = (_str(loc.get("trackName") or loc.get("name")), _str(loc.get("artistName")),
+                                        _str(loc.get("albumName")))
+                if tname is None and isinstance(loc.get("uri"), str):
+                    tname = loc["uri"]
+            if not ok:
+                quarantine.append({"record_no": no, "reason": "bad_uri", "record": it, "playlist": pname,
+                                   "message": f"item {pos} of playlist {pname!r} has a malformed URI"})
+                continue
+            if iid is None and tname is None:
+                quarantine.append({"record_no": no, "reason": "missing_field", "record": it, "playlist": pname,
+                                   "message": f"item {pos} of playlist {pname!r} names no track, episode or book"})
+                continue
+            cols["playlist_id"].append(pid)
+            cols["playlist_name"].append(pname)
+            cols["position"].append(pos)
+            cols["item_type"].append(item_type)
+            cols["item_id"].append(iid)
+            cols["track_id"].append(iid if item_type == "track" else None)
+            cols["track_name"].append(tname)
+            cols["artist_name"].append(artist)
+            cols["album_name"].append(album)
+            cols["added_at"].append(_date(it.get("addedDate")))
+            cols["playlist_modified"].append(modified)
+            cols["record_no"].append(no)
+    types = {"position": pa.int32(), "record_no": pa.int32(), "added_at": TS, "playlist_modified": TS}
+    table = pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in cols.items()})
+    table = table.append_column("source", pa.array(["account"] * table.num_rows, pa.string()))
+    rows = conform(table, PLAYLIST_ITEMS).append_column("record_no", table["record_no"])
+    return Parsed(rows, read, quarantine, unknown, "playlists",
+                  details={"playlists": len(playlists), "empty_playlists": empty})
+
+
+# --- curated merges -------------------------------------------------------------------------------------------
+
+def _read_user(lake: Lake, table: str, user_key: int, schema: pa.Schema) -> pa.Table:
+    rel = zones.curated_user_file(table, user_key)
+    return conform(lake.read_parquet(rel), schema) if lake.exists(rel) else schema.empty_table()
+
+
+def merge_saved(lake: Lake, user_key: int, rows: pa.Table) -> dict[str, int]:
+    """Union of every library snapshot imported: an item already saved is a duplicate. → duplicates by batch."""
+    existing = _read_user(lake, "saved_tracks", user_key, SAVED_TRACKS)
+    con = duckdb.connect()
+    try:
+        con.register("existing", existing)
+        con.register("incoming", conform(rows, SAVED_TRACKS).append_column("record_no", rows["record_no"]))
+        u = arrow_of(con.sql(
+            """
+            SELECT *, row_number() OVER (
+                       PARTITION BY coalesce(item_type, 'track'), coalesce(item_id, track_id, item_name)
+                       ORDER BY _pri, batch_id, record_no) AS _rn
+            FROM (SELECT *, 0 AS _pri, 0 AS record_no FROM existing
+                  UNION ALL BY NAME SELECT *, 1 AS _pri FROM incoming)
+            """))
+        con.register("u", u)
+        dups = dict(con.execute("SELECT batch_id, count(*) FROM u WHERE _rn > 1 GROUP BY ALL").fetchall())
+        kept = arrow_of(con.sql("SELECT * FROM u WHERE _rn = 1 ORDER BY item_type, item_id, track_name"))
+    finally:
+        con.close()
+    lake.write_parquet(zones.curated_user_file("saved_tracks", user_key), conform(kept, SAVED_TRACKS))
+    return dups
+
+
+def merge_playlist_items(lake: Lake, user_key: int, rows: pa.Table) -> tuple[dict[str, int], int]:
+    """Each playlist is kept as its newest snapshot (by lastModifiedDate; on a tie the later import). Incoming rows
+    that are not in the kept snapshot, or are identical to a stored row, are duplicates. → (by batch, stale rows)."""
+    existing = _read_user(lake, "playlist_items", user_key, PLAYLIST_ITEMS)
+    con = duckdb.connect()
+    try:
+        con.register("existing", existing)
+        con.register("incoming", conform(rows, PLAYLIST_ITEMS).append_column("record_no", rows["record_no"]))
+        u = arrow_of(con.sql(
+            """
+            WITH u AS (
+                SELECT *, 0 AS _pri, 0 AS record_no FROM existing
+                UNION ALL BY NAME SELECT *, 1 AS _pri FROM incoming
+            ), snaps AS (
+                SELECT playlist_id, _pri, coalesce(batch_id, '') AS b, max(playlist_modified) AS m FROM u GROUP BY ALL
+            ), win AS (
+                SELECT playlist_id, _pri, b FROM snaps
+                QUALIFY row_number() OVER (PARTITION BY playlist_id
+                                           ORDER BY m DESC NULLS LAST, _pri DESC, b DESC) = 1
+            )
+            SELECT u.*, (w.playlist_id IS NOT NULL) AS _win,
+                   EXISTS (SELECT 1 FROM existing e WHERE e.playlist_id = u.playlist_id AND e.position = u.position
+                           AND e.item_id IS NOT DISTINCT FROM u.item_id
+                           AND e.track_name IS NOT DISTINCT FROM u.track_name) AS _same
+            FROM u LEFT JOIN win AS w
+              ON w.playlist_id = u.playlist_id AND w._pri = u._pri AND w.b = coalesce(u.batch_id, '')
+            """))
+        con.register("u", u)
+        dups = dict(con.execute(
+            "SELECT batch_id, count(*) FROM u WHERE _pri = 1 AND (NOT _win OR _same) GROUP BY ALL").fetchall())
+        stale = con.execute("SELECT count(*) FROM u WHERE _pri = 1 AND NOT _win").fetchall()[0][0]
+        kept = arrow_of(con.sql("SELECT * FROM u WHERE _win ORDER BY playlist_name, playlist_id, position"))
+    finally:
+        con.close()
+    lake.write_parquet(zones.curated_user_file("playlist_items", user_key), conform(kept, PLAYLIST_ITEMS))
+    return dups, stale
