@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import logging
+import re
+import socket
 import stat
+import threading
+import time
+from pathlib import Path
 
 import orjson
 import pytest
+import requests
 import typer
 from typer.testing import CliRunner
 
 from tunelake.cli_api import register
-from tunelake.config import Config
+from tunelake.config import Config, load_config
+from tunelake.errors import SourceError
 from tunelake.sources import spotify_api as api
 from tunelake.synthetic.server import FakeSpotify, parse_fault_spec
 
@@ -78,3 +85,51 @@ def test_fault_spec_drives_the_server(cfg: Config, server: FakeSpotify) -> None:
     waits: list[float] = []
     r = api.pull(cfg, "listener-0003", ["profile"], policy=api.RetryPolicy(sleep=waits.append, backoff_base_s=0.01))
     assert waits == [1, 1, 0.01] and r.calls["rate_limited"] == 2 and r.calls["server_errors"] == 1
+
+
+def _browser(url: str, listener: str) -> requests.Response:
+    """What the user's browser does: open the authorise URL, approve as `listener`, follow the redirect."""
+    return requests.get(f"{url}&login_hint={listener}", timeout=10)
+
+
+def test_login_by_pasting_the_redirect_url(cfg: Config, server: FakeSpotify) -> None:
+    def prompt(text: str) -> str:
+        url = re.search(r"(http://\S+/authorize\?\S+)", text).group(1)
+        resp = requests.get(f"{url}&login_hint=listener-0002", allow_redirects=False, timeout=10)
+        return resp.headers["Location"]
+
+    info = api.login(cfg, "bob", method="paste", listener=None, prompt=prompt)
+    assert info["spotify_id"] == "listener-0002"  # the account that approved, under the workspace handle "bob"
+    with pytest.raises(SourceError, match="state did not match"):
+        api.login(cfg, "bob", method="paste", response_url="http://127.0.0.1:1/callback?code=x&state=forged")
+
+
+def test_login_with_the_local_redirect_listener(tmp_path: Path, server: FakeSpotify) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = load_config(
+        tmp_path / "ws",
+        {
+            "spotify_api_url": server.api_url,
+            "spotify_accounts_url": server.accounts_url,
+            "spotify_client_id": "tunelake-test",
+            "spotify_redirect_uri": f"http://127.0.0.1:{port}/callback",
+        },
+    )
+    seen: list[int] = []
+
+    def say(text: str) -> None:  # called once the listener is up: the "browser" approves in the background
+        url = re.search(r"(http://\S+/authorize\?\S+)", text).group(1)
+        threading.Thread(target=lambda: seen.append(_browser(url, "listener-0006").status_code)).start()
+
+    info = api.login(cfg, "carol", method="listen", open_browser=False, say=say)
+    assert info["spotify_id"] == "listener-0006" and seen == [200]
+    assert api.token_path(cfg, "carol").exists()
+
+
+def test_slow_responses_are_waited_for(cfg: Config, server: FakeSpotify, logged_in: str) -> None:
+    server.faults.add("slow", count=1, delay=0.4, path="/v1/me")
+    t0 = time.perf_counter()
+    api.pull(cfg, logged_in, ["profile"])
+    assert time.perf_counter() - t0 >= 0.4
