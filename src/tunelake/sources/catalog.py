@@ -227,9 +227,23 @@ TIDYTUESDAY_COLUMNS = {"track_id", "track_name", "track_artist", "track_populari
 
 
 def map_tidytuesday(t: pa.Table, source: str) -> Mapped:
-    """TidyTuesday 2020-01-21 spotify_songs: one row per (playlist, track); artists have names only."""
+    """TidyTuesday 2020-01-21 spotify_songs: one row per (playlist, track); artists have names only.
+
+    Copies written through pandas `astype(str)` hold the literal string "nan" where the original had NA (5 rows
+    of the Vullkano/BDDA Parquet): those become nulls. An artist's genres are the playlist genres of all of its
+    tracks, most frequent first (rank 0 = primary genre), so the result does not depend on row order.
+    """
     con = duckdb.connect()
-    con.register("src", t)
+    con.register("raw", t)
+    con.execute(
+        """
+        CREATE TEMP VIEW src AS
+        SELECT * REPLACE (
+            nullif(CAST(track_name AS VARCHAR), 'nan') AS track_name,
+            nullif(CAST(track_artist AS VARCHAR), 'nan') AS track_artist,
+            nullif(CAST(track_album_name AS VARCHAR), 'nan') AS track_album_name)
+        FROM raw
+        """)
     # The same track appears once per playlist it was found in: keep one row, collect the playlist genres.
     one = arrow_of(con.sql(
         """
@@ -242,12 +256,26 @@ def map_tidytuesday(t: pa.Table, source: str) -> Mapped:
                any_value(loudness) AS loudness, any_value("mode") AS "mode", any_value(speechiness) AS speechiness,
                any_value(acousticness) AS acousticness, any_value(instrumentalness) AS instrumentalness,
                any_value(liveness) AS liveness, any_value(valence) AS valence, any_value(tempo) AS tempo
-        FROM src WHERE track_id IS NOT NULL GROUP BY track_id
+        FROM src WHERE track_id IS NOT NULL GROUP BY track_id ORDER BY track_id
         """))
+    genres = con.execute(
+        """
+        WITH c AS (
+            SELECT track_artist, playlist_genre, count(DISTINCT track_id) AS n
+            FROM src WHERE track_artist IS NOT NULL AND playlist_genre IS NOT NULL AND track_id IS NOT NULL
+            GROUP BY track_artist, playlist_genre
+        )
+        SELECT track_artist, playlist_genre,
+               row_number() OVER (PARTITION BY track_artist ORDER BY n DESC, playlist_genre) - 1 AS genre_rank
+        FROM c ORDER BY track_artist, genre_rank
+        """).fetchall()
     con.close()
-    one = one.set_column(one.column_names.index("artist_names"), "artist_names",
-                         pc.if_else(pc.equal(one["artist_names"], "nan"), None, one["artist_names"]))
-    return map_plain(one, None, None, source)
+    mapped = map_plain(one, None, None, source)
+    mapped.artist_genres = pa.table({
+        "artist_id": [surrogate("artist", a) for a, _, _ in genres], "genre": [g for _, g, _ in genres],
+        "genre_rank": pa.array([r for _, _, r in genres], pa.int16()),
+    }, schema=CATALOG_ARTIST_GENRES)
+    return mapped
 
 
 def load_catalog(path: Path, source: str) -> tuple[Mapped, str]:
@@ -266,7 +294,7 @@ def load_catalog(path: Path, source: str) -> tuple[Mapped, str]:
     else:
         table = read_table(path)
     cols = set(table.column_names)
-    if TIDYTUESDAY_COLUMNS <= cols:
+    if cols >= TIDYTUESDAY_COLUMNS:
         return map_tidytuesday(table, source), "tidytuesday"
     if "track_id" in cols:
         return map_plain(table, artists, albums, source), "plain"
