@@ -122,13 +122,15 @@ class FilterState:
 
     start: str | None = None
     end: str | None = None
-    user: int | None = None
-    segment: int | str | None = None
+    user: str | None = None  # a user key as a string (64-bit keys do not survive JavaScript numbers)
+    segment: int | None = None
 
     @classmethod
     def from_store(cls, data: dict[str, Any] | None) -> FilterState:
         data = data or {}
-        return cls(data.get("start") or None, data.get("end") or None, data.get("user"), data.get("segment"))
+        user, segment = data.get("user"), data.get("segment")
+        return cls(data.get("start") or None, data.get("end") or None,
+                   None if user in (None, "") else str(user), None if segment in (None, "") else int(segment))
 
     def to_filters(self) -> Any:
         """The metric layer's Filters for this state."""

@@ -23,7 +23,8 @@ ASSETS = Path(__file__).parent / "assets"
 
 def _listener_options(wh: Warehouse) -> list[dict[str, Any]]:
     users = wh.table("dim_user", "user_key, handle", order="handle")
-    return [{"label": str(h), "value": int(k)} for k, h in users.itertuples(index=False)]
+    # user keys are 64-bit hashes: as JSON numbers JavaScript would round them, so they travel as strings
+    return [{"label": str(h), "value": str(int(k))} for k, h in users.itertuples(index=False)]
 
 
 def _segment_options(wh: Warehouse) -> list[dict[str, Any]]:
@@ -97,7 +98,7 @@ def create_app(cfg: Config) -> dash.Dash:
     @app.callback(Output("filters", "data"), Output("f-summary", "children"),
                   Input("f-start", "value"), Input("f-end", "value"), Input("f-user", "value"),
                   Input("f-segment", "value"))
-    def update_filters(start: str | None, end: str | None, user: int | None, segment: Any) -> Any:
+    def update_filters(start: str | None, end: str | None, user: str | None, segment: Any) -> Any:
         fs = FilterState(start or None, end or None, user, segment)
         parts = []
         if fs.start or fs.end:

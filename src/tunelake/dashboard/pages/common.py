@@ -127,8 +127,8 @@ def hbar(df: pd.DataFrame, label: str, value: str, title: str, chart_id: str, ho
 
 
 def graph(chart_id: str, **style: Any) -> dcc.Graph:
-    return dcc.Graph(id=chart_id, config={"displaylogo": False, "responsive": True},
-                     className="chart", style=style or None)
+    extra = {"style": style} if style else {}  # Dash 4's Graph breaks on style=None
+    return dcc.Graph(id=chart_id, config={"displaylogo": False}, className="chart", **extra)
 
 
 def card(*children: Any, width: str = "half") -> html.Div:

@@ -94,8 +94,9 @@ def over_time(wh: Warehouse, fs: FilterState) -> go.Figure:
     ))
     fig.add_trace(go.Scatter(x=periods, y=df["listeners"], yaxis="y2", name="listeners", mode="lines+markers",
                              line={"color": PALETTE[1]}))
-    fig.update_layout(yaxis={"title": "hours"}, yaxis2={"title": "listeners", "overlaying": "y", "side": "right",
-                                                         "showgrid": False},
+    fig.update_layout(yaxis={"title": "hours"},
+                      yaxis2={"title": "listeners", "overlaying": "y", "side": "right", "rangemode": "tozero",
+                              "showgrid": False},
                       legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"}, bargap=0.1)
     return layout_fig(fig, f"Listening over time (per {grain})")
 

@@ -78,7 +78,7 @@ def _best_method(wh: Warehouse) -> str | None:
     flag = pick(ev, "is_best", "best", "is_default")
     if flag and ev[flag].astype(bool).any():
         return str(ev.loc[ev[flag].astype(bool), "method"].iloc[0])
-    ndcg = pick(ev, "ndcg_at_10", "ndcg@10", "ndcg")
+    ndcg = pick(ev, "ndcg_at_k", "ndcg_at_10", "ndcg")
     return str(ev.sort_values(ndcg, ascending=False)["method"].iloc[0]) if ndcg else None
 
 
@@ -87,13 +87,11 @@ def rec_metrics(wh: Warehouse, fs: FilterState) -> go.Figure:
     ev = wh.table("rec_evaluation")
     if ev.empty:
         raise EmptyResult(NO_RECS)
-    metrics = [c for c in ("precision_at_10", "recall_at_10", "ndcg_at_10", "coverage", "precision@10",
-                           "recall@10", "ndcg@10") if c in ev.columns]
-    if not metrics:
-        metrics = [c for c in ev.select_dtypes("number").columns if c not in ("k", "users", "n_users")][:4]
+    k = int(ev["k"].iloc[0]) if "k" in ev.columns else 10
+    metrics = [c for c in ("precision_at_k", "recall_at_k", "ndcg_at_k", "coverage") if c in ev.columns]
     fig = go.Figure()
     for i, m in enumerate(metrics):
-        fig.add_trace(go.Bar(x=ev["method"], y=ev[m], name=m.replace("_at_", "@").replace("_", " "),
+        fig.add_trace(go.Bar(x=ev["method"], y=ev[m], name=m.replace("_at_k", f"@{k}").replace("_", " "),
                              marker_color=PALETTE[i % len(PALETTE)]))
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.2})
     return layout_fig(fig, "Offline evaluation by method")
@@ -104,7 +102,11 @@ def rec_evaluation(wh: Warehouse, fs: FilterState) -> object:
     if ev.empty:
         return html.P(NO_RECS, className="hint")
     drop = [c for c in ev.columns if c in ("run_id", "created_at")]
-    return table(ev.drop(columns=drop), "rec-evaluation-table")
+    ev = ev.drop(columns=drop)
+    if "holdout_start" in ev.columns:
+        ev["holdout_start"] = ev["holdout_start"].astype(str).str.slice(0, 10)
+    return table(ev, "rec-evaluation-table", formats={c: ".4f" for c in ("precision_at_k", "recall_at_k",
+                                                                           "ndcg_at_k", "coverage")})
 
 
 CHARTS = [

@@ -44,6 +44,7 @@ def layout() -> html.Div:
         card(graph("segment-map"), html.P("Click a listener's point or a bar to filter by segment.",
                                            className="hint")),
         card(graph("segment-sizes")),
+        card(graph("segment-heatmap"), width="full"),
         card(html.H3("Segment profiles"), html.Div(id="segment-profiles"), width="full"),
         card(graph("segment-selection")),
         card(html.H3("How the segmentation was chosen"), html.Div(id="segment-stability")),
@@ -92,17 +93,65 @@ def segment_sizes(wh: Warehouse, fs: FilterState) -> go.Figure:
     return layout_fig(fig, "Segment sizes", height=420)
 
 
-def segment_profiles(wh: Warehouse, fs: FilterState) -> html.Table:
-    df = wh.table("segment_profile")
-    if df.empty:
+def profile_summary(prof: pd.DataFrame, top: int = 4) -> pd.DataFrame:
+    """One row per segment: size, share and its most distinctive features (largest |z-score|)."""
+    rows = []
+    for (seg, name), part in prof.groupby(["segment", "segment_name"], sort=True):
+        part = part.reindex(part["z_score"].abs().sort_values(ascending=False).index).head(top)
+        traits = ", ".join(f"{f} {z:+.1f}σ" for f, z in zip(part["feature"], part["z_score"], strict=True))
+        rows.append({"segment": int(seg), "name": name, "listeners": int(part["size"].iloc[0]),
+                     "share": float(part["share"].iloc[0]), "most distinctive (z-score)": traits})
+    return pd.DataFrame(rows)
+
+
+def segment_profiles(wh: Warehouse, fs: FilterState) -> html.Div:
+    prof = wh.table("segment_profile")
+    if prof.empty:
         return html.P(NO_SEGMENTS, className="hint")
-    if "segment" in df.columns and fs.segment is not None:
+    df = profile_summary(prof)
+    if fs.segment is not None:
         df = df[df["segment"] == int(fs.segment)]
-    # a long (segment, feature, value) layout is pivoted so one row is one segment
-    if {"feature", "value"} <= set(df.columns) and "segment" in df.columns:
-        df = df.pivot_table(index="segment", columns="feature", values="value", aggfunc="first").reset_index()
-    drop = [c for c in df.columns if c in ("run_id", "created_at")]
-    return table(df.drop(columns=drop), "segment-profiles-table")
+    return table(df, "segment-profiles-table", formats={"share": ".1%"})
+
+
+@guarded("Segment profiles")
+def profile_heatmap(wh: Warehouse, fs: FilterState) -> go.Figure:
+    prof = wh.table("segment_profile")
+    if prof.empty:
+        raise EmptyResult(NO_SEGMENTS)
+    grid = prof.pivot_table(index="segment", columns="feature", values="z_score", aggfunc="first").sort_index()
+    # the features that separate segments most, so the heatmap stays readable
+    keep = grid.abs().max().sort_values(ascending=False).head(14).index
+    grid = grid[keep]
+    names = segment_names(wh)
+    fig = go.Figure(go.Heatmap(z=grid.values, x=list(grid.columns), y=[f"{s} · {names.get(int(s), '')}"
+                                                                       for s in grid.index],
+                               colorscale="RdBu", reversescale=True, zmid=0, colorbar={"title": "z"},
+                               hovertemplate="%{y}<br>%{x}: %{z:+.2f} σ<extra></extra>"))
+    fig.update_xaxes(tickangle=-35)
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return layout_fig(fig, "Segment profiles (feature z-scores against all listeners)", height=380)
+
+
+def stability_of(wh: Warehouse) -> float | None:
+    """Mean ARI across seeds, wherever the segmentation step recorded it."""
+    sel = wh.table("segment_selection")
+    for col in ("stability", "stability_ari", "ari"):
+        if col in sel.columns and "chosen" in sel.columns and sel["chosen"].any():
+            return float(sel.loc[sel["chosen"].astype(bool), col].iloc[0])
+    runs = wh.table("meta_run")
+    if not runs.empty and "details" in runs.columns:
+        import json
+
+        for details in runs.sort_values("started_at", ascending=False)["details"].dropna():
+            try:
+                d = json.loads(details)
+            except (TypeError, ValueError):
+                continue
+            for key in ("stability", "stability_ari"):
+                if isinstance(d, dict) and d.get(key) is not None:
+                    return float(d[key])
+    return None
 
 
 @guarded("Choice of k")
@@ -112,10 +161,7 @@ def segment_selection(wh: Warehouse, fs: FilterState) -> go.Figure:
         raise EmptyResult(NO_SEGMENTS)
     k = pick(df, "k", "n_clusters")
     fig = go.Figure()
-    for i, col in enumerate(c for c in ("silhouette", "stability_ari", "ari", "calinski_harabasz", "inertia")
-                            if c in df.columns):
-        if col in ("calinski_harabasz", "inertia"):
-            continue
+    for i, col in enumerate(c for c in ("silhouette", "stability", "stability_ari") if c in df.columns):
         fig.add_trace(go.Scatter(x=df[k], y=df[col], name=col.replace("_", " "), mode="lines+markers",
                                  line={"color": PALETTE[i]}))
     if "inertia" in df.columns:
@@ -130,17 +176,25 @@ def segment_selection(wh: Warehouse, fs: FilterState) -> go.Figure:
     return layout_fig(fig, "Choice of k (silhouette, stability across seeds)")
 
 
-def segment_stability(wh: Warehouse, fs: FilterState) -> html.Table:
-    df = wh.table("segment_selection")
+def segment_stability(wh: Warehouse, fs: FilterState) -> html.Div:
+    df = wh.table("segment_selection", order="k")
     if df.empty:
         return html.P(NO_SEGMENTS, className="hint")
+    chosen = df.loc[df["chosen"].astype(bool), "k"] if "chosen" in df.columns else pd.Series(dtype=int)
+    stab = stability_of(wh)
+    lines = [f"k = {int(chosen.iloc[0])} chosen by the highest silhouette" if len(chosen) else "k fixed by the user"]
+    if stab is not None:
+        lines.append(f"stability: mean adjusted Rand index {stab:.3f} across refits with other seeds")
     drop = [c for c in df.columns if c in ("run_id", "created_at")]
-    return table(df.drop(columns=drop), "segment-selection-table")
+    return html.Div([html.P(" · ".join(lines), id="segment-choice"),
+                     table(df.drop(columns=drop), "segment-selection-table",
+                           formats={"silhouette": ".3f", "inertia": ",.0f", "calinski_harabasz": ",.1f"})])
 
 
 CHARTS = [
     Chart("segment-map", segment_map),
     Chart("segment-sizes", segment_sizes),
+    Chart("segment-heatmap", profile_heatmap),
     Chart("segment-profiles", segment_profiles, "children"),
     Chart("segment-selection", segment_selection),
     Chart("segment-stability", segment_stability, "children"),
