@@ -333,7 +333,9 @@ class FakeSpotify:
     def start(self) -> FakeSpotify:
         self._server = make_server(self.host, self.port, self.wsgi, threaded=True, request_handler=_QuietHandler)
         self.port = self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-spotify", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-spotify", daemon=True
+        )
         self._thread.start()
         return self
 
