@@ -1,0 +1,136 @@
+"""The analytics pipeline step: features → segments → evaluated recommendations, written into the warehouse.
+
+``run_analytics`` takes a read-write DuckDB connection so the pipeline can run it inside a build (before the
+warehouse switch) and ``tunelake segment`` / ``tunelake recommend`` can run it through ``warehouse_writer``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from tunelake.analytics.evaluate import evaluate
+from tunelake.analytics.features import FEATURE_NAMES, compute_features, write_features, write_table
+from tunelake.analytics.insights import table_exists
+from tunelake.analytics.recommend import load_interactions, make_recommender, recommendations_frame
+from tunelake.analytics.segments import ListenerSegmenter, segment_tables
+from tunelake.config import Config
+
+Progress = Callable[[int, int, str], None]
+
+
+def truth_file(cfg: Config) -> Path | None:
+    """The synthetic world's ground truth when the workspace holds one (``tunelake demo``), else None."""
+    for cand in (cfg.workspace / "world" / "truth" / "listeners.csv",):
+        if cand.exists():
+            return cand
+    return None
+
+
+def ari_against_truth(con: duckdb.DuckDBPyConnection, user_segment: pd.DataFrame, truth: Path) -> float | None:
+    """Adjusted Rand index between segments and the generator's planted listener types (by handle)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from tunelake.synthetic.world import load_truth
+
+    t = load_truth(truth.parent.parent)[["handle", "listener_type"]]
+    handles = con.execute("SELECT user_key, handle FROM dim_user").df()
+    m = user_segment.merge(handles, on="user_key").merge(t, on="handle")
+    return float(adjusted_rand_score(m["listener_type"], m["segment"])) if len(m) >= 2 else None
+
+
+def run_segments(con: duckdb.DuckDBPyConnection, features: pd.DataFrame, run_id: str, k: int | str = "auto",
+                 truth: Path | None = None) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """Fit the segmenter on ``features`` and write user_segment, segment_profile and segment_selection."""
+    n = len(features)
+    if n < 3:
+        return {"rows": 0, "summary": f"skipped: {n} listener(s), segmentation needs at least 3"}, None
+    lo, hi = 2, min(10, n - 1)
+    model = ListenerSegmenter(k=k if k == "auto" else int(k), k_range=(lo, hi), random_state=0)
+    t0 = time.perf_counter()
+    model.fit(features[FEATURE_NAMES])
+    seconds = time.perf_counter() - t0
+    user_segment, profile = segment_tables(features, model, FEATURE_NAMES)
+    write_table(con, "user_segment", user_segment, run_id)
+    write_table(con, "segment_profile", profile, run_id)
+    write_table(con, "segment_selection", model.selection_, run_id)
+    ari = ari_against_truth(con, user_segment, truth) if truth else None
+    sizes = user_segment["segment"].value_counts().sort_index()
+    info = {
+        "rows": len(user_segment), "k": model.k_, "silhouette": round(model.silhouette_, 4),
+        "stability": round(model.stability_, 4), "ari_vs_truth": None if ari is None else round(ari, 4),
+        "names": {int(s): model.names_[s] for s in range(model.k_)},
+        "sizes": {int(s): int(c) for s, c in sizes.items()}, "seconds": round(seconds, 3),
+        "summary": (f"{model.k_} segments, silhouette {model.silhouette_:.2f}, stability ARI {model.stability_:.2f}"
+                    + (f", ARI vs planted types {ari:.2f}" if ari is not None else "")),
+    }
+    return info, user_segment
+
+
+def run_recommendations(con: duckdb.DuckDBPyConnection, run_id: str, segments: pd.DataFrame | None,
+                        n: int = 20) -> dict[str, Any]:
+    """Evaluate every method on the time split, keep the best by NDCG@10 as default, and write its
+    recommendations for every listener (fitted on the whole history) into ``recommendations``."""
+    t0 = time.perf_counter()
+    ev = evaluate(con, segments)
+    write_table(con, "rec_evaluation", ev, run_id)
+    best = str(ev.loc[ev["is_default"], "method"].iloc[0])
+    data = load_interactions(con, segments=segments)
+    rec = make_recommender(best).fit(data)
+    rows = np.arange(len(data.user_keys))
+    frame = recommendations_frame(rec, rec.recommend(rows, n), rows)
+    write_table(con, "recommendations", frame, run_id)
+    ndcg = {str(r.method): round(float(r.ndcg_at_k), 4) for r in ev.itertuples()}
+    pop = ndcg.get("popularity")
+    lift = (ndcg[best] / pop) if pop else None
+    return {
+        "rows": len(frame), "best_method": best, "ndcg_at_10": ndcg,
+        "precision_at_10": {str(r.method): round(float(r.precision_at_k), 4) for r in ev.itertuples()},
+        "recall_at_10": {str(r.method): round(float(r.recall_at_k), 4) for r in ev.itertuples()},
+        "lift_vs_popularity": None if lift is None else round(lift, 2), "users_evaluated": int(ev["users"].iloc[0]),
+        "holdout_start": str(ev["holdout_start"].iloc[0]), "seconds": round(time.perf_counter() - t0, 3),
+        "summary": (f"best {best} NDCG@10 {ndcg[best]:.3f}"
+                    + (f" ({lift:.1f}× popularity {pop:.3f})" if lift is not None else "")),
+    }
+
+
+def run_analytics(cfg: Config, con: duckdb.DuckDBPyConnection, run_id: str, progress: Progress | None = None,
+                  k: int | str = "auto") -> dict[str, Any]:
+    """Compute features → segments → recommendations + evaluation into ``con``; return headline figures."""
+    from threadpoolctl import threadpool_limits  # ships with scikit-learn
+
+    say = progress or (lambda done, total, what: None)
+    # implicit's ALS parallelises itself; a threaded BLAS underneath only oversubscribes the cores.
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _run(cfg, con, run_id, say, k)
+
+
+def _run(cfg: Config, con: duckdb.DuckDBPyConnection, run_id: str, say: Progress, k: int | str) -> dict[str, Any]:
+    say(0, 3, "features")
+    if not table_exists(con, "fact_play") or con.execute("SELECT count(*) FROM fact_play").fetchone()[0] == 0:
+        return {"features": {"rows": 0, "summary": "skipped: no music plays"}}
+    t0 = time.perf_counter()
+    features = compute_features(con)
+    write_features(con, features, run_id)
+    out: dict[str, Any] = {"features": {"rows": len(features), "features": len(FEATURE_NAMES),
+                                        "seconds": round(time.perf_counter() - t0, 3),
+                                        "summary": f"{len(features)} listeners × {len(FEATURE_NAMES)} features"}}
+    say(1, 3, "segments")
+    seg_info, user_segment = run_segments(con, features, run_id, k=k, truth=truth_file(cfg))
+    out["segments"] = seg_info
+    say(2, 3, "recommendations")
+    out["recommendations"] = run_recommendations(con, run_id, user_segment)
+    say(3, 3, "done")
+    rec = out["recommendations"]
+    out.update({"k": seg_info.get("k"), "silhouette": seg_info.get("silhouette"),
+                "ari": seg_info.get("ari_vs_truth"), "stability": seg_info.get("stability"),
+                "best_method": rec["best_method"], "ndcg": rec["ndcg_at_10"]})
+    return out
