@@ -199,3 +199,28 @@ def test_bad_records_are_quarantined_and_valid_ones_kept(tmp_path):
     lines = [json.loads(x) for x in qfile.read_text().splitlines()]
     assert sorted(q["record_no"] for q in lines) == [1, 2, 3, 4, 5, 6, 7]
     assert all(q["file"] == str(f) and q["reason"] for q in lines)
+
+
+def test_fast_and_exact_parsers_agree(real_dir):
+    """The DuckDB fast path and the record-by-record path give the same rows and the same quarantine."""
+    from tunelake.sources.export import EXTENDED_FIELDS, parse_extended
+    from tunelake.sources.extended_fast import parse_extended_fast
+
+    records = json.loads((real_dir / "CandidlyRed__spotify" / "endsong.json").read_text())[:200]
+    records[3]["ms_played"] = -1
+    records[10]["ts"] = "2031-13-40T00:00:00Z"
+    records[11]["ts"] = "2001-01-01T00:00:00Z"
+    records[20]["spotify_track_uri"] = "spotify:album:xyz"
+    del records[30]["ts"]
+    data = json.dumps(records).encode()
+    fast = parse_extended_fast(data, "endsong_0.json", EXTENDED_FIELDS)
+    exact = parse_extended(data, "endsong_0.json", fast=False)
+    assert fast is not None
+    assert fast.read == exact.read == 200
+    assert [(q["record_no"], q["reason"]) for q in fast.quarantine] == [
+        (q["record_no"], q["reason"]) for q in exact.quarantine] == [
+        (3, "negative_ms_played"), (10, "bad_timestamp"), (11, "ts_out_of_range"), (20, "bad_uri"),
+        (30, "missing_field")]
+    assert fast.rows.column_names == exact.rows.column_names
+    for col in fast.rows.column_names:
+        assert fast.rows[col].to_pylist() == exact.rows[col].cast(fast.rows[col].type).to_pylist(), col

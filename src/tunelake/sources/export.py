@@ -285,13 +285,13 @@ def _uri_ids(uris: pa.Array, prefix: str, bad: dict[int, tuple[str, str]], field
     return pc.if_else(pc.and_(valid, pc.greater(pc.utf8_length(ids), 0)), ids, pa.scalar(None, pa.string()))
 
 
-def parse_extended(data: bytes, name: str, *, now: datetime | None = None) -> Parsed:
+def parse_extended(data: bytes, name: str, *, now: datetime | None = None, fast: bool = True) -> Parsed:
     """Extended streaming history (Streaming_History_Audio/Video_*, endsong_*) → normalised play rows."""
     from tunelake.sources.extended_fast import parse_extended_fast
 
-    fast = parse_extended_fast(data, name, EXTENDED_FIELDS, now=now)
-    if fast is not None:
-        return fast
+    parsed = parse_extended_fast(data, name, EXTENDED_FIELDS, now=now) if fast else None
+    if parsed is not None:
+        return parsed
     records = load_json_array(data, name)
     n = len(records)
     bad: dict[int, tuple[str, str]] = {}

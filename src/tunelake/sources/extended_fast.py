@@ -16,6 +16,7 @@ import duckdb
 import fsspec
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tunelake.warehouse.engine import arrow_of
 
@@ -60,7 +61,7 @@ def _validated_sql(view: str, now: datetime, video: bool, legacy: bool) -> str:
         nullif(substr(audiobook_uri, 9), '') AS _audiobook_id,
         {ip} AS _ip,
         '{"video" if video else "audio"}' AS _media
-    FROM {view}
+    FROM {view} AS v
     """
 
 
@@ -96,9 +97,9 @@ def _rows_sql(view: str) -> str:
         user_agent_decrypted AS user_agent,
         username,
         'extended' AS source,
-        CAST(record_no AS INTEGER) AS record_no
-    FROM {view}
-    WHERE _reason IS NULL
+        CAST(record_no AS INTEGER) AS record_no,
+        _reason, ts AS _ts, ms_played AS _ms
+    FROM {view} AS r
     ORDER BY record_no
     """
 
@@ -115,32 +116,35 @@ def parse_extended_fast(data: bytes, name: str, fields: dict[str, str], *, now: 
     with mem.open(path, "wb") as fh:
         fh.write(data)
     columns = "{" + ", ".join(f"'{k}': '{_DUCK[t]}'" for k, t in fields.items()) + "}"
-    view = f"src_{abs(hash(path)) % 10**9}"
     try:
-        try:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {view} AS SELECT row_number() OVER () - 1 AS record_no, * "
-                f"FROM read_json('memory://{path}', format = 'array', columns = {columns}, "
-                f"maximum_object_size = 67108864)")
-        except duckdb.Error:
-            return None
-        n = con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
+        src = (f"(SELECT row_number() OVER () - 1 AS record_no, * FROM read_json('memory://{path}', format = 'array', "
+               f"columns = {columns}, maximum_object_size = 67108864))")
         keys = {k for (k,) in con.execute(
             f"SELECT DISTINCT unnest(keys) FROM (SELECT DISTINCT json_keys(json) AS keys "
             f"FROM read_json_objects('memory://{path}', format = 'array', maximum_object_size = 67108864))"
         ).fetchall()}
-        unknown = keys - set(fields)
         legacy = "ip_addr_decrypted" in keys or "username" in keys
         now = now or datetime.now(UTC).replace(tzinfo=None)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {view}_v AS "
-                    + _validated_sql(view, now, "Streaming_History_Video" in name, legacy))
-        rows = arrow_of(con.sql(_rows_sql(f"{view}_v")))
-        bad = con.execute(f"SELECT record_no, _reason, ts, ms_played FROM {view}_v WHERE _reason IS NOT NULL "
-                          f"ORDER BY record_no").fetchall()
+        sql = _rows_sql(f"({_validated_sql(src, now, 'Streaming_History_Video' in name, legacy)})")
+        try:
+            table = arrow_of(con.sql(sql))
+        except duckdb.Error:
+            return None
+    except duckdb.Error:
+        return None
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {view}")
-        con.execute(f"DROP TABLE IF EXISTS {view}_v")
         mem.rm(path)
+    unknown = keys - set(fields)
+    n = table.num_rows
+    reasons = table["_reason"]
+    if reasons.null_count == n:
+        rows, bad = table.drop_columns(["_reason", "_ts", "_ms"]), []
+    else:
+        ok = pc.is_null(reasons)
+        rows = table.filter(ok).drop_columns(["_reason", "_ts", "_ms"])
+        failed = table.filter(pc.invert(ok))
+        bad = list(zip(failed["record_no"].to_pylist(), failed["_reason"].to_pylist(), failed["_ts"].to_pylist(),
+                       failed["_ms"].to_pylist(), strict=True))
     quarantine = []
     if bad:
         records = orjson.loads(data)
@@ -156,7 +160,5 @@ def parse_extended_fast(data: bytes, name: str, fields: dict[str, str], *, now: 
             quarantine.append({"record_no": record_no, "reason": reason,
                                "message": messages[reason].format(f=f, ts=ts, ms=ms),
                                "record": records[record_no]})
-    if rows.num_rows + len(quarantine) != n:  # pragma: no cover - a broken invariant must never pass silently
-        return None
     rows = rows.cast(rows.schema.set(0, pa.field("ended_at", pa.timestamp("ms"))))
     return Parsed(rows, n, quarantine, unknown, "endsong" if legacy else "extended")
