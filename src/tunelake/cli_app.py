@@ -11,15 +11,17 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def dashboard(
         ctx: typer.Context,
-        host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; anything but 127.0.0.1 exposes "
-                                 "the data to the network (there is no login)"),
-        port: int = typer.Option(8050, "--port", "-p", min=1, max=65535, help="Port to serve on"),
+        host: str = typer.Option(None, "--host", help="Interface to bind (default 127.0.0.1, setting "
+                                 "dashboard_host); anything else exposes the data to the network (there is no login)"),
+        port: int = typer.Option(None, "--port", "-p", min=1, max=65535,
+                                 help="Port to serve on (default 8050, setting dashboard_port)"),
     ) -> None:
         """Serve the interactive dashboard (read-only) over the current warehouse."""
         from tunelake.cli import err_console, get_config
         from tunelake.dashboard.app import serve
 
-        serve(get_config(ctx), host=host, port=port, say=lambda s: err_console.print(
+        cfg = get_config(ctx)
+        serve(cfg, host=host or cfg.dashboard_host, port=port or cfg.dashboard_port, say=lambda s: err_console.print(
             f"[yellow]{s}[/]" if s.startswith("WARNING") else s, highlight=False))
 
     @app.command()
