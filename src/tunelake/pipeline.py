@@ -51,7 +51,7 @@ def utcnow() -> datetime:
 
 def new_run_id() -> str:
     """Sortable and unique: UTC timestamp plus a random suffix."""
-    return f"{utcnow():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    return f"{utcnow():%Y%m%dT%H%M%S%f}-{secrets.token_hex(3)}"
 
 
 @dataclass
@@ -185,6 +185,11 @@ def _analytics_steps(rec_factory: _Recorder, cfg: Config, con: Any, run_id: str)
     t0 = time.perf_counter()
     try:
         out = run_analytics(cfg, con, run_id) or {}
+    except InputError as exc:
+        # Not enough data to learn from (one listener, a few days) is no reason to withhold a good warehouse.
+        rec_factory.finish(rec, "skipped", details={"reason": exc.one_line(), "seconds":
+                                                    round(time.perf_counter() - t0, 3)})
+        return {}
     except BaseException as exc:
         raise rec_factory.fail(rec, exc) from exc
     subs = {k: v for k, v in out.items() if k in ("features", "segments", "recommendations") and isinstance(v, dict)}
@@ -328,7 +333,7 @@ def run_pipeline(
         try:
             with bar("Writing report") as update:
                 update(0, 1, "report")
-                path = write_report(cfg)
+                path = write_report(cfg, report_path(cfg))
                 update(1, 1, "done")
         except BaseException as exc:
             raise rec.fail(step, exc) from exc
@@ -337,6 +342,11 @@ def run_pipeline(
     run.status, run.ended_at = "ok", utcnow().isoformat()
     save_run(lake, run)
     return run
+
+
+def report_path(cfg: Config) -> Any:
+    """Where the pipeline writes the report: the same default as `tunelake report`."""
+    return cfg.workspace / "report.html"
 
 
 def _last_report_warehouse(lake: Lake) -> str | None:
@@ -351,7 +361,7 @@ def _last_report_warehouse(lake: Lake) -> str | None:
 
 
 def post_build_steps(cfg: Config, result: Any, serve: bool = False, say: Callable[[str], None] = lambda s: None,
-                     bar: Bar | None = None) -> dict[str, Any]:
+                     bar: Bar | None = None, report: bool = True) -> dict[str, Any]:
     """After the demo's build: quality summary, analytics (into a copy of the warehouse, then switched),
     report, and the dashboard when `serve`. Returns lines for the demo summary."""
     from tunelake.warehouse import quality
@@ -395,20 +405,20 @@ def post_build_steps(cfg: Config, result: Any, serve: bool = False, say: Callabl
     else:
         rec.skip("analytics", "tunelake.analytics.steps is not installed")
 
-    write_report = optional("tunelake.report.build", "write_report")
+    write_report = optional("tunelake.report.build", "write_report") if report else None
     if write_report is not None:
         step = rec.start("report")
         try:
             with bar("Writing report") as update:
                 update(0, 1, "report")
-                path = write_report(cfg)
+                path = write_report(cfg, report_path(cfg))
                 update(1, 1, "done")
         except BaseException as exc:
             raise rec.fail(step, exc) from exc
         rec.finish(step, "ok", details={"path": str(path), "warehouse": (read_pointer(cfg) or {}).get("file")})
         lines["report"] = str(path)
     else:
-        rec.skip("report", "tunelake.report.build is not installed")
+        rec.skip("report", "disabled" if not report else "tunelake.report.build is not installed")
 
     run.warehouse = (read_pointer(cfg) or {}).get("file")
     run.status, run.ended_at = "ok", utcnow().isoformat()
@@ -420,6 +430,5 @@ def post_build_steps(cfg: Config, result: Any, serve: bool = False, say: Callabl
         host, port = cfg.dashboard_host, int(cfg.dashboard_port)
         for k, v in lines.items():
             say(f"{k}: {v}")
-        say(f"Dashboard at http://{host}:{port}/ (Ctrl+C to stop)")
-        serve_fn(cfg, host, port)
+        serve_fn(cfg, host, port, say=say)
     return lines
