@@ -109,28 +109,28 @@ def test_powerbi_options(tmp_path: Path) -> None:
         export_powerbi(tmp_path, "synapse", mode="Live")
 
 
-def test_cli_export_commands(warehouse: duckdb.DuckDBPyConnection, tmp_path: Path, monkeypatch) -> None:
+def test_cli_export_commands(demo_workspace: Path, tmp_path: Path) -> None:
+    """The export commands against a real warehouse built by the demo (no stand-ins)."""
+    import pyarrow.parquet as pq
     from typer.testing import CliRunner
 
-    import tunelake.warehouse.engine as engine
     from tunelake.cli import app
+    from tunelake.config import load_config
+    from tunelake.warehouse.engine import open_warehouse
 
-    class Unclosable:  # the fixture owns the connection
-        def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-            self.con = con
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(self.con, name)
-
-        def close(self) -> None:
-            pass
-
-    monkeypatch.setattr(engine, "open_warehouse", lambda cfg, read_only=True: Unclosable(warehouse))
     runner = CliRunner()
-    ws = ["--workspace", str(tmp_path / "ws")]
+    ws = ["--workspace", str(demo_workspace)]
     res = runner.invoke(app, [*ws, "export", "gold", "--out", str(tmp_path / "gold")])
     assert res.exit_code == 0, res.output
     assert {p.name for p in (tmp_path / "gold").iterdir()} == {t.name for t in warehouse_tables()}
+    con = open_warehouse(load_config(demo_workspace))
+    try:
+        for t in ("fact_play", "dim_track", "agg_user_day"):
+            expected = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            got = sum(pq.read_metadata(p).num_rows for p in (tmp_path / "gold" / t).glob("*.parquet"))
+            assert got == expected > 0, t
+    finally:
+        con.close()
     res = runner.invoke(app, [*ws, "export", "synapse", "--out", str(tmp_path / "syn"),
                               "--storage-url", "https://acct.blob.core.windows.net/c/gold"])
     assert res.exit_code == 0, res.output
