@@ -3,7 +3,9 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+HASH := $(shell cat pyproject.toml | md5sum | cut -c1-12)
+STAMP := $(VENV)/.installed-all-$(HASH)
+DEMO_STAMP := $(VENV)/.installed-demo-$(HASH)
 DEMO_ARGS ?=
 
 .PHONY: setup system demo test test-fast bench lint clean
@@ -12,10 +14,16 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# Everything (tests, benchmarks): every extra plus the dev tools.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[all,dev]"
 	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
+
+# What the demo needs (no Spark, Azure or test tools), so `make demo` on a fresh machine is quick.
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[api,analytics,dashboard,report]"
+	touch $(DEMO_STAMP)
 
 setup: $(STAMP)
 
@@ -28,7 +36,7 @@ system:
 	  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --silent; else npm install --no-audit --no-fund --silent; fi; fi
 	@command -v java >/dev/null 2>&1 || { if [ "$$(id -u)" = "0" ]; then apt-get install -y -qq openjdk-17-jre-headless >/dev/null; fi; }
 
-demo: setup
+demo: $(DEMO_STAMP)
 	$(BIN)/tunelake demo $(DEMO_ARGS)
 
 test: setup system
