@@ -260,14 +260,14 @@ def map_tidytuesday(t: pa.Table, source: str) -> Mapped:
         """))
     genres = con.execute(
         """
-        WITH c AS (
-            SELECT track_artist, playlist_genre, count(DISTINCT track_id) AS n
+        WITH c AS (  -- grouped like surrogate("artist", name): trimmed, case-insensitive
+            SELECT lower(trim(track_artist)) AS artist, playlist_genre, count(DISTINCT track_id) AS n
             FROM src WHERE track_artist IS NOT NULL AND playlist_genre IS NOT NULL AND track_id IS NOT NULL
-            GROUP BY track_artist, playlist_genre
+            GROUP BY ALL
         )
-        SELECT track_artist, playlist_genre,
-               row_number() OVER (PARTITION BY track_artist ORDER BY n DESC, playlist_genre) - 1 AS genre_rank
-        FROM c ORDER BY track_artist, genre_rank
+        SELECT artist, playlist_genre,
+               row_number() OVER (PARTITION BY artist ORDER BY n DESC, playlist_genre) - 1 AS genre_rank
+        FROM c ORDER BY artist, genre_rank
         """).fetchall()
     con.close()
     mapped = map_plain(one, None, None, source)
