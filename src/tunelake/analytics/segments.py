@@ -21,6 +21,7 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from tunelake.errors import InputError
 
@@ -147,6 +148,11 @@ class ListenerSegmenter(ClusterMixin, BaseEstimator):
 
     # --- fit / predict ----------------------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame | np.ndarray, y: Any = None) -> ListenerSegmenter:
+        # OpenMP threads spin-wait: on small data or a busy machine one thread is many times faster.
+        with threadpool_limits(limits=1 if len(X) < 200_000 else None):
+            return self._fit(X)
+
+    def _fit(self, X: pd.DataFrame | np.ndarray) -> ListenerSegmenter:
         frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=float))
         if frame.isna().any().any():
             raise InputError("features contain missing values", field="features", hint="impute before fitting")
@@ -215,7 +221,8 @@ class ListenerSegmenter(ClusterMixin, BaseEstimator):
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         data = X.to_numpy(dtype=float) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=float)
-        return self._relabel[self.kmeans_.predict(self.scaler_.transform(data))]
+        with threadpool_limits(limits=1 if len(data) < 200_000 else None):
+            return self._relabel[self.kmeans_.predict(self.scaler_.transform(data))]
 
 
 def segment_tables(features: pd.DataFrame, model: ListenerSegmenter,
