@@ -64,8 +64,9 @@ DUCKDB_MACROS: dict[str, Callable[..., str]] = {
     "to_local": lambda ts, tz: f"timezone({tz}, timezone('UTC', {ts}))",  # UTC TIMESTAMP → local TIMESTAMP
     "isodow": lambda x: f"isodow({x})",
     "day_name": lambda x: f"dayname({x})",
+    # One DATE row per day from lo to hi. Spark cannot nest its generator in a CAST, so the cast is inside.
     "date_series": lambda lo, hi: (
-        f"unnest(generate_series(CAST({lo} AS TIMESTAMP), CAST({hi} AS TIMESTAMP), INTERVAL 1 DAY))"
+        f"CAST(unnest(generate_series(CAST({lo} AS TIMESTAMP), CAST({hi} AS TIMESTAMP), INTERVAL 1 DAY)) AS DATE)"
     ),
     "surrogate": lambda x: f"('x' || substr(md5({x}), 1, 21))",
 }

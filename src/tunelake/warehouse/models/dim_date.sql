@@ -4,7 +4,7 @@ WITH bounds AS (
         UNION ALL SELECT CAST(ended_at_local AS DATE) FROM int_plays_local
     ) AS x
 ), days AS (
-    SELECT CAST({{ date_series('lo', 'hi') }} AS DATE) AS d FROM bounds WHERE lo IS NOT NULL
+    SELECT {{ date_series('lo', 'hi') }} AS d FROM bounds WHERE lo IS NOT NULL
 )
 SELECT
     year(d) * 10000 + month(d) * 100 + day(d) AS date_key,

@@ -1,0 +1,303 @@
+"""The Spark engine: the same SQL models, run by Spark SQL (local mode here, a cluster in Synapse or Databricks).
+
+Spark builds and DuckDB serves. Every warehouse table a model produces is written by Spark as Parquet under
+`<warehouse_dir>/spark/<stamp>/<table>/` and then loaded into the DuckDB serving file the build was asked to write
+(`wh-<stamp>.duckdb`), which the CURRENT pointer switches to as after any build. So the dashboard, `tunelake sql`,
+the exports and the analytics steps read a Spark-built warehouse exactly as they read a DuckDB-built one, and the
+parity suite can compare the two files table by table.
+
+Division of labour inside one build:
+- `materialize` runs each model on Spark (temporary views for `int_*` models, Parquet for warehouse tables, which
+  later models then read back) and loads the result into the serving file;
+- `register_parquet` and `register_arrow` declare the curated views on both sides: Spark's for the models, the
+  serving file's for the checks;
+- `query`, `execute` and `con` are the DuckDB serving file, i.e. the warehouse readers will see: quality gates,
+  the run log and analytics steps check and extend what is served, in milliseconds rather than in Spark jobs.
+  `spark_query` asks Spark itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from tunelake.config import Config
+from tunelake.errors import TunelakeError
+from tunelake.warehouse.engine import DuckDBEngine, Engine, _cast_select
+from tunelake.warehouse.tables import Table
+
+INSTALL_HINT = "pip install 'tunelake[spark]' and install Java 17 (apt-get install openjdk-17-jre-headless)"
+
+SPARK_MACROS: dict[str, Callable[..., str]] = {
+    "ts_ms": lambda x: f"unix_millis({x})",
+    "ms_ts": lambda x: f"timestamp_millis(CAST({x} AS BIGINT))",
+    "to_local": lambda ts, tz: f"from_utc_timestamp({ts}, {tz})",
+    # dayofweek is 1 = Sunday … 7 = Saturday; ISO is 1 = Monday … 7 = Sunday.
+    "isodow": lambda x: f"((dayofweek({x}) + 5) % 7 + 1)",
+    "day_name": lambda x: f"date_format({x}, 'EEEE')",
+    "date_series": lambda lo, hi: f"explode(sequence(CAST({lo} AS DATE), CAST({hi} AS DATE), INTERVAL 1 DAY))",
+    "surrogate": lambda x: f"('x' || substr(md5({x}), 1, 21))",
+}
+
+# Arrow types of the curated zone → Spark SQL types, for the casts that pin each view's schema.
+_ARROW_TO_SPARK = [
+    (pa.types.is_timestamp, "TIMESTAMP"),
+    (pa.types.is_date, "DATE"),
+    (pa.types.is_boolean, "BOOLEAN"),
+    (pa.types.is_int8, "TINYINT"),
+    (pa.types.is_int16, "SMALLINT"),
+    (pa.types.is_int32, "INT"),
+    (pa.types.is_int64, "BIGINT"),
+    (pa.types.is_floating, "DOUBLE"),
+    (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "STRING"),
+]
+
+_AZURE_SCHEMES = ("az", "abfs", "abfss")
+
+
+def spark_type(t: pa.DataType) -> str:
+    for test, name in _ARROW_TO_SPARK:
+        if test(t):
+            return name
+    raise TunelakeError(f"no Spark type for Arrow type {t}")
+
+
+def _quote(path: str) -> str:
+    return "'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+_SESSION: Any = None
+
+
+def spark_session(master: str = "local[*]") -> Any:
+    """The process's SparkSession, started once (a JVM start costs seconds); each engine takes a child session of
+    it so temporary views never leak between builds."""
+    global _SESSION
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise TunelakeError(f"the Spark engine needs pyspark ({exc})", hint=INSTALL_HINT) from None
+    if _SESSION is not None and not _SESSION.sparkContext._jsc.sc().isStopped():
+        return _SESSION
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        raise TunelakeError("the Spark engine needs Java, and none was found", hint=INSTALL_HINT)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON") or _python())
+    local = master.startswith("local")
+    builder = (
+        SparkSession.builder.appName("tunelake")
+        .master(master)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        .config("spark.sql.ansi.enabled", "false")  # DuckDB semantics: overflow/invalid casts are not what we test
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.sql.warehouse.dir", str(Path(os.environ.get("TMPDIR", "/tmp")) / "tunelake-spark-warehouse"))
+    )
+    if local:
+        builder = (builder.config("spark.sql.shuffle.partitions", "4")
+                   .config("spark.default.parallelism", "4")
+                   .config("spark.driver.memory", os.environ.get("TUNELAKE_SPARK_DRIVER_MEMORY", "2g"))
+                   .config("spark.sql.adaptive.enabled", "true"))
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # JVM did not start: Java missing or broken
+        raise TunelakeError(f"could not start Spark ({master}): {str(exc).splitlines()[0][:200]}",
+                            hint=INSTALL_HINT) from None
+    session.sparkContext.setLogLevel("ERROR")
+    _SESSION = session
+    return session
+
+
+def _python() -> str:
+    import sys
+
+    return sys.executable
+
+
+def stop_spark() -> None:
+    """Stop the shared SparkSession (tests and long-lived processes; the CLI just exits)."""
+    global _SESSION
+    if _SESSION is not None:
+        _SESSION.stop()
+        _SESSION = None
+
+
+class SparkEngine(Engine):
+    """Spark SQL for the models; a DuckDB file (the `path` the build gives) to serve what they produce."""
+
+    name = "spark"
+    macros = SPARK_MACROS
+
+    def __init__(self, cfg: Config, path: str | Path) -> None:
+        self.cfg = cfg
+        self.path = Path(path)
+        stamp = self.path.stem.removeprefix("wh-")
+        self.out_dir = self.path.parent / "spark" / stamp
+        self.spark = spark_session(str(cfg.spark_master or "local[*]")).newSession()
+        self.spark.conf.set("spark.sql.session.timeZone", "UTC")
+        self.serving = DuckDBEngine(self.path, memory_limit=cfg.duckdb_memory_limit, threads=cfg.duckdb_threads,
+                                    temp_dir=str(cfg.warehouse_dir / "spill"))
+        self.con = self.serving.con
+        self._views: list[str] = []
+        self._cached: list[Any] = []
+        self._native_azure: bool | None = None
+
+    # --- inputs -----------------------------------------------------------------------------------------------
+    def register_parquet(self, view: str, uris: list[str], schema: pa.Schema) -> None:
+        self.serving.register_parquet(view, uris, schema)
+        if not uris:
+            self.register_arrow(view, schema.empty_table(), serve=False)
+            return
+        if uris[0].split("://", 1)[0] in _AZURE_SCHEMES and not self._reads_azure():
+            self.register_arrow(view, self._read_through_fsspec(uris, schema), serve=False)
+            return
+        df = (self.spark.read.option("mergeSchema", "true")
+              .parquet(*[self._hadoop_uri(u) for u in uris]))
+        self._register_df(view, df, schema)
+
+    def register_arrow(self, view: str, table: pa.Table, *, serve: bool = True) -> None:
+        if serve:
+            self.serving.register_arrow(view, table)
+        schema = table.schema
+        # Spark's Arrow conversion wants plain timestamps; the casts below restore the declared types.
+        df = self.spark.createDataFrame(table) if table.num_rows else self.spark.createDataFrame(
+            [], ", ".join(f"`{f.name}` {spark_type(f.type)}" for f in schema))
+        self._register_df(view, df, schema)
+
+    def _register_df(self, view: str, df: Any, schema: pa.Schema) -> None:
+        present = set(df.columns)
+        cols = [f"CAST(`{f.name}` AS {spark_type(f.type)}) AS `{f.name}`" if f.name in present
+                else f"CAST(NULL AS {spark_type(f.type)}) AS `{f.name}`" for f in schema]
+        df.createOrReplaceTempView(f"_src_{view}")
+        self.spark.sql(f"SELECT {', '.join(cols)} FROM _src_{view}").createOrReplaceTempView(view)
+        self._views += [f"_src_{view}", view]
+
+    def _reads_azure(self) -> bool:
+        """Whether this Spark has hadoop-azure (a Synapse or Databricks cluster does; pip's pyspark does not)."""
+        if self._native_azure is None:
+            try:
+                jvm = self.spark.sparkContext._jvm
+                jvm.java.lang.Class.forName("org.apache.hadoop.fs.azurebfs.SecureAzureBlobFileSystem")
+                self._native_azure = True
+            except Exception:
+                self._native_azure = False
+        return self._native_azure
+
+    def _hadoop_uri(self, uri: str) -> str:
+        """adlfs spells a blob `az://container/path`; hadoop-azure wants `abfss://container@account.dfs…/path`."""
+        scheme, _, rest = uri.partition("://")
+        if scheme not in _AZURE_SCHEMES:
+            return uri
+        container, _, path = rest.partition("/")
+        if "@" in container:
+            return f"abfss://{rest}"
+        m = re.search(r"@([^/]+)", self.cfg.lake)
+        host = m.group(1) if m else f"{os.environ.get('AZURE_STORAGE_ACCOUNT_NAME', '')}.dfs.core.windows.net"
+        return f"abfss://{container}@{host}/{path}"
+
+    def _read_through_fsspec(self, uris: list[str], schema: pa.Schema) -> pa.Table:
+        """Local Spark without hadoop-azure: the driver reads the lake through adlfs (fine for what fits a laptop;
+        a cluster reads abfss:// natively)."""
+        from tunelake.lake.store import Lake
+
+        lake = Lake(self.cfg.lake)
+        root = lake.uri("")
+        rels = [u[len(root):].lstrip("/") if u.startswith(root) else u for u in uris]
+        table = lake.read_parquet(rels)
+        cols = [table.column(f.name).cast(f.type) if f.name in table.column_names
+                else pa.nulls(table.num_rows, f.type) for f in schema]
+        return pa.table(cols, schema=schema)
+
+    # --- models -----------------------------------------------------------------------------------------------
+    def materialize(self, name: str, select_sql: str, spec: Table | None = None, temp: bool = False) -> int:
+        sql = _cast_select(select_sql, spec, lambda c: c.sql_type("spark")) if spec else select_sql
+        df = self.spark.sql(sql)
+        if temp:
+            from pyspark import StorageLevel
+
+            df = df.persist(StorageLevel.MEMORY_AND_DISK)
+            self._cached.append(df)
+            df.createOrReplaceTempView(name)
+            self._views.append(name)
+            return int(df.count())
+        out = self.out_dir / name
+        df.write.mode("overwrite").parquet(str(out))
+        # Later models read what was written, not the lineage that produced it.
+        self.spark.read.parquet(str(out)).createOrReplaceTempView(name)
+        self._views.append(name)
+        return self._serve(name, out, spec)
+
+    def _serve(self, name: str, out: Path, spec: Table | None) -> int:
+        """Load one Spark-written table into the DuckDB serving file, with the spec's DuckDB types."""
+        files = sorted(str(p) for p in out.glob("*.parquet"))
+        if files:
+            source = "read_parquet([" + ", ".join(_quote(f) for f in files) + "])"
+            if spec:
+                cols = ", ".join(f"CAST({c.name} AS {c.sql_type('duckdb')}) AS {c.name}" for c in spec.columns)
+                self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {cols} FROM {source}")
+            else:
+                self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {source}")
+        elif spec:  # Spark writes no file for an empty result
+            cols = ", ".join(f"{c.name} {c.sql_type('duckdb')}" for c in spec.columns)
+            self.con.execute(f"CREATE OR REPLACE TABLE {name} ({cols})")
+        else:
+            raise TunelakeError(f"Spark wrote no data for {name} and it has no spec to create it empty")
+        return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+
+    # --- queries ----------------------------------------------------------------------------------------------
+    def query(self, sql: str) -> pa.Table:
+        """A query on the served warehouse (the DuckDB file the models were loaded into, plus the curated views)."""
+        return self.serving.query(sql)
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        """A statement on the DuckDB serving file (run log, quality results, analytics tables)."""
+        return self.serving.execute(sql, params)
+
+    def spark_query(self, sql: str) -> pa.Table:
+        """A query on Spark's side: the curated views, the `int_*` views and the Spark-written tables."""
+        df = self.spark.sql(sql)
+        if hasattr(df, "toArrow"):
+            return _utc_naive(df.toArrow())
+        return pa.Table.from_pandas(df.toPandas(), preserve_index=False)
+
+    def close(self) -> None:
+        for df in self._cached:
+            with contextlib.suppress(Exception):  # the session may already be gone
+                df.unpersist()
+        for view in self._views:
+            with contextlib.suppress(Exception):
+                self.spark.catalog.dropTempView(view)
+        self._cached, self._views = [], []
+        with contextlib.suppress(duckdb.Error):
+            self.con.execute("CHECKPOINT")
+        self.serving.close()
+        _prune_outputs(self.path.parent)
+
+
+def _utc_naive(table: pa.Table) -> pa.Table:
+    """Spark hands session-zone (UTC) timestamps to Arrow as tz-aware; the warehouse's timestamps are naive UTC."""
+    fields = [pa.field(f.name, pa.timestamp(f.type.unit)) if pa.types.is_timestamp(f.type) and f.type.tz else f
+              for f in table.schema]
+    return table.cast(pa.schema(fields)) if fields != list(table.schema) else table
+
+
+def _prune_outputs(warehouse_dir: Path) -> None:
+    """Spark's Parquet outputs live as long as the DuckDB file they were served into (a failed build's too)."""
+    root = warehouse_dir / "spark"
+    if not root.exists():
+        return
+    for out in root.iterdir():
+        if out.is_dir() and not (warehouse_dir / f"wh-{out.name}.duckdb").exists():
+            shutil.rmtree(out, ignore_errors=True)
+
