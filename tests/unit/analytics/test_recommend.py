@@ -1,0 +1,138 @@
+"""Recommenders, ranking metrics and user features on hand-made data."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from tunelake.analytics.evaluate import ranking_metrics
+from tunelake.analytics.features import FEATURE_NAMES, compute_features
+from tunelake.analytics.recommend import (
+    ALSRecommender,
+    ContentRecommender,
+    Interactions,
+    PopularityRecommender,
+    SegmentRecommender,
+    make_recommender,
+    recommendations_frame,
+)
+from tunelake.errors import InputError
+
+from .conftest import ALICE, BOB
+
+
+def test_ranking_metrics_hand_case() -> None:
+    recs = np.array([[5, 1, 7], [2, 3, -1]])
+    rel = {0: {1, 9}, 1: {2}}
+    m = ranking_metrics(recs, rel, np.array([0, 1]), k=3)
+    assert m["precision_at_k"] == pytest.approx(1 / 3)  # one hit in each list of 3
+    assert m["recall_at_k"] == pytest.approx((1 / 2 + 1) / 2)
+    ndcg0 = (1 / math.log2(3)) / (1 + 1 / math.log2(3))  # hit at rank 2; ideal has both relevant on top
+    assert m["ndcg_at_k"] == pytest.approx((ndcg0 + 1.0) / 2)
+
+
+def tiny_interactions() -> Interactions:
+    # users 0..3 × tracks t0..t4; listeners per track 3, 2, 1, 1, 1
+    dense = np.array([[3, 1, 0, 0, 0],
+                      [1, 0, 2, 0, 0],
+                      [1, 1, 0, 1, 0],
+                      [0, 0, 0, 0, 5]], dtype=np.float32)
+    tracks = pd.DataFrame({
+        "track_id": [f"t{i}" for i in range(5)], "track_name": [f"Track {i}" for i in range(5)],
+        "artist_id": ["a"] * 5, "artist_name": ["A"] * 5, "primary_genre": ["rock", "rock", "jazz", "jazz", "pop"],
+        "popularity": [50] * 5, "has_audio_features": [False] * 5,
+        **{c: [np.nan] * 5 for c in ("danceability", "energy", "valence", "acousticness", "instrumentalness",
+                                     "speechiness", "tempo")},
+    })
+    segs = pd.DataFrame({"user_key": [10, 11, 12, 13], "segment": [0, 1, 0, 1],
+                         "segment_name": ["Rockers", "Mixed", "Rockers", "Mixed"]})
+    return Interactions(np.array([10, 11, 12, 13]), tracks["track_id"].to_numpy(), sparse.csr_matrix(dense),
+                        tracks, segs)
+
+
+def test_popularity_excludes_played_and_ranks_by_listeners() -> None:
+    rec = PopularityRecommender().fit(tiny_interactions())
+    out = rec.recommend(np.array([3, 0]), n=4)
+    assert list(out.items[0]) == [0, 1, 2, 3]  # listeners 3, 2, then t2 (2 plays) before t3 (1 play)
+    assert list(out.items[1][:3]) == [4, 2, 3] and out.items[1][3] == -1  # only 3 unplayed tracks for user 0
+    assert out.reasons[0][0] == "Popular: 3 listeners play it"
+
+
+def test_segment_recommender() -> None:
+    data = tiny_interactions()
+    rec = SegmentRecommender().fit(data)
+    out = rec.recommend(np.array([0]), n=1)
+    assert out.items[0][0] == 3  # user 0's segment (users 0, 2) plays t3; user 0 has not
+    assert out.reasons[0][0] == "Popular in your segment “Rockers”: 1 of 2 listeners play it"
+    with pytest.raises(InputError, match="segment"):
+        SegmentRecommender().fit(Interactions(data.user_keys, data.track_ids, data.plays, data.tracks, None))
+
+
+def test_content_recommender_follows_genre_mix() -> None:
+    rec = ContentRecommender().fit(tiny_interactions())
+    out = rec.recommend(np.array([2]), n=2)
+    assert out.items[0][0] == 2  # user 2 plays rock ⅔ and jazz ⅓; the unplayed jazz track beats pop
+    assert out.reasons[0][0].startswith("You play a lot of jazz (33% of your plays)")
+
+
+def block_interactions() -> Interactions:
+    """Two taste communities of 10 users over 10 tracks each; user 0 has not played track 9 of its community."""
+    dense = np.zeros((20, 20), dtype=np.float32)
+    dense[:10, :10] = 3
+    dense[10:, 10:] = 3
+    dense[0, 9] = 0
+    tracks = tiny_interactions().tracks.sample(20, replace=True, random_state=0).reset_index(drop=True)
+    tracks["track_id"] = [f"t{i}" for i in range(20)]
+    tracks["track_name"] = [f"Track {i}" for i in range(20)]
+    return Interactions(np.arange(100, 120), tracks["track_id"].to_numpy(), sparse.csr_matrix(dense), tracks)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "implicit"])
+def test_als_recommends_the_communitys_missing_track(backend: str) -> None:
+    if backend == "implicit":
+        try:
+            import implicit  # noqa: F401
+        except ImportError:
+            if os.environ.get("CI") == "true":
+                raise
+            pytest.skip("implicit is not installed")
+    rec = ALSRecommender(factors=4, regularization=0.1, iterations=10, backend=backend).fit(block_interactions())
+    assert rec.backend_ == backend
+    out = rec.recommend(np.array([0]), n=3)
+    assert out.items[0][0] == 9
+    assert out.reasons[0][0].startswith("Listeners who play “Track ")
+    frame = recommendations_frame(rec, out, np.array([0]))
+    assert list(frame["rank"]) == [1, 2, 3] and frame["user_key"].iloc[0] == 100 and frame["track_id"][0] == "t9"
+
+
+def test_unknown_method() -> None:
+    with pytest.raises(InputError, match="unknown recommendation method"):
+        make_recommender("magic")
+
+
+def test_features_on_tiny_warehouse(tiny_con) -> None:
+    f = compute_features(tiny_con).set_index("user_key")
+    assert list(f.columns) == FEATURE_NAMES and len(FEATURE_NAMES) >= 20
+    assert not f.isna().any().any()
+    a = f.loc[ALICE]
+    assert a["log_plays"] == pytest.approx(math.log(9))
+    assert a["plays_per_active_day"] == pytest.approx(8 / 5)
+    assert a["active_day_share"] == pytest.approx(5 / 32)  # 1 Jan … 1 Feb
+    assert (a["morning_share"], a["night_share"], a["weekend_share"]) == (1.0, 0.0, 0.0)
+    assert a["sessions_per_active_day"] == pytest.approx(6 / 5)
+    assert a["skip_rate"] == pytest.approx(1 / 8) and a["completion_mean"] == pytest.approx(6.75 / 8)
+    assert a["artist_entropy"] == pytest.approx(1.75)
+    assert a["repeat_rate"] == pytest.approx(3 / 8)
+    assert a["discovery_rate"] == pytest.approx(0.5)  # February only: t5's artist is new, t3's is not
+    assert a["mainstreamness"] == pytest.approx(400 / 7) and a["popularity_missing"] == pytest.approx(1 / 8)
+    assert a["release_year_mean"] == pytest.approx((4 * 1995 + 2 * 1972 + 2001) / 7)
+    assert a["energy"] == pytest.approx(0.56) and a["audio_missing"] == pytest.approx(3 / 8)
+    assert (a["mobile_share"], a["web_share"], a["podcast_share"]) == (1.0, 0.0, 0.0)
+    b = f.loc[BOB]
+    assert (b["web_share"], b["mobile_share"], b["artist_entropy"]) == (1.0, 0.0, 0.0)
+    assert b["danceability"] == 0.0  # nobody has danceability: imputed with 0
