@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
                               report=report, bar=progress_bar)
         emit([{"step": s.step, "status": s.status, "rows in": s.rows_in, "rows out": s.rows_out,
                "seconds": _seconds(s.started_at, s.ended_at),
-               "note": s.details.get("summary") or s.details.get("reason") or s.details.get("path") or ""}
+               "note": _note(s.details)}
               for s in result.steps], "table", title=f"Run {result.run_id}")
         console.print(f"Warehouse: {result.warehouse or '(none)'}")
 
@@ -117,6 +117,14 @@ def register(app: typer.Typer) -> None:
             emit(run_rows, "table", title=f"Last {len(logged)} runs")
         else:
             console.print("No runs yet (`tunelake run`).")
+
+
+def _note(details: dict[str, Any]) -> str:
+    for key in ("summary", "reason", "path"):
+        if details.get(key):
+            return str(details[key])
+    seg = details.get("segments")
+    return str(seg.get("summary", "")) if isinstance(seg, dict) else ""
 
 
 def _seconds(start: str | None, end: str | None) -> str:
