@@ -69,7 +69,10 @@ def dash_workspace(demo_workspace: Path) -> Path:
             from tunelake.analytics.steps import run_analytics
         except ImportError:
             return demo_workspace
-        run_analytics(cfg)
+        from tunelake.warehouse.engine import warehouse_writer
+
+        with warehouse_writer(cfg, "analytics") as con:
+            run_analytics(cfg, con, "test-analytics")
     return demo_workspace
 
 

@@ -45,10 +45,10 @@ def _filter_bar(wh: Warehouse) -> html.Div:
     lo, hi = _date_bounds(wh)
     return html.Div([
         html.Div([html.Label("From", htmlFor="f-start"),
-                  dcc.Input(id="f-start", type="date", min=lo, max=hi, debounce=True, className="date-input")],
+                  dcc.Input(id="f-start", type="date", min=lo, max=hi, className="date-input")],
                  className="filter"),
         html.Div([html.Label("To", htmlFor="f-end"),
-                  dcc.Input(id="f-end", type="date", min=lo, max=hi, debounce=True, className="date-input")],
+                  dcc.Input(id="f-end", type="date", min=lo, max=hi, className="date-input")],
                  className="filter"),
         html.Div([html.Label("Listener"),
                   dcc.Dropdown(id="f-user", options=_listener_options(wh), placeholder="All listeners",

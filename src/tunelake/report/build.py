@@ -145,6 +145,8 @@ def _html_table(df: pd.DataFrame, formats: dict[str, str] | None = None, table_i
     def cell(col: str, v: Any) -> str:
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return ""
+        if isinstance(v, bool):
+            return "✓" if v else ""
         if col in formats:
             try:
                 return format(v, formats[col])
@@ -160,9 +162,8 @@ def _html_table(df: pd.DataFrame, formats: dict[str, str] | None = None, table_i
     body = "".join("<tr>" + "".join(f"<td>{escape(cell(c, v))}</td>" for c, v in zip(df.columns, row, strict=True))
                    + "</tr>" for row in df.head(max_rows).itertuples(index=False))
     more = f'<p class="muted">… {len(df) - max_rows:,} more rows</p>' if len(df) > max_rows else ""
-    return f'<table class="data"{f" id={table_id!r}" if table_id else ""}><thead><tr>{head}</tr></thead>' \
-           f"<tbody>{body}</tbody></table>{more}"
-
+    id_attr = f' id="{escape(table_id)}"' if table_id else ""
+    return f'<table class="data"{id_attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}'
 
 def _inventory(cfg: Config, con: Any) -> dict[str, Any]:
     from dataclasses import asdict
@@ -345,10 +346,9 @@ def _stability_from_runs(con: Any) -> float | None:
             d = json.loads(details)
         except (TypeError, ValueError):
             continue
-        if isinstance(d, dict):
-            for key in ("stability", "stability_ari"):
-                if d.get(key) is not None:
-                    return float(d[key])
+        for part in (d, d.get("segments") if isinstance(d, dict) else None):
+            if isinstance(part, dict) and isinstance(part.get("stability"), int | float):
+                return float(part["stability"])
     return None
 
 

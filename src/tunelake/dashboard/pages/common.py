@@ -144,6 +144,8 @@ def table(df: pd.DataFrame, table_id: str, max_rows: int = 200, formats: dict[st
     def cell(col: str, v: Any) -> str:
         if v is None or (isinstance(v, float) and pd.isna(v)):
             return ""
+        if isinstance(v, bool):
+            return "✓" if v else ""
         if col in formats:
             return format(v, formats[col])
         if isinstance(v, float):

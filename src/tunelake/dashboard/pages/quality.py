@@ -68,7 +68,9 @@ def quarantine(wh: Warehouse, fs: FilterState) -> go.Figure:
             reasons[reason] = reasons.get(reason, 0) + int(n)
     if not reasons:
         fig = go.Figure(go.Bar(x=["(none)"], y=[0], marker_color=PALETTE[0]))
-        fig.add_annotation(text="Nothing quarantined", showarrow=False, x=0.5, y=0.6, xref="paper", yref="paper")
+        fig.add_annotation(text="Nothing quarantined", showarrow=False, x=0.5, y=0.6, xref="paper", yref="paper",
+                           font={"size": 14, "color": "#555"})
+        fig.update_yaxes(range=[0, 1], showticklabels=False)
         return layout_fig(fig, "Quarantined records by reason")
     s = pd.Series(reasons).sort_values(ascending=False)
     fig = go.Figure(go.Bar(x=s.index, y=s.values, marker_color=PALETTE[2],

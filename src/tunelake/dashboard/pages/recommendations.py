@@ -18,8 +18,8 @@ def layout() -> html.Div:
     return html.Div([
         html.H1("Recommendations"),
         card(html.H3(id="recs-title"), html.Div(id="recs-list"), width="full"),
-        card(graph("rec-metrics")),
-        card(html.H3("Offline evaluation (time split)"), html.Div(id="rec-evaluation")),
+        card(graph("rec-metrics"), width="full"),
+        card(html.H3("Offline evaluation (time split)"), html.Div(id="rec-evaluation"), width="full"),
     ], className="grid")
 
 

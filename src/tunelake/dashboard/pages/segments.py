@@ -148,9 +148,9 @@ def stability_of(wh: Warehouse) -> float | None:
                 d = json.loads(details)
             except (TypeError, ValueError):
                 continue
-            for key in ("stability", "stability_ari"):
-                if isinstance(d, dict) and d.get(key) is not None:
-                    return float(d[key])
+            for part in (d, d.get("segments") if isinstance(d, dict) else None):
+                if isinstance(part, dict) and isinstance(part.get("stability"), int | float):
+                    return float(part["stability"])
     return None
 
 
