@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import sys
 
-from benchmarks.common import WORK, in_child, save, scales, world
+from benchmarks.common import IMPORT_ALL, WORK, in_child, save, scales, world
 
 GENERATE = """
 import shutil
@@ -17,17 +17,7 @@ s = generate_world(out, users=int(sys.argv[2]), days=int(sys.argv[3]), seed=1, a
 result = {"plays": s.track_plays + s.episode_plays + s.video_plays, "bytes": s.bytes_written}
 """
 
-IMPORT = """
-from pathlib import Path
-from tunelake.config import load_config
-from tunelake.ingest import import_paths
-cfg = load_config(sys.argv[2])
-read = accepted = 0
-for d in sorted((Path(sys.argv[1]) / "exports").iterdir()):
-    s = import_paths(cfg, [str(p) for p in d.rglob("*.json")], d.name)
-    read += s.total("read"); accepted += s.total("accepted")
-result = {"plays": read, "accepted": accepted}
-"""
+IMPORT = IMPORT_ALL  # shared with bench_scale
 
 PANDAS = """
 from pathlib import Path

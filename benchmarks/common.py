@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import resource
@@ -18,6 +19,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 # Synthetic worlds sized by play count (~18 plays per listener-day in the generator).
 SCALES = {
+    "0.1m": {"users": 15, "days": 365},  # for trying a benchmark out, not for results
     "1m": {"users": 150, "days": 365},
     "10m": {"users": 1500, "days": 365},
     "100m": {"users": 15000, "days": 365},
@@ -94,3 +96,82 @@ def save(name: str, payload: dict[str, Any]) -> Path:
 
 def maxrss_self_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- shared child-process snippets and helpers (used by bench_import and bench_scale) ---------------------------
+
+# Every listener of a world (argv[1]) imported through the regular importer into a workspace (argv[2]).
+IMPORT_ALL = """
+from pathlib import Path
+from tunelake.config import load_config
+from tunelake.ingest import import_paths
+cfg = load_config(sys.argv[2])
+read = accepted = 0
+for d in sorted((Path(sys.argv[1]) / "exports").iterdir()):
+    s = import_paths(cfg, [str(p) for p in d.rglob("*.json")], d.name)
+    read += s.total("read"); accepted += s.total("accepted")
+result = {"plays": read, "accepted": accepted}
+"""
+
+
+def engines() -> list[str]:
+    """BENCH_ENGINES=duckdb,spark (the default) picks the warehouse engines a benchmark runs on."""
+    env = os.environ.get("BENCH_ENGINES", "") or "duckdb,spark"
+    return [e.strip() for e in env.split(",") if e.strip()]
+
+
+def world_in_child(scale: str, seed: int = 1) -> dict[str, Any]:
+    """`world(scale)`, generated in a child process so the caller's memory stays small; says how long it took."""
+    out = WORK / f"world-{scale}"
+    if (out / "world.json").exists():
+        return {"cached": True, "path": str(out)}
+    code = (
+        "from benchmarks.common import SCALES, world\n"
+        "from tunelake.synthetic.world import generate_world\n"
+        "p = SCALES[sys.argv[1]]\n"
+        "s = generate_world(sys.argv[2], users=p['users'], days=p['days'], seed=int(sys.argv[3]), "
+        "account_data=False)\n"
+        "result = {'plays': s.track_plays + s.episode_plays + s.video_plays, 'bytes': s.bytes_written}\n"
+    )
+    res = in_child(code, scale, str(out), str(seed), timeout=6 * 3600)
+    return {"cached": False, "path": str(out), **res}
+
+
+def tree_peak_rss_mb(pid: int | None = None) -> float:
+    """Sum of the peak RSS (VmHWM) of every live descendant of a process (e.g. Spark's JVM under a Python
+    child), which RUSAGE_SELF does not see. An upper bound when the peaks did not coincide."""
+    pid = pid or os.getpid()
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d.name))
+    total_kb, todo = 0, list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total_kb += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return round(total_kb / 1024, 1)
+
+
+def percentiles_ms(seconds: list[float]) -> dict[str, float]:
+    """p50/p95/max in milliseconds of repeated timings (nearest-rank, no interpolation)."""
+    xs = sorted(seconds)
+    if not xs:
+        return {}
+
+    def rank(q: float) -> float:
+        return xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))]
+
+    return {"runs": len(xs), "p50_ms": round(rank(0.50) * 1000, 2), "p95_ms": round(rank(0.95) * 1000, 2),
+            "max_ms": round(xs[-1] * 1000, 2)}
