@@ -289,7 +289,10 @@ def parse_extended(data: bytes, name: str, *, now: datetime | None = None, fast:
     """Extended streaming history (Streaming_History_Audio/Video_*, endsong_*) → normalised play rows."""
     from tunelake.sources.extended_fast import parse_extended_fast
 
-    parsed = parse_extended_fast(data, name, EXTENDED_FIELDS, now=now) if fast else None
+    try:
+        parsed = parse_extended_fast(data, name, EXTENDED_FIELDS, now=now) if fast else None
+    except (UnicodeError, ValueError, OverflowError):
+        parsed = None  # the fast path is an optimisation: whatever it cannot decode, the exact path below decides
     if parsed is not None:
         return parsed
     records = load_json_array(data, name)
