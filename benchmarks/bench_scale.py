@@ -69,6 +69,7 @@ if imp:
     imp["seconds"] = round(time.perf_counter() - _t0, 3)
     imp["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     imp["plays_per_s"] = round(imp["plays"] / imp["seconds"])
+    imp["cpu_s"] = round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1)
 cfg = load_config(sys.argv[2])
 _t = time.perf_counter()
 import_catalog(open_lake(cfg), Path(sys.argv[1]) / "catalog")
@@ -107,6 +108,7 @@ if imp:
     result["import"] = imp
 if jvm_mb:
     result["descendants_peak_rss_mb"] = jvm_mb
+result["python_cpu_s"] = round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1)
 """
 
 # The dashboard's typical questions through the metric layer; argv: workspace, runs.
@@ -151,6 +153,7 @@ con.close()
 ok = [v for v in out.values() if "p95_ms" in v]
 result = {"open_ms": round(open_ms, 2), "period": year, "user": "the listener with the most plays",
           "queries": out, "worst_p95_ms": max((v["p95_ms"] for v in ok), default=None)}
+result["cpu_s"] = round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1)
 """
 
 # The notebook a data scientist would write; argv: world, out dir, address-space cap in bytes.
@@ -216,6 +219,7 @@ result = {"plays": len(plays), "music_plays": len(m), "users": len(feats), "feat
           "import_s": round(read_s + concat_s + parquet_s, 3), "import_peak_rss_mb": round(import_peak, 1),
           "features_s": round(features_s, 3), "cap_gb": round(cap / 1024**3, 1)}
 result["import_plays_per_s"] = round(result["plays"] / result["import_s"])
+result["cpu_s"] = round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1)
 """
 
 
@@ -250,8 +254,8 @@ def child(code: str, *args: str, timeout: int) -> dict[str, Any]:
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout} s", "wall_s": round(time.perf_counter() - t0, 3)}
     except RuntimeError as exc:
-        lines = [x for x in str(exc).splitlines() if x.strip()]
-        return {"error": " | ".join(lines[-6:])[-1500:], "wall_s": round(time.perf_counter() - t0, 3)}
+        lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
+        return {"error": (lines[-1] if lines else "failed")[:1500], "wall_s": round(time.perf_counter() - t0, 3)}
 
 
 def dir_mb(path: Path) -> float:
@@ -301,6 +305,8 @@ def run_scale(scale: str) -> dict[str, Any]:
         if "error" in res:
             out[engine] = {"error": res["error"], "wall_s": res["wall_s"]}
             say(f"{scale}: {engine} failed: {res['error'][:300]}")
+            if first:  # the next engine imports again, into a clean workspace
+                shutil.rmtree(ws, ignore_errors=True)
             continue
         if first and "import" in res:
             imported = res.pop("import")
@@ -329,12 +335,15 @@ def run_scale(scale: str) -> dict[str, Any]:
     shutil.rmtree(pdo, ignore_errors=True)
     with env(MALLOC_ARENA_MAX="2"):
         base = child(PANDAS, str(w), str(pdo), str(pandas_cap()), timeout=timeout)
+    if "error" in base and "MemoryError" in base["error"]:
+        base["error"] = f"MemoryError under a {pandas_cap() / 1024**3:.1f} GB address-space cap (BENCH_PANDAS_CAP_GB)"
     shutil.rmtree(pdo, ignore_errors=True)
     out["pandas_baseline"] = base
     out["comparison"] = compare(out)
     out["targets"] = targets(scale, out)
     out = {"scale": scale, "headline": headline(out), **out}
-    out["workspace_mb"] = dir_mb(ws)
+    parts = {str(p.relative_to(ws)): dir_mb(p) for p in sorted([*ws.glob("*"), *ws.glob("lake/*")]) if p.is_dir()}
+    out["workspace_mb"] = {"total": dir_mb(ws), **parts}
     if os.environ.get("BENCH_KEEP") != "1":
         shutil.rmtree(ws, ignore_errors=True)
     return out
