@@ -90,42 +90,51 @@ def time_callbacks(ws: Path, runs: int) -> dict[str, Any]:
     for cid, page, fn in chart_functions():
         for state_name, fs in states.items():
             to_json(fn(wh, fs))  # warm: first query plans, imports, page cache
-            times = []
+            times, cpu = [], []
             for _ in range(runs):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 to_json(fn(wh, fs))
                 times.append(time.perf_counter() - t0)
-            rows.append({"callback": f"{page.key}/{cid}", "filters": state_name, **percentiles_ms(times)})
+                cpu.append(time.process_time() - c0)
+            # CPU time (all threads of this process) shows the work itself when other jobs share the cores
+            rows.append({"callback": f"{page.key}/{cid}", "filters": state_name, **percentiles_ms(times),
+                         "cpu_p50_ms": round(sorted(cpu)[len(cpu) // 2] * 1000, 2)})
     wh.close()
     worst = max(rows, key=lambda r: r["p95_ms"])
+    worst50 = max(rows, key=lambda r: r["p50_ms"])
     return {"workspace": str(ws), "plays": int(plays), "listeners": int(users), "filter_states": list(states),
             "callbacks": len(chart_functions()), "worst_p95_ms": worst["p95_ms"],
-            "worst_callback": f"{worst['callback']} [{worst['filters']}]", "timings": rows}
+            "worst_callback": f"{worst['callback']} [{worst['filters']}]", "worst_p50_ms": worst50["p50_ms"],
+            "worst_p50_callback": f"{worst50['callback']} [{worst50['filters']}]",
+            "callbacks_over_target_p95": 0, "timings": rows}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workspace", type=Path, default=os.environ.get("TUNELAKE_BENCH_BIG_WORKSPACE") or None,
                     help="Also time callbacks on this (large) workspace")
-    ap.add_argument("--runs", type=int, default=10, help="Timed runs per callback and filter state")
+    ap.add_argument("--runs", type=int, default=20, help="Timed runs per callback and filter state")
     args = ap.parse_args()
     result: dict[str, Any] = {"targets_ms": TARGETS_MS, "method": (
         "chart function on a read-only cursor + Dash's JSON encoding of its output, called directly; p95 over "
         f"{args.runs} runs after one warm-up, per filter state")}
     demo = time_callbacks(demo_workspace(), args.runs)
+    demo["callbacks_over_target_p95"] = sum(r["p95_ms"] >= TARGETS_MS["demo"] for r in demo["timings"])
     demo["meets_target"] = demo["worst_p95_ms"] < TARGETS_MS["demo"]
     result["demo"] = demo
     if args.workspace:
         _ensure_analytics(args.workspace)
         big = time_callbacks(args.workspace, max(3, args.runs // 2))
+        big["callbacks_over_target_p95"] = sum(r["p95_ms"] >= TARGETS_MS["big"] for r in big["timings"])
         big["meets_target"] = big["worst_p95_ms"] < TARGETS_MS["big"]
         result["big"] = big
     path = save("dashboard", result)
     for key in ("demo", "big"):
         if key in result:
             r = result[key]
-            print(f"{key}: {r['plays']:,} plays, {r['callbacks']} callbacks × {len(r['filter_states'])} filter states, "
-                  f"worst p95 {r['worst_p95_ms']:.1f} ms ({r['worst_callback']}), target met: {r['meets_target']}")
+            print(f"{key}: {r['plays']:,} plays, {r['callbacks']} callbacks × {len(r['filter_states'])} filter "
+                  f"states, worst p50 {r['worst_p50_ms']:.1f} ms ({r['worst_p50_callback']}), worst p95 "
+                  f"{r['worst_p95_ms']:.1f} ms ({r['worst_callback']}), target met: {r['meets_target']}")
     print(f"wrote {path}")
 
 
