@@ -274,8 +274,34 @@ def pandas_cap() -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.6)
 
 
+# Measured on the synthetic world: ~18 plays per listener-day, ~800 bytes of export JSON per play; the lake keeps
+# a raw copy of every file, curated Parquet + warehouse files (one per engine) + the pandas Parquet add ~45 %.
+PLAYS_PER_USER_DAY, JSON_BYTES_PER_PLAY, DISK_FACTOR = 18, 800, 1.45
+
+
+def disk_shortfall(scale: str) -> str | None:
+    """Why a scale cannot fit on this disk (None when it can): a shared machine must not be filled up."""
+    p = SCALES[scale]
+    json_bytes = p["users"] * p["days"] * PLAYS_PER_USER_DAY * JSON_BYTES_PER_PLAY
+    cached = (WORK / f"world-{scale}" / "world.json").exists()
+    need = json_bytes * DISK_FACTOR + (0 if cached else json_bytes)
+    WORK.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(WORK).free
+    if need <= free * 0.9 or os.environ.get("BENCH_IGNORE_DISK") == "1":
+        return None
+    return (f"needs ~{need / 1024**3:.0f} GB of disk under {WORK} ({'world cached, ' if cached else ''}"
+            f"export JSON ~{json_bytes / 1024**3:.0f} GB + its raw-zone copy + Parquet and warehouse files), "
+            f"{free / 1024**3:.0f} GB free; free space or point benchmarks/work at a larger disk "
+            f"(BENCH_IGNORE_DISK=1 to try anyway)")
+
+
 def run_scale(scale: str) -> dict[str, Any]:
     timeout = TIMEOUT_S.get(scale, 10 * 3600)
+    short = disk_shortfall(scale)
+    if short:
+        say(f"{scale}: skipped: {short}")
+        return {"scale": scale, "headline": {"skipped": short}, "skipped": short,
+                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     say(f"{scale}: world {SCALES[scale]}")
     gen = world_in_child(scale)
     w = Path(gen["path"])
