@@ -36,6 +36,7 @@ class Warehouse:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._tables: set[str] = set()
         self._batches: tuple[float, pd.DataFrame] | None = None
+        self._cache: dict[tuple[str, str, str, str], pd.DataFrame] = {}
 
     def _pointer_state(self) -> tuple[Path, float]:
         from tunelake.warehouse.engine import POINTER, current_warehouse_file
@@ -55,6 +56,7 @@ class Warehouse:
                 old = self._con
                 self._con = open_warehouse(self.cfg, read_only=True)
                 self._file, self._mtime = path, mtime
+                self._cache = {}
                 self._tables = {r[0] for r in self._con.execute(
                     "SELECT table_name FROM information_schema.tables").fetchall()}
                 if old is not None:
@@ -77,11 +79,21 @@ class Warehouse:
         return table in self._tables
 
     def table(self, name: str, columns: str = "*", order: str = "") -> pd.DataFrame:
-        """A whole analytics/meta/dimension table (empty when the step that writes it has not run yet)."""
-        if not self.has(name):
-            return pd.DataFrame()
-        with self.cursor() as cur:
-            return cur.execute(f"SELECT {columns} FROM {name} {'ORDER BY ' + order if order else ''}").df()
+        """A whole small table (dimension, analytics, meta), empty when the step that writes it has not run yet.
+
+        Cached per warehouse file: a file never changes once the pointer names it (builds and analytics steps
+        write a new file and switch the pointer), so the cache is exact, and it is dropped with the file."""
+        self._base()
+        key = (str(self._file), name, columns, order)
+        cached = self._cache.get(key)
+        if cached is None:
+            if name not in self._tables:
+                cached = pd.DataFrame()
+            else:
+                with self.cursor() as cur:
+                    cached = cur.execute(f"SELECT {columns} FROM {name} {'ORDER BY ' + order if order else ''}").df()
+            self._cache[key] = cached
+        return cached.copy()
 
     def batches(self) -> pd.DataFrame:
         """The lake manifest's import batches, re-read when the warehouse pointer changes (a rebuild follows every

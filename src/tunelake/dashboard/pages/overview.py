@@ -14,6 +14,7 @@ from tunelake.dashboard.pages.common import (
     PALETTE,
     Chart,
     EmptyResult,
+    Fig,
     as_frame,
     card,
     graph,
@@ -77,7 +78,7 @@ def grain_for(fs: FilterState, wh: Warehouse) -> str:
 
 
 @guarded("Listening over time")
-def over_time(wh: Warehouse, fs: FilterState) -> go.Figure:
+def over_time(wh: Warehouse, fs: FilterState) -> Fig:
     grain = grain_for(fs, wh)
     with wh.cursor() as con:
         df = as_frame(metric("listening_over_time", con, fs, grain))
@@ -102,14 +103,14 @@ def over_time(wh: Warehouse, fs: FilterState) -> go.Figure:
 
 
 @guarded("Top artists")
-def top_artists(wh: Warehouse, fs: FilterState) -> go.Figure:
+def top_artists(wh: Warehouse, fs: FilterState) -> Fig:
     with wh.cursor() as con:
         df = as_frame(metric("top_artists", con, fs, 12))
     return hbar(df, "artist_name", "hours", "Top artists (hours)", "top-artists", customdata="artist_id")
 
 
 @guarded("Top tracks")
-def top_tracks(wh: Warehouse, fs: FilterState) -> go.Figure:
+def top_tracks(wh: Warehouse, fs: FilterState) -> Fig:
     with wh.cursor() as con:
         df = as_frame(metric("top_tracks", con, fs, 12))
     if not df.empty:
@@ -118,7 +119,7 @@ def top_tracks(wh: Warehouse, fs: FilterState) -> go.Figure:
 
 
 @guarded("Top genres")
-def top_genres(wh: Warehouse, fs: FilterState) -> go.Figure:
+def top_genres(wh: Warehouse, fs: FilterState) -> Fig:
     with wh.cursor() as con:
         df = as_frame(metric("top_genres", con, fs, 15))
     if df.empty:

@@ -12,6 +12,7 @@ from tunelake.dashboard.pages.common import (
     PALETTE,
     Chart,
     EmptyResult,
+    Fig,
     as_frame,
     card,
     graph,
@@ -38,7 +39,7 @@ def layout() -> html.Div:
 
 
 @guarded("Hour × weekday")
-def heatmap(wh: Warehouse, fs: FilterState) -> go.Figure:
+def heatmap(wh: Warehouse, fs: FilterState) -> Fig:
     with wh.cursor() as con:
         df = as_frame(metric("hour_weekday_heatmap", con, fs))
     if df.empty or df["plays"].sum() == 0:
@@ -52,7 +53,7 @@ def heatmap(wh: Warehouse, fs: FilterState) -> go.Figure:
 
 
 @guarded("Session lengths")
-def session_lengths(wh: Warehouse, fs: FilterState) -> go.Figure:
+def session_lengths(wh: Warehouse, fs: FilterState) -> Fig:
     with wh.cursor() as con:
         df = as_frame(metric("sessions", con, fs))
     if df.empty:
@@ -90,7 +91,7 @@ def streaks(wh: Warehouse, fs: FilterState) -> html.Table:
 
 
 @guarded("Skips and completion")
-def skip_completion(wh: Warehouse, fs: FilterState) -> go.Figure:
+def skip_completion(wh: Warehouse, fs: FilterState) -> Fig:
     with wh.cursor() as con:
         df = as_frame(metric("skip_completion", con, fs))
     if df.empty:
@@ -106,7 +107,7 @@ def skip_completion(wh: Warehouse, fs: FilterState) -> go.Figure:
 
 
 @guarded("Platforms")
-def platforms(wh: Warehouse, fs: FilterState) -> go.Figure:
+def platforms(wh: Warehouse, fs: FilterState) -> Fig:
     with wh.cursor() as con:
         df = as_frame(metric("platforms", con, fs))
     if df.empty:

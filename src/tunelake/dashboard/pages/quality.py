@@ -8,7 +8,17 @@ import plotly.graph_objects as go
 from dash import html
 
 from tunelake.dashboard import FilterState, Warehouse
-from tunelake.dashboard.pages.common import PALETTE, Chart, EmptyResult, card, graph, guarded, layout_fig, table
+from tunelake.dashboard.pages.common import (
+    PALETTE,
+    Chart,
+    EmptyResult,
+    Fig,
+    card,
+    graph,
+    guarded,
+    layout_fig,
+    table,
+)
 
 KEY, NAME, PATH = "quality", "Data quality", "/quality"
 
@@ -46,7 +56,7 @@ def quality_kpis(wh: Warehouse, fs: FilterState) -> list[html.Div]:
 
 
 @guarded("Imports")
-def imports(wh: Warehouse, fs: FilterState) -> go.Figure:
+def imports(wh: Warehouse, fs: FilterState) -> Fig:
     df = batches(wh, fs)
     if df.empty:
         raise EmptyResult("No imports recorded in the lake manifest")
@@ -60,7 +70,7 @@ def imports(wh: Warehouse, fs: FilterState) -> go.Figure:
 
 
 @guarded("Quarantine")
-def quarantine(wh: Warehouse, fs: FilterState) -> go.Figure:
+def quarantine(wh: Warehouse, fs: FilterState) -> Fig:
     df = batches(wh, fs)
     reasons: dict[str, int] = {}
     for q in df["quarantined"] if not df.empty else []:

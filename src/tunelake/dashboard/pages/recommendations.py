@@ -7,8 +7,17 @@ import plotly.graph_objects as go
 from dash import html
 
 from tunelake.dashboard import FilterState, Warehouse
-from tunelake.dashboard.pages.common import PALETTE, Chart, EmptyResult, card, graph, guarded, layout_fig, table
-from tunelake.dashboard.pages.segments import pick
+from tunelake.dashboard.pages.common import (
+    PALETTE,
+    Chart,
+    EmptyResult,
+    Fig,
+    card,
+    graph,
+    guarded,
+    layout_fig,
+    table,
+)
 
 KEY, NAME, PATH = "recommendations", "Recommendations", "/recommendations"
 NO_RECS = "No recommendations yet: run `tunelake recommend` (or `tunelake run`)"
@@ -23,13 +32,13 @@ def layout() -> html.Div:
     ], className="grid")
 
 
-def _listener(wh: Warehouse, fs: FilterState, recs: object) -> tuple[int | None, str]:
+def _listener(wh: Warehouse, fs: FilterState) -> tuple[int | None, str]:
+    """The filtered listener, else the first listener (of the selected segment) that has recommendations."""
     users = wh.table("dim_user", "user_key, handle", order="handle")
     if fs.user is not None:
-        key = int(fs.user)
+        key: int | None = int(fs.user)
     else:
-        # first listener of the selected segment (or of all) that has recommendations
-        keys = set(recs["user_key"])  # type: ignore[index]
+        keys = set(wh.table("recommendations", "DISTINCT user_key")["user_key"])
         if fs.segment is not None:
             seg = wh.table("user_segment", "user_key, segment")
             keys &= set(seg.loc[seg["segment"] == int(fs.segment), "user_key"])
@@ -40,30 +49,17 @@ def _listener(wh: Warehouse, fs: FilterState, recs: object) -> tuple[int | None,
 
 
 def recs_list(wh: Warehouse, fs: FilterState) -> object:
-    recs = wh.table("recommendations")
-    if recs.empty:
+    if not wh.has("recommendations"):
         return html.P(NO_RECS, className="hint")
-    key, handle = _listener(wh, fs, recs)
-    mine = recs[recs["user_key"] == key] if key is not None else recs.iloc[0:0]
-    method = pick(mine, "method")
-    if method and "is_default" in mine.columns and mine["is_default"].any():
-        mine = mine[mine["is_default"].astype(bool)]
-    elif method and not mine.empty:
-        best = _best_method(wh)
-        if best and (mine[method] == best).any():
-            mine = mine[mine[method] == best]
-    rank = pick(mine, "rank", "position")
-    if rank:
-        mine = mine.sort_values(rank)
-    tracks = wh.table("dim_track", "track_id, track_name, artist_name")
-    if "track_id" in mine.columns and "track_name" not in mine.columns:
-        mine = mine.merge(tracks, on="track_id", how="left")
-    cols = [c for c in (rank, "track_name", "artist_name", "score", "reason", method) if c and c in mine.columns]
+    key, handle = _listener(wh, fs)
+    with wh.cursor() as cur:
+        mine = cur.execute("""SELECT r.rank, t.track_name, t.artist_name, r.score, r.reason, r.method
+                              FROM recommendations r LEFT JOIN dim_track t USING (track_id)
+                              WHERE r.user_key = ? ORDER BY r.rank LIMIT 25""", [key]).df()
     title = f"Recommended for {handle}" if handle else "Recommended"
     note = html.P("Pick a listener in the filter bar to see their list." if fs.user is None else "",
                   className="hint")
-    return html.Div([html.H4(title, id="recs-for"), note, table(mine[cols].head(25), "recs-table",
-                                                                formats={"score": ".3f"})])
+    return html.Div([html.H4(title, id="recs-for"), note, table(mine, "recs-table", formats={"score": ".3f"})])
 
 
 def recs_title(wh: Warehouse, fs: FilterState) -> str:
@@ -72,18 +68,14 @@ def recs_title(wh: Warehouse, fs: FilterState) -> str:
 
 
 def _best_method(wh: Warehouse) -> str | None:
-    ev = wh.table("rec_evaluation")
-    if ev.empty or "method" not in ev.columns:
+    ev = wh.table("rec_evaluation", "method, is_default")
+    if ev.empty or not ev["is_default"].any():
         return None
-    flag = pick(ev, "is_best", "best", "is_default")
-    if flag and ev[flag].astype(bool).any():
-        return str(ev.loc[ev[flag].astype(bool), "method"].iloc[0])
-    ndcg = pick(ev, "ndcg_at_k", "ndcg_at_10", "ndcg")
-    return str(ev.sort_values(ndcg, ascending=False)["method"].iloc[0]) if ndcg else None
+    return str(ev.loc[ev["is_default"].astype(bool), "method"].iloc[0])
 
 
 @guarded("Recommender evaluation")
-def rec_metrics(wh: Warehouse, fs: FilterState) -> go.Figure:
+def rec_metrics(wh: Warehouse, fs: FilterState) -> Fig:
     ev = wh.table("rec_evaluation")
     if ev.empty:
         raise EmptyResult(NO_RECS)

@@ -10,7 +10,17 @@ import plotly.graph_objects as go
 from dash import Input, Output, html, no_update
 
 from tunelake.dashboard import FilterState, Warehouse
-from tunelake.dashboard.pages.common import PALETTE, Chart, EmptyResult, card, graph, guarded, layout_fig, table
+from tunelake.dashboard.pages.common import (
+    PALETTE,
+    Chart,
+    EmptyResult,
+    Fig,
+    card,
+    graph,
+    guarded,
+    layout_fig,
+    table,
+)
 
 KEY, NAME, PATH = "segments", "Segments", "/segments"
 NO_SEGMENTS = "No segments yet: run `tunelake segment` (or `tunelake run`)"
@@ -52,7 +62,7 @@ def layout() -> html.Div:
 
 
 @guarded("Listener map")
-def segment_map(wh: Warehouse, fs: FilterState) -> go.Figure:
+def segment_map(wh: Warehouse, fs: FilterState) -> Fig:
     df = user_segments(wh)
     if df.empty:
         raise EmptyResult(NO_SEGMENTS)
@@ -78,7 +88,7 @@ def segment_map(wh: Warehouse, fs: FilterState) -> go.Figure:
 
 
 @guarded("Segment sizes")
-def segment_sizes(wh: Warehouse, fs: FilterState) -> go.Figure:
+def segment_sizes(wh: Warehouse, fs: FilterState) -> Fig:
     df = wh.table("user_segment")
     if df.empty:
         raise EmptyResult(NO_SEGMENTS)
@@ -115,7 +125,7 @@ def segment_profiles(wh: Warehouse, fs: FilterState) -> html.Div:
 
 
 @guarded("Segment profiles")
-def profile_heatmap(wh: Warehouse, fs: FilterState) -> go.Figure:
+def profile_heatmap(wh: Warehouse, fs: FilterState) -> Fig:
     prof = wh.table("segment_profile")
     if prof.empty:
         raise EmptyResult(NO_SEGMENTS)
@@ -155,7 +165,7 @@ def stability_of(wh: Warehouse) -> float | None:
 
 
 @guarded("Choice of k")
-def segment_selection(wh: Warehouse, fs: FilterState) -> go.Figure:
+def segment_selection(wh: Warehouse, fs: FilterState) -> Fig:
     df = wh.table("segment_selection")
     if df.empty:
         raise EmptyResult(NO_SEGMENTS)

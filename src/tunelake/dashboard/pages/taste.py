@@ -10,6 +10,7 @@ from tunelake.dashboard.pages.common import (
     PALETTE,
     Chart,
     EmptyResult,
+    Fig,
     as_frame,
     card,
     graph,
@@ -36,14 +37,14 @@ def layout() -> html.Div:
 
 
 @guarded("Genres")
-def genres(wh: Warehouse, fs: FilterState) -> go.Figure:
+def genres(wh: Warehouse, fs: FilterState) -> Fig:
     with wh.cursor() as con:
         df = as_frame(metric("top_genres", con, fs, 12))
     return hbar(df, "genre", "hours", "Genres (hours)", "genres")
 
 
 @guarded("Eras")
-def eras(wh: Warehouse, fs: FilterState) -> go.Figure:
+def eras(wh: Warehouse, fs: FilterState) -> Fig:
     with wh.cursor() as con:
         df = as_frame(metric("eras", con, fs, by="decade"))
     if df.empty:
@@ -56,7 +57,7 @@ def eras(wh: Warehouse, fs: FilterState) -> go.Figure:
 
 
 @guarded("Audio profile")
-def audio_profile(wh: Warehouse, fs: FilterState) -> go.Figure:
+def audio_profile(wh: Warehouse, fs: FilterState) -> Fig:
     with wh.cursor() as con:
         prof = metric("audio_profile", con, fs)
     feats = [f for f in UNIT_FEATURES if prof.get(f) is not None]
@@ -75,7 +76,7 @@ def audio_profile(wh: Warehouse, fs: FilterState) -> go.Figure:
 
 
 @guarded("Diversity and mainstreamness")
-def diversity(wh: Warehouse, fs: FilterState) -> go.Figure:
+def diversity(wh: Warehouse, fs: FilterState) -> Fig:
     with wh.cursor() as con:
         div = metric("diversity", con, fs)
         main = metric("mainstreamness", con, fs)
@@ -83,15 +84,18 @@ def diversity(wh: Warehouse, fs: FilterState) -> go.Figure:
         raise EmptyResult()
     fig = go.Figure()
     fig.add_trace(go.Indicator(
-        mode="gauge+number", value=div["artist_entropy_bits"], title={"text": "artist entropy (bits)"},
+        mode="gauge+number", value=div["artist_entropy_bits"],
+        title={"text": "artists (entropy, bits)", "font": {"size": 13}},
         number={"valueformat": ".2f"}, domain={"row": 0, "column": 0},
         gauge={"axis": {"range": [0, max(div["artist_entropy_max_bits"], 1)]}, "bar": {"color": PALETTE[0]}}))
     fig.add_trace(go.Indicator(
-        mode="gauge+number", value=div["genre_entropy_bits"], title={"text": "genre entropy (bits)"},
+        mode="gauge+number", value=div["genre_entropy_bits"],
+        title={"text": "genres (entropy, bits)", "font": {"size": 13}},
         number={"valueformat": ".2f"}, domain={"row": 0, "column": 1},
         gauge={"axis": {"range": [0, max(div["genre_entropy_max_bits"], 1)]}, "bar": {"color": PALETTE[1]}}))
     fig.add_trace(go.Indicator(
-        mode="gauge+number", value=main.get("mean_popularity") or 0, title={"text": "mainstreamness (0–100)"},
+        mode="gauge+number", value=main.get("mean_popularity") or 0,
+        title={"text": "mainstreamness (0–100)", "font": {"size": 13}},
         number={"valueformat": ".1f"}, domain={"row": 0, "column": 2},
         gauge={"axis": {"range": [0, 100]}, "bar": {"color": PALETTE[2]}}))
     fig.update_layout(grid={"rows": 1, "columns": 3})
@@ -100,7 +104,7 @@ def diversity(wh: Warehouse, fs: FilterState) -> go.Figure:
 
 
 @guarded("Discovery")
-def discovery(wh: Warehouse, fs: FilterState) -> go.Figure:
+def discovery(wh: Warehouse, fs: FilterState) -> Fig:
     with wh.cursor() as con:
         df = as_frame(metric("discovery_rate", con, fs))
     if df.empty:
@@ -116,7 +120,7 @@ def discovery(wh: Warehouse, fs: FilterState) -> go.Figure:
 
 
 @guarded("Top albums")
-def top_albums(wh: Warehouse, fs: FilterState) -> go.Figure:
+def top_albums(wh: Warehouse, fs: FilterState) -> Fig:
     with wh.cursor() as con:
         df = as_frame(metric("top_albums", con, fs, 10))
     if not df.empty:
