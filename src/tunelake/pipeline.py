@@ -383,11 +383,11 @@ def post_build_steps(cfg: Config, result: Any, serve: bool = False, say: Callabl
         ).fetchall()
     finally:
         con.close()
-    if rows:
+    if rows:  # already stored under the build's run id: report them, do not store them twice
         results = [quality.GateResult(r[0], r[1], r[2], r[3], json.loads(r[4] or "[]")) for r in rows]
     else:
         results = quality.check_current(cfg)
-    run.quality = quality.as_dicts(results)
+        run.quality = quality.as_dicts(results)
     lines["quality"] = quality.summary_line(results)
     status = "ok" if all(r.passed for r in results) else "failed"
     rec.finish(step, status, rows_in=len(results), rows_out=sum(r.passed for r in results),

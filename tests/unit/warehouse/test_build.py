@@ -10,9 +10,11 @@ import duckdb
 import pytest
 
 from tunelake.config import Config, load_config
-from tunelake.demo import run_demo
+from tunelake.ingest import import_paths, open_lake
 from tunelake.lake.store import Lake
 from tunelake.pipeline import RunResult, StepRecord, save_run
+from tunelake.sources.catalog import import_catalog
+from tunelake.synthetic.world import generate_world
 from tunelake.warehouse.build import MODEL_ORDER, build
 from tunelake.warehouse.engine import open_warehouse, read_pointer
 from tunelake.warehouse.tables import TABLES, warehouse_tables
@@ -20,8 +22,15 @@ from tunelake.warehouse.tables import TABLES, warehouse_tables
 
 @pytest.fixture(scope="module")
 def demo_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic workspace: generate → import every listener → catalogue → build (with the gates)."""
     ws = tmp_path_factory.mktemp("build-demo")
-    run_demo(load_config(ws), users=5, days=30, seed=9, serve=False)
+    cfg = load_config(ws)
+    world = ws / "world"
+    generate_world(world, users=5, days=30, seed=9, account_data=False)
+    for h in sorted(p.name for p in (world / "exports").iterdir()):
+        import_paths(cfg, [str(world / "exports" / h)], h)
+    import_catalog(open_lake(cfg), world / "catalog")
+    build(cfg)
     return ws
 
 
