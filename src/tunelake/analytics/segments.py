@@ -5,8 +5,9 @@ validated in ``fit``; ``fit`` returns self; learned state ends in ``_``), so it 
 tested like any sklearn estimator.
 
 Large populations: silhouette is O(n²), so it is computed on a random sample (``silhouette_sample``). Above
-``scan_sample`` users the k-scan and the stability check run on a random subsample and only the final model sees
-everyone (MiniBatchKMeans above ``minibatch_above`` users), which keeps 1M users well under a minute.
+``scan_sample`` users the k-scan and the stability check run on a random subsample (K-means with 3 inits); the
+final model then refines the chosen centres on everyone with MiniBatchKMeans (in float32). That keeps 1M users
+under a minute on two cores (benchmarks/bench_segments.py).
 """
 
 from __future__ import annotations
@@ -104,15 +105,15 @@ class ListenerSegmenter(ClusterMixin, BaseEstimator):
     ----------
     k : 'auto' or int — 'auto' picks the k in ``k_range`` with the best silhouette.
     k_range : inclusive (min, max) range scanned when k='auto'; the scan is always reported.
-    n_init : K-means initialisations per fit ('auto' = 10 below ``minibatch_above`` users, 3 above).
+    n_init : K-means initialisations per fit ('auto' = 10 up to ``minibatch_above`` users, 3 above).
     random_state : seed for everything random.
     stability_seeds : extra seeds refit at the chosen k; ``stability_`` is their mean ARI against the model.
     silhouette_sample, scan_sample, minibatch_above : see the module docstring.
     """
 
     def __init__(self, k: int | str = "auto", k_range: tuple[int, int] = (2, 10), n_init: int | str = "auto",
-                 random_state: int = 0, stability_seeds: int = 5, silhouette_sample: int = 10_000,
-                 scan_sample: int = 100_000, minibatch_above: int = 50_000) -> None:
+                 random_state: int = 0, stability_seeds: int = 5, silhouette_sample: int = 5_000,
+                 scan_sample: int = 30_000, minibatch_above: int = 50_000) -> None:
         self.k = k
         self.k_range = k_range
         self.n_init = n_init
@@ -123,8 +124,9 @@ class ListenerSegmenter(ClusterMixin, BaseEstimator):
         self.minibatch_above = minibatch_above
 
     # --- helpers ----------------------------------------------------------------------------------------------
-    def _kmeans(self, k: int, n: int, seed: int) -> KMeans | MiniBatchKMeans:
-        n_init = self.n_init if self.n_init != "auto" else (10 if n <= self.minibatch_above else 3)
+    def _kmeans(self, k: int, n: int, seed: int, total: int) -> KMeans | MiniBatchKMeans:
+        """K-means for ``n`` rows out of a population of ``total``."""
+        n_init = self.n_init if self.n_init != "auto" else (10 if total <= self.minibatch_above else 3)
         if n > self.minibatch_above:
             return MiniBatchKMeans(n_clusters=k, n_init=n_init, random_state=seed, batch_size=4096,
                                    max_no_improvement=10)
@@ -163,17 +165,20 @@ class ListenerSegmenter(ClusterMixin, BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         self.scaler_ = StandardScaler().fit(data)
         Z = self.scaler_.transform(data)
+        if n > self.scan_sample:
+            Z = Z.astype(np.float32)
         scan = Z if n <= self.scan_sample else Z[rng.choice(n, self.scan_sample, replace=False)]
-        sil_n = min(self.silhouette_sample, len(scan))
+        sil_rows = (rng.choice(len(scan), self.silhouette_sample, replace=False)
+                    if len(scan) > self.silhouette_sample else None)  # the same sample for every k
 
         rows = []
         models: dict[int, Any] = {}
         for k in ks:
-            km = self._kmeans(k, len(scan), self.random_state).fit(scan)
+            km = self._kmeans(k, len(scan), self.random_state, n).fit(scan)
             labels = km.labels_
             if k >= 2 and len(set(labels)) > 1:
-                sil = float(silhouette_score(scan, labels, sample_size=sil_n if sil_n < len(scan) else None,
-                                             random_state=self.random_state))
+                pick = sil_rows if sil_rows is not None else slice(None)  # float64: sklearn upcasts float32 slowly
+                sil = float(silhouette_score(scan[pick].astype(np.float64), labels[pick]))
                 ch = float(calinski_harabasz_score(scan, labels))
             else:
                 sil, ch = float("nan"), float("nan")
@@ -188,8 +193,12 @@ class ListenerSegmenter(ClusterMixin, BaseEstimator):
         sel["chosen"] = sel["k"] == self.k_
         self.selection_ = sel.reset_index(drop=True)
 
-        final = models[self.k_] if len(scan) == n else self._kmeans(self.k_, n, self.random_state).fit(Z)
-        raw = final.predict(Z) if len(scan) != n else final.labels_
+        if len(scan) == n:
+            final = models[self.k_]
+        else:  # refine the scan's centres on everyone: one MiniBatch pass from a good start
+            final = MiniBatchKMeans(n_clusters=self.k_, init=models[self.k_].cluster_centers_, n_init=1,
+                                    random_state=self.random_state, batch_size=8192, max_no_improvement=5).fit(Z)
+        raw = final.labels_
         # Segment numbers by size, largest first, so numbering is stable across runs of the same data.
         sizes = np.bincount(raw, minlength=self.k_)
         order = np.argsort(-sizes, kind="stable")
@@ -203,7 +212,7 @@ class ListenerSegmenter(ClusterMixin, BaseEstimator):
         ref = self._relabel[final.predict(scan)]
         aris = []
         for s in range(1, int(self.stability_seeds) + 1):
-            other = self._kmeans(self.k_, len(scan), self.random_state + 1000 * s).fit(scan)
+            other = self._kmeans(self.k_, len(scan), self.random_state + 1000 * s, n).fit(scan)
             aris.append(adjusted_rand_score(ref, other.labels_))
         self.stability_ = float(np.mean(aris)) if aris else float("nan")
 
@@ -222,7 +231,8 @@ class ListenerSegmenter(ClusterMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         data = X.to_numpy(dtype=float) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=float)
         with threadpool_limits(limits=1 if len(data) < 200_000 else None):
-            return self._relabel[self.kmeans_.predict(self.scaler_.transform(data))]
+            Z = self.scaler_.transform(data).astype(self.kmeans_.cluster_centers_.dtype, copy=False)
+            return self._relabel[self.kmeans_.predict(Z)]
 
 
 def segment_tables(features: pd.DataFrame, model: ListenerSegmenter,
