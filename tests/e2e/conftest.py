@@ -118,13 +118,25 @@ class Console:
         page.on("response", lambda r: self.errors.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
 
 
-@pytest.fixture()
-def page(browser: Any) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def _shared_page(browser: Any) -> Iterator[Any]:
+    """One browser tab per test module: Plotly's 4 MB bundle is parsed once, and pages are reached the way a
+    person does, through the navigation links (client-side routing)."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = ctx.new_page()
     pg.console_log = Console(pg)
+    pg.requests_seen = []
+    pg.on("request", lambda r: pg.requests_seen.append(r.url))
     yield pg
     ctx.close()
+
+
+@pytest.fixture()
+def page(_shared_page: Any) -> Any:
+    """The shared tab with this test's own error log (errors from an earlier test do not leak in)."""
+    _shared_page.console_log.errors.clear()
+    _shared_page.requests_seen.clear()
+    return _shared_page
 
 
 @pytest.fixture(scope="session")

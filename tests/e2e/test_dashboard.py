@@ -19,8 +19,9 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-PAGES = [("overview", "/"), ("patterns", "/patterns"), ("taste", "/taste"), ("segments", "/segments"),
-         ("recommendations", "/recommendations"), ("quality", "/quality")]
+PAGES = [("overview", "/", "Overview"), ("patterns", "/patterns", "Listening patterns"), ("taste", "/taste", "Taste"),
+         ("segments", "/segments", "Segments"), ("recommendations", "/recommendations", "Recommendations"),
+         ("quality", "/quality", "Data quality")]
 DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 # True once no Dash request is pending, nothing is marked loading and every graph has been drawn.
@@ -60,10 +61,20 @@ def settle(page: Any) -> None:
     page.wait_for_function(SETTLED_JS, timeout=20_000)
 
 
-def open_page(page: Any, url: str) -> None:
-    page.goto(url, wait_until="load")
-    page.evaluate(TRACK_JS)
-    page.wait_for_selector("#page > *", timeout=20_000)
+def open_page(page: Any, base: str, path: str) -> None:
+    """Show a page with every filter cleared: load the app once, then navigate through the nav links."""
+    key, title = {p: (k, t) for k, p, t in PAGES}[path]
+    if not page.url.startswith(base):
+        page.goto(base + path, wait_until="load")
+        page.evaluate(TRACK_JS)
+    else:
+        if page.inner_text("#f-summary") != "All data":
+            page.click("#f-reset")
+            page.wait_for_function("() => document.querySelector('#f-summary').textContent === 'All data'",
+                                   timeout=20_000)
+        page.click(f"#nav-{key}")
+    page.wait_for_function(f"() => (document.querySelector('#page h1') || {{}}).textContent === {title!r}",
+                           timeout=20_000)
     settle(page)
 
 
@@ -115,12 +126,10 @@ def choose(page: Any, dropdown_id: str, label: str) -> None:
     page.keyboard.press("Escape")
 
 
-@pytest.mark.parametrize(("name", "path"), PAGES)
+@pytest.mark.parametrize(("name", "path", "title"), PAGES)
 def test_every_page_loads_with_data_and_no_console_errors(dash_url: str, page: Any, artifacts: Path,
-                                                          name: str, path: str) -> None:
-    requests: list[str] = []
-    page.on("request", lambda r: requests.append(r.url))
-    open_page(page, dash_url + path)
+                                                          name: str, path: str, title: str) -> None:
+    open_page(page, dash_url, path)
     graphs = page.evaluate(GRAPHS_JS)
     page.screenshot(path=str(artifacts / f"dashboard-{name}.png"), full_page=True)
 
@@ -133,12 +142,12 @@ def test_every_page_loads_with_data_and_no_console_errors(dash_url: str, page: A
     tables = page.evaluate("() => [...document.querySelectorAll('table.data-table')].map(t => "
                            "[t.id, t.querySelectorAll('tbody tr td').length > 1])")
     assert all(has_rows for _, has_rows in tables), f"empty tables on {path}: {tables}"
-    outside = [u for u in requests if not u.startswith(dash_url) and not u.startswith("data:")]
+    outside = [u for u in page.requests_seen if not u.startswith(dash_url) and not u.startswith("data:")]
     assert outside == [], "the dashboard must not fetch anything from outside (no CDN)"
 
 
 def test_overview_kpis_equal_sql(dash_url: str, page: Any, dash_workspace: Path) -> None:
-    open_page(page, dash_url + "/")
+    open_page(page, dash_url, "/")
     plays, hours, users = expected(dash_workspace)
     assert kpi(page, "plays") == plays
     assert kpi(page, "hours") == pytest.approx(hours, rel=1e-9)
@@ -149,7 +158,7 @@ def test_overview_kpis_equal_sql(dash_url: str, page: Any, dash_workspace: Path)
 
 def test_listener_and_date_filters_change_kpis_to_sql_values(dash_url: str, page: Any, dash_workspace: Path,
                                                              artifacts: Path) -> None:
-    open_page(page, dash_url + "/")
+    open_page(page, dash_url, "/")
     # a listener in the middle of the list, so the test does not pass by picking a default
     (user_key, handle), = query(dash_workspace, "SELECT user_key, handle FROM dim_user ORDER BY handle "
                                                 "LIMIT 1 OFFSET 3")
@@ -189,7 +198,7 @@ def _click_first_bar(page: Any, graph_id: str) -> None:
 
 
 def test_clicking_a_period_bar_filters_every_chart(dash_url: str, page: Any, dash_workspace: Path) -> None:
-    open_page(page, dash_url + "/")
+    open_page(page, dash_url, "/")
     before = kpi(page, "plays")
     _click_first_bar(page, "over-time")
     after = wait_kpi_change(page, "plays", before)
@@ -213,7 +222,7 @@ def test_clicking_a_segment_filters_the_other_charts(dash_url: str, page: Any, d
                                                      artifacts: Path) -> None:
     segs = query(dash_workspace, "SELECT segment, count(*) FROM user_segment GROUP BY 1 ORDER BY 1")
     assert len(segs) >= 2
-    open_page(page, dash_url + "/segments")
+    open_page(page, dash_url, "/segments")
     _click_first_bar(page, "segment-sizes")
     page.wait_for_function("() => document.querySelector('#f-segment-value') && "
                            "!document.querySelector('#f-segment-value').classList.contains("
@@ -241,7 +250,7 @@ def test_clicking_a_segment_filters_the_other_charts(dash_url: str, page: Any, d
 def test_recommendations_follow_the_listener_filter(dash_url: str, page: Any, dash_workspace: Path) -> None:
     (user_key, handle), = query(dash_workspace, """SELECT user_key, handle FROM dim_user
         WHERE user_key IN (SELECT user_key FROM recommendations) ORDER BY handle DESC LIMIT 1""")
-    open_page(page, dash_url + "/recommendations")
+    open_page(page, dash_url, "/recommendations")
     choose(page, "f-user", handle)
     page.wait_for_function(f"() => (document.querySelector('#recs-for') || {{}}).textContent === "
                            f"{json.dumps('Recommended for ' + handle)}", timeout=20_000)
@@ -284,7 +293,7 @@ def test_copy_screenshots_for_docs(artifacts: Path) -> None:
     if os.environ.get("TUNELAKE_UPDATE_SCREENSHOTS") != "1":
         return
     DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-    for name, _ in PAGES:
+    for name, _, _ in PAGES:
         src = artifacts / f"dashboard-{name}.png"
         if src.exists():
             shutil.copyfile(src, DOCS_SHOTS / src.name)
