@@ -229,7 +229,7 @@ def run_pipeline(
     current unless the failing step came after the switch (report).
     """
     from tunelake.warehouse import quality
-    from tunelake.warehouse.build import build
+    from tunelake.warehouse.build import MODEL_ORDER, build
     from tunelake.warehouse.engine import read_pointer
     from tunelake.warehouse.tables import warehouse_tables
 
@@ -272,10 +272,9 @@ def run_pipeline(
                                  for t in warehouse_tables())
         q_rec = rec.start("quality")
         state["current"] = q_rec
-        with bar("Quality gates") as update:
-            update(0, 1, "checking")
-            results = quality.run_gates(engine, lake)
-            update(1, 1, "done")
+        update = state["update"]  # one live bar at a time: the build's bar reports these steps too
+        update(len(MODEL_ORDER), len(MODEL_ORDER), "quality gates")
+        results = quality.run_gates(engine, lake)
         run.quality = quality.as_dicts(results)
         checked = utcnow()
         if hasattr(engine, "con"):
@@ -287,10 +286,8 @@ def run_pipeline(
                                                for r in results if r.check_name.startswith("reconcile")}})
         if hasattr(engine, "con"):
             state["current"] = None
-            with bar("Analytics") as update:
-                update(0, 1, "features, segments, recommendations")
-                state["analytics"] = _analytics_steps(rec, cfg, engine.con, run.run_id)
-                update(1, 1, "done")
+            update(len(MODEL_ORDER), len(MODEL_ORDER), "analytics: features, segments, recommendations")
+            state["analytics"] = _analytics_steps(rec, cfg, engine.con, run.run_id)
         else:
             rec.skip("analytics", f"the {engine.name} engine writes no analytics tables here")
         # This run's rows so far go into the new file, so the warehouse that becomes current lists them.
@@ -302,6 +299,7 @@ def run_pipeline(
     t_build = time.perf_counter()
     try:
         with bar("Building warehouse") as update:
+            state["update"] = update
             info = build(cfg, force=force, run_id=run.run_id, progress=update, after_models=after_models,
                          gates=False)
     except BaseException as exc:
