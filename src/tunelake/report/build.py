@@ -278,6 +278,7 @@ def _segmentation(con: Any, figs: dict[str, str]) -> dict[str, Any]:
     prof = _table_or_empty(con, "segment_profile")
     sel = _table_or_empty(con, "segment_selection", "k")
     out: dict[str, Any] = {"available": not seg.empty, "k": None, "silhouette": None, "stability": None,
+                           "ari_truth": None,
                            "profiles": pd.DataFrame(), "selection": sel.drop(columns=["run_id"], errors="ignore")}
     if seg.empty:
         return out
@@ -289,8 +290,10 @@ def _segmentation(con: Any, figs: dict[str, str]) -> dict[str, Any]:
         for col in ("stability", "stability_ari"):
             if col in sel.columns:
                 out["stability"] = float(chosen[col])
+    details = _analytics_details(con)
     if out["stability"] is None:
-        out["stability"] = _stability_from_runs(con)
+        out["stability"] = _number(details.get("stability"))
+    out["ari_truth"] = _number(details.get("ari_vs_truth", details.get("ari")))
     if not sel.empty:
         fig, ax = plt.subplots(figsize=(6.4, 3.6))
         ax.plot(sel["k"], sel["silhouette"], marker="o", color=GREEN, label="silhouette (chooses k)")
@@ -339,17 +342,25 @@ def _segmentation(con: Any, figs: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def _stability_from_runs(con: Any) -> float | None:
+def _analytics_details(con: Any) -> dict[str, Any]:
+    """The latest analytics step's details from the run log (stability, agreement with planted types, …)."""
     runs = _table_or_empty(con, "meta_run", "started_at DESC")
-    for details in runs.get("details", pd.Series(dtype=str)).dropna():
+    if runs.empty or "details" not in runs.columns:
+        return {}
+    for step, details in zip(runs["step"], runs["details"], strict=True):
+        if step != "analytics" or not details:
+            continue
         try:
             d = json.loads(details)
         except (TypeError, ValueError):
             continue
-        for part in (d, d.get("segments") if isinstance(d, dict) else None):
-            if isinstance(part, dict) and isinstance(part.get("stability"), int | float):
-                return float(part["stability"])
-    return None
+        if isinstance(d, dict):
+            return {**(d.get("segments") if isinstance(d.get("segments"), dict) else {}), **d}
+    return {}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _recommendations(con: Any, figs: dict[str, str]) -> dict[str, Any]:

@@ -143,24 +143,21 @@ def profile_heatmap(wh: Warehouse, fs: FilterState) -> Fig:
     return layout_fig(fig, "Segment profiles (feature z-scores against all listeners)", height=380)
 
 
-def stability_of(wh: Warehouse) -> float | None:
-    """Mean ARI across seeds, wherever the segmentation step recorded it."""
-    sel = wh.table("segment_selection")
-    for col in ("stability", "stability_ari", "ari"):
-        if col in sel.columns and "chosen" in sel.columns and sel["chosen"].any():
-            return float(sel.loc[sel["chosen"].astype(bool), col].iloc[0])
-    runs = wh.table("meta_run")
-    if not runs.empty and "details" in runs.columns:
-        import json
+def analytics_detail(wh: Warehouse, key: str) -> float | None:
+    """A figure the latest analytics step recorded in the run log (stability, agreement with planted types)."""
+    import json
 
-        for details in runs.sort_values("started_at", ascending=False)["details"].dropna():
-            try:
-                d = json.loads(details)
-            except (TypeError, ValueError):
-                continue
-            for part in (d, d.get("segments") if isinstance(d, dict) else None):
-                if isinstance(part, dict) and isinstance(part.get("stability"), int | float):
-                    return float(part["stability"])
+    runs = wh.table("meta_run", "step, details, started_at", order="started_at DESC")
+    for step, details, _ in runs.itertuples(index=False) if not runs.empty else []:
+        if step != "analytics" or not details:
+            continue
+        try:
+            d = json.loads(details)
+        except (TypeError, ValueError):
+            continue
+        for part in (d, d.get("segments") if isinstance(d, dict) else None):
+            if isinstance(part, dict) and isinstance(part.get(key), int | float) and part.get(key) is not True:
+                return float(part[key])
     return None
 
 
@@ -191,10 +188,12 @@ def segment_stability(wh: Warehouse, fs: FilterState) -> html.Div:
     if df.empty:
         return html.P(NO_SEGMENTS, className="hint")
     chosen = df.loc[df["chosen"].astype(bool), "k"] if "chosen" in df.columns else pd.Series(dtype=int)
-    stab = stability_of(wh)
+    stab, truth = analytics_detail(wh, "stability"), analytics_detail(wh, "ari_vs_truth")
     lines = [f"k = {int(chosen.iloc[0])} chosen by the highest silhouette" if len(chosen) else "k fixed by the user"]
     if stab is not None:
         lines.append(f"stability: mean adjusted Rand index {stab:.3f} across refits with other seeds")
+    if truth is not None:
+        lines.append(f"agreement with the synthetic world's planted listener types: ARI {truth:.3f}")
     drop = [c for c in df.columns if c in ("run_id", "created_at")]
     return html.Div([html.P(" · ".join(lines), id="segment-choice"),
                      table(df.drop(columns=drop), "segment-selection-table",
