@@ -151,8 +151,16 @@ def _write_quarantine(lake: Lake, source: str, handle: str, batch_id: str, origi
     lake.write_bytes(zones.quarantine_path(source, handle, batch_id), lines)
 
 
-def write_users_table(lake: Lake) -> None:
-    """The curated users table mirrors the manifest's user entries (handle, key, configured timezone)."""
+def write_users_table(lake: Lake, user: dict[str, Any] | None = None) -> None:
+    """The curated users table mirrors the manifest's user entries (handle, key, configured timezone).
+
+    With `user`, the table is rewritten only when that user is missing or changed: listing every user entry on
+    every import would make importing many users quadratic."""
+    rel = zones.curated_file("users")
+    if user is not None and lake.exists(rel):
+        t = lake.read_parquet(rel)
+        if {"user_key": user["user_key"], "handle": user["handle"], "timezone": user.get("timezone")} in t.to_pylist():
+            return
     users = sorted(manifest.list_users(lake), key=lambda u: u["handle"])
     table = pa.table(
         {
@@ -350,6 +358,8 @@ def import_paths(
             merged = merge.merged_by_batch.get(batch.batch_id, 0)
             _count(lake, batch, result, parsed.rows.num_rows, dups, merged)
             summary.ms_played += result.ms_played
+    if pending:  # what this import teaches about names → ids, for resolving later imports of any user
+        resolve.record_known(lake, [p.rows for _, _, p in pending])
     for table, merge_fn in (("saved_tracks", library.merge_saved), ("playlist_items", library.merge_playlist_items)):
         group = [(b, r, p) for b, r, p in pending if r.table == table]
         if not group:
@@ -361,7 +371,7 @@ def import_paths(
             if stale:
                 result.details["stale_playlist_rows"] = stale
             _count(lake, batch, result, parsed.rows.num_rows, dups_by.get(batch.batch_id, 0), 0)
-    write_users_table(lake)
+    write_users_table(lake, user)
     return summary
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 
-import duckdb
 import pyarrow as pa
 
 MS_TOLERANCE = 1000
@@ -35,7 +34,9 @@ def find_pairs(
         return []
     tol = int(tolerance_s * 1000)
     reach = math.ceil(tolerance_s / 60) if tolerance_s > 0 else 0
-    con = duckdb.connect()
+    from tunelake.curate.plays import cursor
+
+    con = cursor()
     try:
         con.register("acc", account)
         con.register("oth", other)

@@ -32,6 +32,18 @@ md5(concat_ws('|', CAST(user_key AS VARCHAR), CAST(epoch_ms(ended_at) AS VARCHAR
 """
 
 
+_DB: duckdb.DuckDBPyConnection | None = None
+
+
+def cursor() -> duckdb.DuckDBPyConnection:
+    """A fresh cursor on one in-process DuckDB: opening a database costs 30–70 ms, a cursor well under 1 ms, and
+    each cursor has its own registered tables, so imports of many small files do not pay the open each time."""
+    global _DB
+    if _DB is None:
+        _DB = duckdb.connect()
+    return _DB.cursor()
+
+
 @dataclass
 class MergeResult:
     rows_before: int
@@ -149,7 +161,7 @@ def merge_plays(
     if resolver is not None and existing.num_rows:
         existing, upgraded = _upgrade_surrogates(existing, resolver)
     new_rows = conform(new_rows)
-    con = duckdb.connect()
+    con = cursor()
     try:
         con.register("existing", existing)
         con.register("incoming", new_rows)

@@ -164,31 +164,145 @@ def _read_columns(lake: Lake, rels: list[str], columns: list[str]) -> pa.Table |
     tables = []
     for rel in rels:
         try:
-            t = pq.read_table(lake.path(rel), filesystem=lake.fs)
-        except (OSError, pa.ArrowInvalid):
-            continue
-        cols = [c for c in columns if c in t.column_names]
-        if len(cols) == len(columns):
-            tables.append(t.select(cols))
+            tables.append(pq.read_table(lake.path(rel), columns=columns, filesystem=lake.fs))
+        except (OSError, KeyError, pa.ArrowInvalid):
+            continue  # a file without these columns (older layout) adds nothing
     if not tables:
         return None
     return pa.concat_tables(tables, promote_options="default")
 
 
-def lake_resolver(lake: Lake) -> Resolver:
-    """A resolver over everything the lake knows: plays of every user, libraries, playlists, catalogues."""
-    r = Resolver()
+INDEX = f"{zones.CURATED}/_name_index/data.parquet"
+INDEX_SCHEMA = pa.schema([("kind", pa.string()), ("item_id", pa.string()), ("first", pa.string()),
+                          ("second", pa.string()), ("key", pa.string()), ("weight", pa.int64())])
+
+
+def known_items(table: pa.Table) -> pa.Table:
+    """(kind, item_id, first, second, weight) of the tracks and episodes a curated-like table names with an id."""
+    parts = []
+    cols = set(table.column_names)
+    if not table.num_rows:
+        return INDEX_SCHEMA.empty_table().drop_columns(["key"])
+    if {"track_id", "artist_name", "track_name"} <= cols:
+        t = table.select(["track_id", "artist_name", "track_name"]).filter(
+            pc.and_(pc.is_valid(table["track_id"]), pc.is_valid(table["track_name"])))
+        parts.append(pa.table({"kind": pa.repeat("track", t.num_rows) if t.num_rows else pa.array([], pa.string()),
+                               "item_id": t["track_id"], "first": t["artist_name"], "second": t["track_name"]}))
+    if {"episode_id", "show_name", "episode_name"} <= cols:
+        e = table.filter(pc.and_(pc.is_valid(table["episode_id"]), pc.is_valid(table["episode_name"])))
+        parts.append(pa.table({"kind": pa.repeat("episode", e.num_rows) if e.num_rows else pa.array([], pa.string()),
+                               "item_id": e["episode_id"], "first": e["show_name"], "second": e["episode_name"]}))
+    if {"item_type", "item_id", "album_name", "track_name"} <= cols:  # library / playlist episodes
+        e = table.filter(pc.fill_null(pc.equal(table["item_type"], "episode"), False))
+        names = pc.coalesce(e["item_name"], e["track_name"]) if "item_name" in cols else e["track_name"]
+        e = pa.table({"kind": pa.repeat("episode", e.num_rows) if e.num_rows else pa.array([], pa.string()),
+                      "item_id": e["item_id"], "first": e["album_name"], "second": names})
+        parts.append(e.filter(pc.and_(pc.is_valid(e["item_id"]), pc.is_valid(e["second"]))))
+    if not parts:
+        return INDEX_SCHEMA.empty_table().drop_columns(["key"])
+    t = pa.concat_tables([p.cast(pa.schema([(f.name, pa.string()) for f in p.schema])) for p in parts])
+    t = t.filter(pa.array([not is_surrogate(i) for i in t["item_id"].to_pylist()], pa.bool_())) if t.num_rows else t
+    return t.group_by(["kind", "item_id", "first", "second"]).aggregate([([], "count_all")]).rename_columns(
+        ["kind", "item_id", "first", "second", "weight"])
+
+
+def _read_index(lake: Lake) -> pa.Table | None:
+    if not lake.exists(INDEX):
+        return None
+    return lake.read_parquet(INDEX).cast(INDEX_SCHEMA)
+
+
+def record_known(lake: Lake, tables: list[pa.Table]) -> int:
+    """Add the ids these tables name to the lake's name index (`curated/_name_index`); returns new name triples.
+
+    Only triples not yet in the index are normalised, so an import of tracks the lake already knows costs a join,
+    not a pass of Python over every name; the index is what `lake_resolver` reads instead of every user's plays.
+    """
+    from tunelake.curate.plays import cursor  # late: plays imports this module
+    from tunelake.warehouse.engine import arrow_of
+
+    contrib = [known_items(t) for t in tables if t.num_rows]
+    contrib = [c for c in contrib if c.num_rows]
+    existing = _read_index(lake)
+    if existing is None:
+        existing = _full_scan(lake)
+    if not contrib and lake.exists(INDEX):
+        return 0
+    con = cursor()
+    try:
+        con.register("old", existing)
+        con.register("inc", pa.concat_tables(contrib) if contrib else INDEX_SCHEMA.empty_table().drop_columns(
+            ["key"]))
+        fresh = arrow_of(con.sql(
+            """SELECT kind, item_id, first, second, sum(weight)::BIGINT AS weight FROM inc
+               WHERE NOT EXISTS (SELECT 1 FROM old o WHERE o.kind = inc.kind AND o.item_id = inc.item_id
+                                 AND o.first IS NOT DISTINCT FROM inc.first AND o.second = inc.second)
+               GROUP BY ALL"""))
+        fresh = fresh.append_column("key", pa.array(keys_of(fresh["first"].to_pylist(), fresh["second"].to_pylist()),
+                                                    pa.string()))
+        con.register("fresh", fresh)
+        merged = arrow_of(con.sql(
+            """SELECT kind, item_id, first, second, any_value(key) AS key, sum(weight)::BIGINT AS weight FROM (
+                   SELECT * FROM old UNION ALL BY NAME SELECT * FROM fresh
+                   UNION ALL BY NAME SELECT kind, item_id, first, second, NULL AS key, weight FROM inc
+                   WHERE EXISTS (SELECT 1 FROM old o WHERE o.kind = inc.kind AND o.item_id = inc.item_id
+                                 AND o.first IS NOT DISTINCT FROM inc.first AND o.second = inc.second))
+               GROUP BY kind, item_id, first, second ORDER BY kind, key, item_id"""))
+    finally:
+        con.close()
+    lake.write_parquet(INDEX, merged.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA))
+    return fresh.num_rows
+
+
+def _full_scan(lake: Lake) -> pa.Table:
+    """The index of a lake written before the index existed: everything it knows, normalised once."""
+    tables = []
     plays = _read_columns(lake, lake.glob(f"{zones.curated_table_dir('plays')}/user_key=*/data.parquet"),
                           ["track_id", "artist_name", "track_name", "episode_id", "show_name", "episode_name"])
     if plays is not None:
-        r.add_plays(plays)
+        tables.append(plays)
     for table in ("saved_tracks", "playlist_items"):
         t = _read_columns(lake, lake.glob(f"{zones.curated_table_dir(table)}/user_key=*/data.parquet"),
                           ["track_id", "artist_name", "track_name"])
         if t is not None:
-            r.add_named_tracks(t)
-    cat = _read_columns(lake, [zones.curated_file("catalog_tracks")] if lake.exists(
-        zones.curated_file("catalog_tracks")) else [], ["track_id", "artist_name", "track_name"])
-    if cat is not None:
-        r.add_named_tracks(cat)
+            tables.append(t)
+    if lake.exists(zones.curated_file("catalog_tracks")):
+        cat = _read_columns(lake, [zones.curated_file("catalog_tracks")], ["track_id", "artist_name", "track_name"])
+        if cat is not None:
+            tables.append(cat)
+    items = [known_items(t) for t in tables]
+    items = [i for i in items if i.num_rows]
+    if not items:
+        return INDEX_SCHEMA.empty_table()
+    t = pa.concat_tables(items).group_by(["kind", "item_id", "first", "second"]).aggregate([("weight", "sum")])
+    t = t.rename_columns(["kind", "item_id", "first", "second", "weight"])
+    return t.append_column("key", pa.array(keys_of(t["first"].to_pylist(), t["second"].to_pylist()), pa.string())
+                           ).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
+
+
+def lake_resolver(lake: Lake) -> Resolver:
+    """A resolver over everything the lake knows (plays of every user, libraries, playlists, catalogues), read
+    from the name index; an index is built first for a lake that has none."""
+    from tunelake.curate.plays import cursor
+
+    index = _read_index(lake)
+    if index is None:
+        index = _full_scan(lake)
+        if index.num_rows:
+            lake.write_parquet(INDEX, index)
+    r = Resolver()
+    if not index.num_rows:
+        return r
+    con = cursor()
+    try:
+        con.register("idx", index)
+        best = con.execute(
+            """WITH w AS (SELECT kind, key, item_id, sum(weight) AS w FROM idx GROUP BY ALL)
+               SELECT kind, key, first(item_id ORDER BY w DESC, item_id) AS item_id, max(w) AS w
+               FROM w WHERE NOT starts_with(key, chr(31)) AND NOT ends_with(key, chr(31))
+               GROUP BY kind, key""").fetchall()
+    finally:
+        con.close()
+    for kind, key, item_id, w in best:
+        (r.tracks if kind == "track" else r.episodes)[key] = (item_id, int(w))
     return r

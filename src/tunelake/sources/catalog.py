@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from tunelake.curate import resolve
 from tunelake.curate.plays import conform
 from tunelake.curate.schemas import (
     CATALOG_ALBUMS,
@@ -356,6 +357,7 @@ def import_catalog(lake: Lake, path: str | Path, progress: Callable[[int, int, s
         _merge(lake, name, table, keys, schema)
         if progress:
             progress(i + 1, len(steps), name)
+    resolve.record_known(lake, [mapped.tracks])  # catalogue names resolve account-data rows from now on
     summary.tracks, summary.artists, summary.albums = (mapped.tracks.num_rows, mapped.artists.num_rows,
                                                        mapped.albums.num_rows)
     manifest.commit_batch(lake, Batch(

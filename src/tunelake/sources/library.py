@@ -10,11 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
 import orjson
 import pyarrow as pa
 
-from tunelake.curate.plays import conform
+from tunelake.curate.plays import conform, cursor
 from tunelake.curate.resolve import surrogate_id
 from tunelake.curate.schemas import PLAYLIST_ITEMS, SAVED_TRACKS, TS
 from tunelake.errors import InputError
@@ -235,7 +234,7 @@ def _read_user(lake: Lake, table: str, user_key: int, schema: pa.Schema) -> pa.T
 def merge_saved(lake: Lake, user_key: int, rows: pa.Table) -> dict[str, int]:
     """Union of every library snapshot imported: an item already saved is a duplicate. → duplicates by batch."""
     existing = _read_user(lake, "saved_tracks", user_key, SAVED_TRACKS)
-    con = duckdb.connect()
+    con = cursor()
     try:
         con.register("existing", existing)
         con.register("incoming", conform(rows, SAVED_TRACKS).append_column("record_no", rows["record_no"]))
@@ -260,7 +259,7 @@ def merge_playlist_items(lake: Lake, user_key: int, rows: pa.Table) -> tuple[dic
     """Each playlist is kept as its newest snapshot (by lastModifiedDate; on a tie the later import). Incoming rows
     that are not in the kept snapshot, or are identical to a stored row, are duplicates. → (by batch, stale rows)."""
     existing = _read_user(lake, "playlist_items", user_key, PLAYLIST_ITEMS)
-    con = duckdb.connect()
+    con = cursor()
     try:
         con.register("existing", existing)
         con.register("incoming", conform(rows, PLAYLIST_ITEMS).append_column("record_no", rows["record_no"]))
