@@ -204,5 +204,6 @@ def register(app: typer.Typer) -> None:
                 raise TunelakeError(f"pushing playlists needs the Spotify API module ({exc})",
                                     hint="pip install 'tunelake[api]' and run `tunelake auth login`") from None
             result = push_playlist(cfg, handle, playlist, [r["track_id"] for r in rows])
-            url = result.get("url") or result.get("playlist_id") or result.get("id") or ""
-            console.print(f"[green]Pushed[/] {len(rows)} tracks to playlist “{playlist}” {url}")
+            verb = "new" if result.get("created") else "updated"
+            console.print(f"Pushed {result.get('tracks', len(rows))} tracks to the {verb} playlist “{playlist}” "
+                          f"({result.get('playlist_id', '')})", highlight=False)

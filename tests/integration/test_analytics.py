@@ -7,6 +7,7 @@ NDCG@10 ≥ 1.5× the popularity baseline's, both measured by the pipeline's own
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 from pathlib import Path
 
@@ -132,3 +133,31 @@ def test_cli(demo: tuple[Config, dict], tmp_path: Path) -> None:
     assert json.loads(res.output)[0]["k"] == 7
     res = runner.invoke(app, [*ws, "segment", "--k", "many"])
     assert isinstance(res.exception, InputError) and "--k" in str(res.exception)
+
+
+def test_recommend_push_to_fake_spotify(demo: tuple[Config, dict], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`recommend --push` through the API engineer's client against the fake Spotify server."""
+    for module in ("spotipy", "werkzeug", "requests"):
+        if os.environ.get("CI") == "true":
+            __import__(module)
+        else:
+            pytest.importorskip(module)
+    from tunelake.sources import spotify_api as api
+    from tunelake.synthetic.server import FakeSpotify
+
+    cfg, _ = demo
+    with FakeSpotify(cfg.workspace / "world") as srv:
+        for name, value in (("SPOTIFY_API_URL", srv.api_url), ("SPOTIFY_ACCOUNTS_URL", srv.accounts_url),
+                            ("SPOTIFY_CLIENT_ID", "tunelake-test")):
+            monkeypatch.setenv(f"TUNELAKE_{name}", value)
+        api.login(load_config(cfg.workspace), "listener-0002", method="auto")
+        res = CliRunner().invoke(app, ["-w", str(cfg.workspace), "recommend", "--user", "listener-0002", "--n", "7",
+                                       "--push", "--name", "tunelake picks", "--format", "json"])
+        assert res.exit_code == 0, res.output
+        assert "Pushed 7 tracks" in res.output
+        pl = next(p for p in srv.world.listener("listener-0002").playlists if p["name"] == "tunelake picks")
+        con = open_warehouse(cfg)
+        expected = [r[0] for r in con.execute(
+            "SELECT track_id FROM recommendations r JOIN dim_user u USING (user_key) "
+            "WHERE u.handle = 'listener-0002' AND rank <= 7 ORDER BY rank").fetchall()]
+        assert [t for _, t in pl["items"]] == expected
