@@ -69,6 +69,7 @@ def _nav() -> html.Nav:
 def create_app(cfg: Config) -> dash.Dash:
     """A Dash app over the workspace's current warehouse (read-only; every asset served from the packages)."""
     wh = Warehouse(cfg)
+    wh.has("dim_user")  # fail now, with the CLI's one-line hint, when there is no warehouse yet
     app = dash.Dash(
         __name__, serve_locally=True, assets_folder=str(ASSETS), title="tunelake", update_title=None,
         suppress_callback_exceptions=True, external_scripts=[], external_stylesheets=[],

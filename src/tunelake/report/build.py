@@ -191,12 +191,12 @@ def _inventory(cfg: Config, con: Any) -> dict[str, Any]:
         for q in bdf["quarantined"]:
             for reason, n in (q or {}).items():
                 reasons[reason] = reasons.get(reason, 0) + int(n)
-    quality = _table_or_empty(con, "meta_quality", "status DESC, check_name")
-    if not quality.empty and "run_id" in quality.columns:
-        last = quality.sort_values("checked_at")["run_id"].iloc[-1]
-        quality = quality[quality["run_id"] == last].drop(columns=["sample_keys"], errors="ignore")
+    from tunelake.dashboard import gate_summary
+
+    quality, failed_gates = gate_summary(_table_or_empty(con, "meta_quality"))
     runs = _table_or_empty(con, "meta_run", "started_at DESC").drop(columns=["details"], errors="ignore").head(30)
     return {"counts": pd.DataFrame(counts), "by_source": by_source, "reasons": reasons, "quality": quality,
+            "failed_gates": failed_gates,
             "runs": runs, "batches": len(bdf)}
 
 
@@ -324,7 +324,7 @@ def _segmentation(con: Any, figs: dict[str, str]) -> dict[str, Any]:
     if not prof.empty:
         import seaborn as sns
 
-        from tunelake.dashboard.pages.segments import profile_summary
+        from tunelake.dashboard import profile_summary
 
         out["profiles"] = profile_summary(prof)
         grid = prof.pivot_table(index="segment", columns="feature", values="z_score", aggfunc="first")

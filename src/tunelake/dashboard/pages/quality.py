@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import html
 
-from tunelake.dashboard import FilterState, Warehouse
+from tunelake.dashboard import FilterState, Warehouse, gate_summary
 from tunelake.dashboard.pages.common import (
     PALETTE,
     Chart,
@@ -44,8 +44,8 @@ def batches(wh: Warehouse, fs: FilterState) -> pd.DataFrame:
 
 def quality_kpis(wh: Warehouse, fs: FilterState) -> list[html.Div]:
     df = batches(wh, fs)
-    q = wh.table("meta_quality")
-    failing = int((q["status"].astype(str).str.lower() != "pass").sum()) if not q.empty else 0
+    summary, _ = gate_summary(wh.table("meta_quality"))
+    failing = int(summary["not_passed"].sum()) if not summary.empty else 0
     values = [("batches", "Import batches", len(df)), ("read", "Records read", int(df["read"].sum()) if len(df) else 0),
               ("accepted", "Accepted", int(df["accepted"].sum()) if len(df) else 0),
               ("duplicates", "Duplicates", int(df["duplicates"].sum()) if len(df) else 0),
@@ -89,11 +89,16 @@ def quarantine(wh: Warehouse, fs: FilterState) -> Fig:
 
 
 def quality_gates(wh: Warehouse, fs: FilterState) -> object:
-    df = wh.table("meta_quality", order="status DESC, check_name" if wh.has("meta_quality") else "")
-    if df.empty:
+    summary, failed = gate_summary(wh.table("meta_quality"))
+    if summary.empty:
         return html.P("No quality checks recorded yet (run `tunelake build` or `tunelake run`).", className="hint")
-    last = df[df["run_id"] == df.sort_values("checked_at")["run_id"].iloc[-1]] if "run_id" in df.columns else df
-    return table(last.drop(columns=[c for c in ("sample_keys",) if c in last.columns]), "quality-gates-table")
+    total, bad = int(summary["passed"].sum() + summary["not_passed"].sum()), int(summary["not_passed"].sum())
+    head = html.P(f"{total - bad:,} of {total:,} checks passed" + (f"; {bad:,} did not:" if bad else "."),
+                  id="quality-gates-summary", className="bad" if bad else "good")
+    parts = [head, table(summary, "quality-gates-table")]
+    if bad:
+        parts.insert(1, table(failed, "quality-gates-failed"))
+    return html.Div(parts)
 
 
 def run_log(wh: Warehouse, fs: FilterState) -> object:

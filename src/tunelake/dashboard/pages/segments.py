@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, html, no_update
 
-from tunelake.dashboard import FilterState, Warehouse
+from tunelake.dashboard import FilterState, Warehouse, profile_summary
 from tunelake.dashboard.pages.common import (
     PALETTE,
     Chart,
@@ -101,17 +101,6 @@ def segment_sizes(wh: Warehouse, fs: FilterState) -> Fig:
         customdata=[[int(s)] for s in sizes.index], hovertemplate="%{x}: %{y} listeners<extra></extra>"))
     fig.update_yaxes(title="listeners")
     return layout_fig(fig, "Segment sizes", height=420)
-
-
-def profile_summary(prof: pd.DataFrame, top: int = 4) -> pd.DataFrame:
-    """One row per segment: size, share and its most distinctive features (largest |z-score|)."""
-    rows = []
-    for (seg, name), part in prof.groupby(["segment", "segment_name"], sort=True):
-        part = part.reindex(part["z_score"].abs().sort_values(ascending=False).index).head(top)
-        traits = ", ".join(f"{f} {z:+.1f}σ" for f, z in zip(part["feature"], part["z_score"], strict=True))
-        rows.append({"segment": int(seg), "name": name, "listeners": int(part["size"].iloc[0]),
-                     "share": float(part["share"].iloc[0]), "most distinctive (z-score)": traits})
-    return pd.DataFrame(rows)
 
 
 def segment_profiles(wh: Warehouse, fs: FilterState) -> html.Div:
