@@ -224,3 +224,23 @@ def test_fast_and_exact_parsers_agree(real_dir):
     assert fast.rows.column_names == exact.rows.column_names
     for col in fast.rows.column_names:
         assert fast.rows[col].to_pylist() == exact.rows[col].cast(fast.rows[col].type).to_pylist(), col
+
+
+def test_fast_path_reports_unknown_fields_in_spotify_layout(real_dir):
+    """Unknown keys are found whether the cheap key count or the exact json_keys scan settles it."""
+    import orjson
+
+    from tunelake.sources.export import EXTENDED_FIELDS
+    from tunelake.sources.extended_fast import parse_extended_fast
+
+    records = json.loads((real_dir / "Efrrowini__spotify-music-analysis" / "Streaming_History_Audio_2022.json")
+                         .read_text())
+    pretty = orjson.dumps(records, option=orjson.OPT_INDENT_2)
+    assert parse_extended_fast(pretty, "a.json", EXTENDED_FIELDS).unknown_fields == set()
+    records[7]["new_field_2027"] = "x"
+    for data in (orjson.dumps(records, option=orjson.OPT_INDENT_2), orjson.dumps(records)):
+        parsed = parse_extended_fast(data, "a.json", EXTENDED_FIELDS)
+        assert parsed.unknown_fields == {"new_field_2027"} and parsed.read == len(records)
+    records[7].pop("ip_addr")  # one key missing, one unknown: the count matches, the exact scan must still run
+    parsed = parse_extended_fast(orjson.dumps(records, option=orjson.OPT_INDENT_2), "a.json", EXTENDED_FIELDS)
+    assert parsed.unknown_fields == {"new_field_2027"}

@@ -104,6 +104,29 @@ def _rows_sql(view: str) -> str:
     """
 
 
+def _first_record_keys(data: bytes) -> tuple[set[str], bytes] | None:
+    body = data.lstrip()[1:].lstrip()
+    end = body.find(b"}")
+    if not body.startswith(b"{") or end < 0:
+        return None
+    try:
+        first = orjson.loads(body[: end + 1])
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(first, dict):
+        return None
+    return set(first), body
+
+
+def _file_keys(con: duckdb.DuckDBPyConnection, path: str) -> set[str]:
+    """Every key used by any record, exactly (a cheaper count-based shortcut misses a record that lacks one key
+    and carries an unknown one instead, so every record is looked at)."""
+    return {k for (k,) in con.execute(
+        f"SELECT DISTINCT unnest(keys) FROM (SELECT DISTINCT json_keys(json) AS keys "
+        f"FROM read_json_objects('memory://{path}', format = 'array', maximum_object_size = 67108864))"
+    ).fetchall()}
+
+
 def parse_extended_fast(data: bytes, name: str, fields: dict[str, str], *, now: datetime | None = None):
     """Parse with DuckDB; None when the file needs the exact Python path (type errors, non-object records)."""
     from tunelake.sources.export import Parsed  # circular at import time
@@ -119,17 +142,18 @@ def parse_extended_fast(data: bytes, name: str, fields: dict[str, str], *, now: 
     try:
         src = (f"(SELECT row_number() OVER () - 1 AS record_no, * FROM read_json('memory://{path}', format = 'array', "
                f"columns = {columns}, maximum_object_size = 67108864))")
-        keys = {k for (k,) in con.execute(
-            f"SELECT DISTINCT unnest(keys) FROM (SELECT DISTINCT json_keys(json) AS keys "
-            f"FROM read_json_objects('memory://{path}', format = 'array', maximum_object_size = 67108864))"
-        ).fetchall()}
-        legacy = "ip_addr_decrypted" in keys or "username" in keys
+        # Older exports name the IP field ip_addr_decrypted; the first record tells which layout this is.
+        head = _first_record_keys(data)
+        legacy = head is None or "ip_addr_decrypted" in head[0] or "username" in head[0]
         now = now or datetime.now(UTC).replace(tzinfo=None)
         sql = _rows_sql(f"({_validated_sql(src, now, 'Streaming_History_Video' in name, legacy)})")
         try:
             table = arrow_of(con.sql(sql))
         except duckdb.Error:
             return None
+        keys = _file_keys(con, path)
+        if legacy != ("ip_addr_decrypted" in keys or "username" in keys):
+            return None  # mixed layouts in one file: let the exact path sort it out
     except duckdb.Error:
         return None
     finally:
