@@ -272,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
             world = {"reused_workspace": str(workspace)}
         else:
             world = make_world(workspace, args.plays, args.seed)
+        load_before = os.getloadavg()
         queries = time_queries(workspace, runs)
+        load_after = os.getloadavg()
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -287,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         "meets_target": worst < TARGET_P95_MS,
         "queries": queries,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "duckdb": duckdb.__version__,
-                    "platform": platform.platform()},
+                    "platform": platform.platform(),
+                    # The machine may be shared: latencies grow with the load average seen while timing.
+                    "load_average_1m": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)}},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
