@@ -90,15 +90,30 @@ class DuckDBEngine(Engine):
         if temp_dir and not read_only:
             self.con.execute(f"SET temp_directory = '{temp_dir}'")
         self.con.execute("SET preserve_insertion_order = false")
+        self._filesystems: set[str] = set()
 
     def register_parquet(self, view: str, uris: list[str], schema: pa.Schema) -> None:
         if not uris:
             self.register_arrow(view, schema.empty_table())
             return
+        for uri in uris:
+            self.use_filesystem(uri)
         files = ", ".join("'" + u.replace("'", "''") + "'" for u in uris)
         self.con.execute(
             f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM read_parquet([{files}], union_by_name = true)"
         )
+
+    def use_filesystem(self, uri: str) -> None:
+        """Let DuckDB read a lake URL through the lake's fsspec filesystem (az://, abfs://: adlfs), since DuckDB's
+        own azure extension may not be installable where tunelake runs."""
+        scheme = uri.split("://", 1)[0] if "://" in uri else ""
+        if scheme and scheme not in ("file", "local") and scheme not in self._filesystems:
+            from tunelake.lake.store import Lake
+
+            fs = Lake(uri).fs
+            self.con.register_filesystem(fs)
+            protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+            self._filesystems.update(protocols, {scheme})
 
     def register_arrow(self, view: str, table: pa.Table) -> None:
         self.con.register(f"_arrow_{view}", table)

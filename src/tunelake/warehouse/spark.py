@@ -70,6 +70,21 @@ def spark_type(t: pa.DataType) -> str:
     raise TunelakeError(f"no Spark type for Arrow type {t}")
 
 
+def hadoop_uri(uri: str, lake_url: str, account: str | None = None) -> str:
+    """adlfs spells a blob `az://container/path`; hadoop-azure (Synapse, Databricks) wants
+    `abfss://container@account.dfs.core.windows.net/path`. The account comes from the lake URL when it names one,
+    else from `account` or AZURE_STORAGE_ACCOUNT_NAME."""
+    scheme, _, rest = uri.partition("://")
+    if scheme not in _AZURE_SCHEMES:
+        return uri
+    container, _, path = rest.partition("/")
+    if "@" in container:
+        return f"abfss://{rest}"
+    m = re.search(r"@([^/]+)", lake_url)
+    host = m.group(1) if m else f"{account or os.environ.get('AZURE_STORAGE_ACCOUNT_NAME', '')}.dfs.core.windows.net"
+    return f"abfss://{container}@{host}/{path}"
+
+
 def _quote(path: str) -> str:
     return "'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -77,7 +92,7 @@ def _quote(path: str) -> str:
 _SESSION: Any = None
 
 
-def spark_session(master: str = "local[*]") -> Any:
+def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None) -> Any:
     """The process's SparkSession, started once (a JVM start costs seconds); each engine takes a child session of
     it so temporary views never leak between builds."""
     global _SESSION
@@ -109,6 +124,8 @@ def spark_session(master: str = "local[*]") -> Any:
                    .config("spark.default.parallelism", "4")
                    .config("spark.driver.memory", os.environ.get("TUNELAKE_SPARK_DRIVER_MEMORY", "2g"))
                    .config("spark.sql.adaptive.enabled", "true"))
+    for key, value in {**_env_conf(), **(conf or {})}.items():
+        builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
     except Exception as exc:  # JVM did not start: Java missing or broken
@@ -117,6 +134,13 @@ def spark_session(master: str = "local[*]") -> Any:
     session.sparkContext.setLogLevel("ERROR")
     _SESSION = session
     return session
+
+
+def _env_conf() -> dict[str, str]:
+    """Extra Spark settings from TUNELAKE_SPARK_CONF ("key=value,key=value"), e.g. for a cluster's tuning."""
+    raw = os.environ.get("TUNELAKE_SPARK_CONF", "")
+    pairs = [p.split("=", 1) for p in raw.split(",") if "=" in p]
+    return {k.strip(): v.strip() for k, v in pairs}
 
 
 def _python() -> str:
@@ -162,8 +186,10 @@ class SparkEngine(Engine):
         if uris[0].split("://", 1)[0] in _AZURE_SCHEMES and not self._reads_azure():
             self.register_arrow(view, self._read_through_fsspec(uris, schema), serve=False)
             return
-        df = (self.spark.read.option("mergeSchema", "true")
-              .parquet(*[self._hadoop_uri(u) for u in uris]))
+        # The declared schema, not inference: no footer-reading job, and files written before a column existed
+        # read it as null (as DuckDB's union_by_name does).
+        ddl = ", ".join(f"`{f.name}` {spark_type(f.type)}" for f in schema)
+        df = self.spark.read.schema(ddl).parquet(*[self._hadoop_uri(u) for u in uris])
         self._register_df(view, df, schema)
 
     def register_arrow(self, view: str, table: pa.Table, *, serve: bool = True) -> None:
@@ -195,16 +221,7 @@ class SparkEngine(Engine):
         return self._native_azure
 
     def _hadoop_uri(self, uri: str) -> str:
-        """adlfs spells a blob `az://container/path`; hadoop-azure wants `abfss://container@account.dfs…/path`."""
-        scheme, _, rest = uri.partition("://")
-        if scheme not in _AZURE_SCHEMES:
-            return uri
-        container, _, path = rest.partition("/")
-        if "@" in container:
-            return f"abfss://{rest}"
-        m = re.search(r"@([^/]+)", self.cfg.lake)
-        host = m.group(1) if m else f"{os.environ.get('AZURE_STORAGE_ACCOUNT_NAME', '')}.dfs.core.windows.net"
-        return f"abfss://{container}@{host}/{path}"
+        return hadoop_uri(uri, self.cfg.lake)
 
     def _read_through_fsspec(self, uris: list[str], schema: pa.Schema) -> pa.Table:
         """Local Spark without hadoop-azure: the driver reads the lake through adlfs (fine for what fits a laptop;

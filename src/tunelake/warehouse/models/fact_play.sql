@@ -26,7 +26,8 @@ SELECT
     ms_played, reason_start, reason_end, shuffle, offline, incognito, platform, conn_country, source,
     ms_played >= {{ stream_threshold_ms }} AS is_stream,
     (coalesce(skipped, false)
-        OR (reason_end IN ('fwdbtn', 'backbtn') AND (duration_ms IS NULL OR ms_played < duration_ms))) AS is_skip,
+        OR (coalesce(reason_end IN ('fwdbtn', 'backbtn'), false)
+            AND (duration_ms IS NULL OR ms_played < duration_ms))) AS is_skip,
     CASE WHEN duration_ms IS NULL OR duration_ms <= 0 THEN NULL
          ELSE least(CAST(ms_played AS DOUBLE) / duration_ms, 1.0) END AS completion,
     sum(new_session) OVER (PARTITION BY user_key ORDER BY started_at, play_id

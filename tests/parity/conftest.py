@@ -1,0 +1,79 @@
+"""One curated lake, built by every engine: the fixtures the parity tests share.
+
+The lake holds a small synthetic world (12 listeners × 30 days, with account data: library, playlists) and three
+real exports (new- and old-format extended history, and an account-data export). It is imported once per test
+session; each engine then builds its own warehouse from it in its own workspace, so the tests compare what the
+engines made of the same input. One SparkSession serves the whole test session.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import require
+
+ENGINES = ("duckdb", "spark")
+REAL_USERS = {
+    "real-efrrowini": "Efrrowini__spotify-music-analysis",
+    "real-candidlyred": "CandidlyRed__spotify",
+    "real-erin": "hobbies-w-erin__Spotify-Account-Data",
+}
+
+
+@pytest.fixture(scope="session")
+def spark_session() -> Any:
+    """The shared local SparkSession (Java and pyspark are required: under CI a missing one fails)."""
+    require("pyspark", "pip install 'tunelake[spark]'")
+    require("bin:java", "apt-get install openjdk-17-jre-headless")
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from tunelake.warehouse.spark import spark_session
+
+    session = spark_session("local[2]")
+    yield session
+
+
+@pytest.fixture(scope="session")
+def parity_lake(tmp_path_factory: pytest.TempPathFactory, real_dir: Path) -> Path:
+    from tunelake.config import load_config
+    from tunelake.ingest import import_paths, open_lake
+    from tunelake.sources.catalog import import_catalog
+    from tunelake.synthetic.world import generate_world
+
+    root = tmp_path_factory.mktemp("parity")
+    world = root / "world"
+    generate_world(world, users=12, days=30, seed=21)
+    lake = root / "lake"
+    cfg = load_config(root / "import-ws", {"lake_url": str(lake)})
+    for folder in sorted(p for p in (world / "exports").iterdir() if p.is_dir()):
+        import_paths(cfg, [str(folder)], folder.name)
+    import_catalog(open_lake(cfg), world / "catalog")
+    for handle, name in REAL_USERS.items():
+        import_paths(cfg, [str(real_dir / name)], handle)
+    return lake
+
+
+@pytest.fixture(scope="session")
+def built(parity_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """engine name → (Config, BuildInfo) of a warehouse built from `parity_lake` (engines built lazily)."""
+    from tunelake.config import load_config
+    from tunelake.warehouse.build import build
+
+    cache: dict[str, Any] = {}
+
+    class Built(dict):
+        def __missing__(self, engine: str) -> Any:
+            if engine == "spark":
+                self.request_spark()
+            cfg = load_config(tmp_path_factory.mktemp(f"ws-{engine}"),
+                              {"lake_url": str(parity_lake), "engine": engine})
+            self[engine] = (cfg, build(cfg, force=True))
+            return self[engine]
+
+        def request_spark(self) -> None:
+            require("pyspark", "pip install 'tunelake[spark]'")
+            require("bin:java", "apt-get install openjdk-17-jre-headless")
+
+    return Built(cache)
