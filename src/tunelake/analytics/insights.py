@@ -215,8 +215,9 @@ def listening_over_time(con: duckdb.DuckDBPyConnection, f: Filters = ALL, grain:
 
 # --- top lists ----------------------------------------------------------------------------------------------------
 
-def _top(con: duckdb.DuckDBPyConnection, f: Filters, n: int, key: str, select: str, join: str) -> pd.DataFrame:
-    src = _track_month_source(con, f)
+def _top(con: duckdb.DuckDBPyConnection, f: Filters, n: int, key: str, select: str, join: str,
+         src: str | None = None) -> pd.DataFrame:
+    src = src or _track_month_source(con, f)
     return con.execute(f"""
         WITH t AS (
             SELECT {key} AS k, CAST(sum(plays) AS BIGINT) AS plays, CAST(sum(streams) AS BIGINT) AS streams,
@@ -233,8 +234,12 @@ def _top(con: duckdb.DuckDBPyConnection, f: Filters, n: int, key: str, select: s
 
 def top_artists(con: duckdb.DuckDBPyConnection, f: Filters = ALL, n: int = 10) -> pd.DataFrame:
     """Primary artists ranked by time listened: rank, artist_id, artist_name, plays, streams, hours, listeners."""
+    src = None
+    if _month_aligned(f) and table_exists(con, "agg_user_artist_month"):  # the smaller per-artist aggregate
+        src = f"(SELECT * FROM agg_user_artist_month {_where_month(con, f)})"
     return _top(con, f, n, "m.artist_id",
-                "t.k AS artist_id, (SELECT artist_name FROM dim_artist a WHERE a.artist_id = t.k) AS artist_name", "")
+                "t.k AS artist_id, (SELECT artist_name FROM dim_artist a WHERE a.artist_id = t.k) AS artist_name", "",
+                src)
 
 
 def top_tracks(con: duckdb.DuckDBPyConnection, f: Filters = ALL, n: int = 10) -> pd.DataFrame:

@@ -85,7 +85,9 @@ def build_tiny(con: duckdb.DuckDBPyConnection) -> None:
             "is_skip": skipped, "completion": min(ms / dur, 1.0), "session_id": session, "media_type": "audio",
         })
     insert(con, "fact_play", rows)
-    for agg in ("agg_user_day", "agg_user_day_hour", "agg_user_track_month"):
+    aggs = ["agg_user_day", "agg_user_day_hour", "agg_user_track_month"]  # built from fact_play, in this order
+    aggs += sorted(t.name for t in TABLES.values() if t.kind == "agg" and t.name not in aggs)  # roll-ups of those
+    for agg in aggs:
         con.execute(f"INSERT INTO {agg} BY NAME {(MODELS / f'{agg}.sql').read_text()}")
 
 
