@@ -126,6 +126,7 @@ class ImportSummary:
             "resolved": self.total("resolved"),
             "resolution_rate": self.resolution_rate,
             "replaced_account_rows": self.replaced,
+            "upgraded_account_rows": self.upgraded,
             "unknown_fields": sorted({u for f in self.files for u in f.unknown_fields}),
             "failed": self.errors,
         }
@@ -358,8 +359,9 @@ def import_paths(
             merged = merge.merged_by_batch.get(batch.batch_id, 0)
             _count(lake, batch, result, parsed.rows.num_rows, dups, merged)
             summary.ms_played += result.ms_played
-    if pending:  # what this import teaches about names → ids, for resolving later imports of any user
-        resolve.record_known(lake, [p.rows for _, _, p in pending])
+    names = [p.rows for _, r, p in pending if r.table != "plays"]  # plays are recorded by merge_plays
+    if names:  # what this import teaches about names → ids, for resolving later imports of any user
+        resolve.record_known(lake, names)
     for table, merge_fn in (("saved_tracks", library.merge_saved), ("playlist_items", library.merge_playlist_items)):
         group = [(b, r, p) for b, r, p in pending if r.table == table]
         if not group:

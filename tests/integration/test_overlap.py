@@ -9,10 +9,12 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
+import pyarrow.compute as pc
 import pytest
 
 from tunelake.config import load_config
 from tunelake.curate.plays import read_user_plays
+from tunelake.curate.resolve import is_surrogate
 from tunelake.ingest import import_paths, open_lake
 from tunelake.lake import manifest
 from tunelake.sources.catalog import import_catalog
@@ -145,3 +147,29 @@ def test_account_only_resolves_against_the_catalogue(tmp_path, small_world, list
         rates.append((d["resolved"], d["to_resolve"]))
     resolved, todo = map(sum, zip(*rates, strict=True))
     assert todo > 1000 and resolved / todo >= 0.99
+
+
+def test_surrogate_ids_are_upgraded_when_the_track_becomes_known(tmp_path, listeners):
+    """Account data first (no catalogue: some rows get surrogate ids), then extended history of other dates that
+    names the same songs: the stored account rows get the real ids; they are not merged (different playbacks)."""
+    cfg = load_config(tmp_path / "ws")
+    lake = open_lake(cfg)
+    folder = listeners[0]
+    first = import_paths(cfg, [str(folder / ACC)], folder.name)
+    d = first.as_dict()
+    assert d["resolved"] < d["to_resolve"]
+    shifted = tmp_path / "shifted"
+    shifted.mkdir()
+    for f in (folder / EXT).glob("Streaming_History_Audio_*.json"):
+        rows = json.loads(f.read_bytes())
+        for r in rows:  # the same songs three years earlier: nothing overlaps in time
+            r["ts"] = str(int(r["ts"][:4]) - 3) + r["ts"][4:]
+        (shifted / f.name).write_bytes(orjson.dumps(rows))
+    second = import_paths(cfg, [str(shifted)], folder.name)
+    assert second.total("merged") == 0
+    assert second.upgraded == second.as_dict()["upgraded_account_rows"] > 0
+    plays = read_user_plays(lake, manifest.user_key_for(folder.name))
+    acc = plays.filter(pc.equal(plays["source"], "account"))
+    assert acc.num_rows == d["by_table"]["plays"]["accepted"]
+    surrogates = sum(1 for t in acc["track_id"].to_pylist() if t and is_surrogate(t))
+    assert surrogates == 0  # every song the account data names is in the extended history

@@ -191,6 +191,8 @@ def merge_plays(
     kept = conform(kept)
     if new_rows.num_rows or upgraded:
         lake.write_parquet(zones.curated_user_file(TABLE, user_key), kept)
+    if new_rows.num_rows:  # ids these rows carry resolve name-only rows of later imports (any source, any user)
+        resolve.record_known(lake, [new_rows])
     return MergeResult(existing.num_rows, kept.num_rows, dups, merged_by, replaced, upgraded)
 
 
