@@ -235,3 +235,33 @@ def test_reimport_adds_nothing(imported, real_dir):
     assert {h: read_user_plays(lake, manifest.user_key_for(h)).num_rows for h in EXPORTS} == before
     assert any(is_surrogate(t) for t in read_user_plays(lake, manifest.user_key_for("timothy"))["track_id"]
                .to_pylist())
+
+
+def test_account_only_users_get_the_default_timezone(warehouse):
+    con = open_warehouse(warehouse)
+    try:
+        tz = {h: (t, s) for h, t, s in con.execute(
+            "SELECT handle, timezone, timezone_source FROM dim_user").fetchall()}
+    finally:
+        con.close()
+    # no conn_country in account data: default timezone unless --tz is given
+    assert tz["erin"] == tz["timothy"] == ("UTC", "default")
+    assert tz["efrrowini"][1] == "inferred"
+
+
+def test_the_zip_spotify_sends_imports_like_the_folder(tmp_path, real_dir, imported):
+    """my_spotify_data.zip with its nested folder gives the same numbers as the unpacked files."""
+    import zipfile
+
+    src = real_dir / EXPORTS["erin"]
+    z = tmp_path / "my_spotify_data.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(src.glob("*.json")):
+            zf.write(f, f"Spotify Account Data/{f.name}")
+        zf.writestr("Spotify Account Data/Read_Me_First.pdf", b"%PDF-1.4")
+    cfg = load_config(tmp_path / "ws")
+    s = import_paths(cfg, [str(z)], "erin-zip").as_dict()
+    folder = imported[2]["erin"].as_dict()
+    for k in ("read", "accepted", "duplicates", "merged", "quarantined", "ms_played", "by_table", "to_resolve"):
+        assert s[k] == folder[k], k
+    assert s["files"] == folder["files"] == 6
