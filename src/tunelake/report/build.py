@@ -143,7 +143,7 @@ def _html_table(df: pd.DataFrame, formats: dict[str, str] | None = None, table_i
         return '<p class="muted">No rows.</p>'
 
     def cell(col: str, v: Any) -> str:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
+        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
             return ""
         if isinstance(v, bool):
             return "✓" if v else ""

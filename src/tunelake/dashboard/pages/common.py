@@ -3,6 +3,7 @@ empty result into a readable "no data" panel instead of a blank axis."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -161,7 +162,7 @@ def table(df: pd.DataFrame, table_id: str, max_rows: int = 200, formats: dict[st
         return html.Table([html.Tbody(html.Tr(html.Td("No rows")))], id=table_id, className="data-table")
 
     def cell(col: str, v: Any) -> str:
-        if v is None or (isinstance(v, float) and pd.isna(v)):
+        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
             return ""
         if isinstance(v, bool):
             return "✓" if v else ""
