@@ -315,8 +315,6 @@ def import_paths(
                 if result.table == "plays":
                     rows = _pii(rows, policy, salt)
                     result.ms_played = pc.sum(rows["ms_played"]).as_py() or 0
-                    result.excluded = pc.sum(pc.cast(pc.not_equal(rows["content_type"], "track"),
-                                                     pa.int64())).as_py() or 0
                 parsed.rows = rows
                 if parsed.quarantine:
                     _write_quarantine(lake, source, handle, batch_id, f.origin, parsed.quarantine)
@@ -357,6 +355,7 @@ def import_paths(
         for batch, result, parsed in plays:
             dups = merge.duplicates_by_batch.get(batch.batch_id, 0)
             merged = merge.merged_by_batch.get(batch.batch_id, 0)
+            result.excluded = merge.excluded_by_batch.get(batch.batch_id, 0)
             _count(lake, batch, result, parsed.rows.num_rows, dups, merged)
             summary.ms_played += result.ms_played
     names = [p.rows for _, r, p in pending if r.table != "plays"]  # plays are recorded by merge_plays

@@ -51,7 +51,7 @@ def listeners(small_world) -> list[Path]:
 def test_both_views_together_count_each_playback_once(tmp_path, small_world, listeners):
     cfg = load_config(tmp_path)
     lake = open_lake(cfg)
-    total = 0
+    total = not_music = 0
     for folder in listeners:
         s = import_paths(cfg, [str(folder)], folder.name)
         d = s.as_dict()
@@ -66,6 +66,7 @@ def test_both_views_together_count_each_playback_once(tmp_path, small_world, lis
         for f in s.files:
             assert f.read == f.accepted + f.duplicates + f.merged + f.quarantined_total
         total += expected
+        not_music += d["excluded_from_streams"]
     build(cfg)
     con = open_warehouse(cfg)
     try:
@@ -76,6 +77,7 @@ def test_both_views_together_count_each_playback_once(tmp_path, small_world, lis
     finally:
         con.close()
     assert n_play + n_ep == total
+    assert not_music == n_ep  # accepted rows that are not music: exactly the episode playbacks, none counted twice
     assert sources == {"extended": n_play}  # the extended row is the one kept
     assert saved > 0
 

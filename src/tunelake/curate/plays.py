@@ -52,6 +52,7 @@ class MergeResult:
     merged_by_batch: dict[str, int] = field(default_factory=dict)
     replaced: int = 0  # existing account rows replaced by an incoming extended/API row of the same playback
     upgraded: int = 0  # existing account rows whose surrogate track id was resolved to a Spotify id
+    excluded_by_batch: dict[str, int] = field(default_factory=dict)  # accepted rows that are not music
 
 
 def conform(table: pa.Table, schema: pa.Schema = PLAYS) -> pa.Table:
@@ -186,20 +187,31 @@ def merge_plays(
 
     merged_by: dict[str, int] = {}
     replaced = 0
+    repl: set[int] = set()
     if tolerance_s is not None and kept.num_rows:
-        kept, merged_by, replaced = _merge_overlaps(kept, tolerance_s, ms_tolerance)
+        kept, merged_by, replaced, repl = _merge_overlaps(kept, tolerance_s, ms_tolerance)
+    # Accepted = incoming rows kept that did not replace a stored account row (those count as merged).
+    not_music = pc.and_(pc.equal(kept["_pri"], 1), pc.fill_null(pc.not_equal(kept["content_type"], "track"), True))
+    counts = kept.filter(not_music).group_by("batch_id").aggregate([([], "count_all")])
+    excluded = dict(zip(counts["batch_id"].to_pylist(), counts["count_all"].to_pylist(), strict=True))
+    for i in repl:
+        if kept["content_type"][i].as_py() != "track":
+            excluded[kept["batch_id"][i].as_py()] -= 1
     kept = conform(kept)
     if new_rows.num_rows or upgraded:
         lake.write_parquet(zones.curated_user_file(TABLE, user_key), kept)
     if new_rows.num_rows:  # ids these rows carry resolve name-only rows of later imports (any source, any user)
         resolve.record_known(lake, [new_rows])
-    return MergeResult(existing.num_rows, kept.num_rows, dups, merged_by, replaced, upgraded)
+    return MergeResult(existing.num_rows, kept.num_rows, dups, merged_by, replaced, upgraded, excluded)
 
 
-def _merge_overlaps(kept: pa.Table, tolerance_s: float, ms_tolerance: int) -> tuple[pa.Table, dict[str, int], int]:
+def _merge_overlaps(kept: pa.Table, tolerance_s: float, ms_tolerance: int
+                    ) -> tuple[pa.Table, dict[str, int], int, set[int]]:
+    """Drop the account row of every matched pair → (rows, merged by batch, stored rows replaced, indexes in the
+    returned rows of incoming rows that replaced a stored account row)."""
     src = pc.fill_null(pc.equal(kept["source"], "account"), False)
     if not pc.any(src).as_py() or pc.all(src).as_py():
-        return kept, {}, 0
+        return kept, {}, 0, set()
     incoming = pc.equal(kept["_pri"], 1)
     idx = pa.array(range(kept.num_rows), pa.int64())
     media = pc.is_in(kept["content_type"], pa.array(["track", "episode", "audiobook"]))
@@ -209,32 +221,34 @@ def _merge_overlaps(kept: pa.Table, tolerance_s: float, ms_tolerance: int) -> tu
     lo = pc.min(acc["ended_at"]).as_py()
     hi = pc.max(acc["ended_at"]).as_py()
     if lo is None:
-        return kept, {}, 0
+        return kept, {}, 0, set()
     pad = pa.scalar(int((tolerance_s + 120) * 1000), pa.duration("ms"))
     window = pc.and_(pc.greater_equal(kept["ended_at"], pc.subtract(pa.scalar(lo, kept["ended_at"].type), pad)),
                      pc.less_equal(kept["ended_at"], pc.add(pa.scalar(hi, kept["ended_at"].type), pad)))
     oth_mask = pc.and_(pc.and_(pc.invert(src), media), window)
     # Only pairs with at least one incoming row are new; pairs among stored rows were settled when they arrived.
     if not pc.any(pc.and_(oth_mask, incoming)).as_py() and not pc.any(pc.and_(acc_mask, incoming)).as_py():
-        return kept, {}, 0
+        return kept, {}, 0, set()
     oth = kept.filter(oth_mask)
     oth_idx = idx.filter(oth_mask)
     pairs = overlap.find_pairs(_overlap_inputs(acc, acc_idx), _overlap_inputs(oth, oth_idx), tolerance_s,
                                ms_tolerance)
     pri = kept["_pri"].to_pylist()
     batch = kept["batch_id"].to_pylist()
-    drop = set()
+    drop: set[int] = set()
+    replacing: set[int] = set()
     merged_by: dict[str, int] = {}
-    replaced = 0
     for ai, ei in pairs:
         if pri[ai] == 1:
             merged_by[batch[ai]] = merged_by.get(batch[ai], 0) + 1
         elif pri[ei] == 1:
             merged_by[batch[ei]] = merged_by.get(batch[ei], 0) + 1
-            replaced += 1
+            replacing.add(ei)
         else:
             continue
         drop.add(ai)
-    if drop:
-        kept = kept.filter(pa.array([i not in drop for i in range(kept.num_rows)]))
-    return kept, merged_by, replaced
+    if not drop:
+        return kept, merged_by, 0, set()
+    keep = [i not in drop for i in range(kept.num_rows)]
+    new_index = {old: new for new, old in enumerate(i for i, k in enumerate(keep) if k)}
+    return kept.filter(pa.array(keep)), merged_by, len(replacing), {new_index[i] for i in replacing}
