@@ -194,6 +194,7 @@ def make_world(workspace: Path, plays: int, seed: int) -> dict[str, float]:
     timings["build_s"] = time.perf_counter() - t0
     timings["fact_play_rows"] = info.rows["fact_play"]
     timings["rows"] = {k: v for k, v in info.rows.items() if not k.startswith("int_")}
+    timings["requested_plays"] = plays
     return timings
 
 
@@ -268,10 +269,12 @@ def main(argv: list[str] | None = None) -> int:
         tmp = tempfile.mkdtemp(prefix="tunelake-bench-")
         workspace = Path(tmp)
     try:
-        if (workspace / "warehouse" / "CURRENT.json").exists():
-            world = {"reused_workspace": str(workspace)}
+        saved = workspace / "bench_world.json"
+        if (workspace / "warehouse" / "CURRENT.json").exists() and saved.exists():
+            world = {**json.loads(saved.read_text()), "reused_workspace": str(workspace)}
         else:
             world = make_world(workspace, args.plays, args.seed)
+            saved.write_text(json.dumps(world, default=str))
         load_before = os.getloadavg()
         queries = time_queries(workspace, runs)
         load_after = os.getloadavg()
@@ -282,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "dashboard queries: aggregates vs fact_play",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "requested_plays": args.plays,
+        "requested_plays": world.get("requested_plays", args.plays),
         "world": world,
         "target_p95_ms": TARGET_P95_MS,
         "aggregates_worst_p95_ms": worst,
