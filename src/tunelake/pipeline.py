@@ -233,6 +233,9 @@ def run_pipeline(
     from tunelake.warehouse.engine import read_pointer
     from tunelake.warehouse.tables import warehouse_tables
 
+    if paths and not user:  # a usage error, not a failed step: nothing is started or logged
+        raise InputError("--user is required with paths to import", field="--user",
+                         hint="say whose export it is: tunelake run PATH --user NAME")
     bar = _bar_factory(bar)
     lake = Lake(cfg.lake)
     run = RunResult(run_id or new_run_id(), started_at=utcnow().isoformat())
@@ -242,9 +245,6 @@ def run_pipeline(
     if paths:
         step = rec.start("import")
         try:
-            if not user:
-                raise InputError("--user is required with paths to import", field="--user",
-                                 hint="say whose export it is: tunelake run PATH --user NAME")
             from tunelake.ingest import import_paths
 
             with bar(f"Importing {user}") as update:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from tunelake.cli import app
 from tunelake.config import Config, load_config
 from tunelake.demo import DemoResult
-from tunelake.errors import PipelineError
+from tunelake.errors import InputError, PipelineError
 from tunelake.lake import zones
 from tunelake.lake.manifest import list_users
 from tunelake.lake.store import Lake
@@ -141,13 +141,22 @@ def test_failed_quality_step_names_itself_and_keeps_warehouse(first_runs: tuple[
     assert sorted(k["play_id"] for k in json.loads(fails[0][1])) == sorted(music["play_id"].to_pylist())
 
 
-def test_import_step_failure_is_named(first_runs: tuple[Config, list], world: Path, tmp_path: Path) -> None:
+def test_import_usage_error_and_failed_import_step(first_runs: tuple[Config, list], world: Path,
+                                                   tmp_path: Path) -> None:
     cfg = load_config(tmp_path / "ws")
-    path, _ = _history(world, 2)
-    with pytest.raises(PipelineError, match=r"step 'import' failed.*--user"):
+    path, handle = _history(world, 2)
+    with pytest.raises(InputError, match="--user is required"):
         run_pipeline(cfg, paths=[path])
+    assert read_run_logs(Lake(cfg.lake)) == []  # a usage error starts no run
+    broken = tmp_path / "Streaming_History_Audio_2024_0.json"
+    broken.write_text('[{"ts": "2024-01-01T00:00:00Z", "ms_played": ')  # truncated JSON: the only file fails
+    with pytest.raises(PipelineError, match=r"step 'import' failed.*truncated JSON") as info:
+        run_pipeline(cfg, paths=[str(broken)], user=handle, report=False)
+    assert "files already imported are recognised" in info.value.hint
     assert read_pointer(cfg) is None
-    assert read_run_logs(Lake(cfg.lake))[-1]["steps"][0]["status"] == "failed"
+    logged = read_run_logs(Lake(cfg.lake))[-1]
+    assert logged["status"] == "failed" and logged["steps"][0]["step"] == "import"
+    assert logged["steps"][0]["status"] == "failed" and len(logged["steps"]) == 1
 
 
 def test_cli_run_and_status(first_runs: tuple[Config, list], tmp_path: Path) -> None:
