@@ -12,10 +12,11 @@ import math
 import duckdb
 import pandas as pd
 import pytest
-ENGINES = ("duckdb", "spark")
 
 from tunelake.warehouse.build import MODEL_ORDER
 from tunelake.warehouse.tables import TABLES
+
+ENGINES = ("duckdb", "spark")
 
 WAREHOUSE_TABLES = [m for m in MODEL_ORDER if not m.startswith("int_")]
 
@@ -40,7 +41,9 @@ def _null(x) -> bool:
         return False
 
 
-def assert_same(left: pd.DataFrame, right: pd.DataFrame, what: str, float_cols: set[str]) -> None:
+def assert_same(left: pd.DataFrame, right: pd.DataFrame, what: str, float_cols: set[str],
+                decimal_cols: frozenset[str] = frozenset()) -> None:
+    """Equal row by row; floats to a relative 1e-9, `decimal_cols` (Spark DECIMAL(…, 5) averages) to 1e-5."""
     assert list(left.columns) == list(right.columns), what
     assert len(left) == len(right), f"{what}: {len(left)} rows on DuckDB, {len(right)} on Spark"
     for col in left.columns:
@@ -50,6 +53,8 @@ def assert_same(left: pd.DataFrame, right: pd.DataFrame, what: str, float_cols: 
             xn, yn = _null(x), _null(y)
             if xn or yn:
                 ok = xn and yn
+            elif col in decimal_cols:
+                ok = math.isclose(float(x), float(y), rel_tol=0, abs_tol=1e-5)
             elif col in float_cols:
                 ok = math.isclose(float(x), float(y), rel_tol=1e-9, abs_tol=1e-12)
             else:
@@ -108,7 +113,10 @@ def test_features_from_both_warehouses_agree(built):
 
 @pytest.mark.spark
 def test_feature_sql_runs_on_spark_itself(built, spark_session):
-    """The per-user aggregates behind the features, computed by Spark over the Parquet tables Spark wrote."""
+    """The per-user aggregates behind the features, computed by Spark over the Parquet tables Spark wrote.
+
+    _SESSIONS_SQL is left out: DuckDB's date_diff('second', a, b) is spelled timestampdiff(SECOND, a, b) in Spark.
+    """
     from tunelake.analytics import features
     from tunelake.warehouse.engine import open_warehouse, read_pointer
 
@@ -127,9 +135,13 @@ def test_feature_sql_runs_on_spark_itself(built, spark_session):
     con = open_warehouse(built["duckdb"][0])
     try:
         for name, sql in queries.items():
-            on_spark = session.sql(sql).toPandas().sort_values("user_key").reset_index(drop=True)
+            result = session.sql(sql)
+            # Spark reads the literal 1.0 as DECIMAL(2,1), so avg(CASE … THEN 1.0 ELSE 0.0 END) is a DECIMAL with
+            # 5 decimals there and a DOUBLE on DuckDB: those columns agree to 1e-5, the rest exactly.
+            decimals = frozenset(f.name for f in result.schema.fields if f.dataType.typeName() == "decimal")
+            on_spark = result.toPandas().sort_values("user_key").reset_index(drop=True)
             on_duck = con.execute(sql).df().sort_values("user_key").reset_index(drop=True)
             floats = {c for c in on_duck.columns if on_duck[c].dtype.kind == "f" or on_spark[c].dtype.kind == "f"}
-            assert_same(on_duck, on_spark[list(on_duck.columns)], f"feature sql {name}", floats)
+            assert_same(on_duck, on_spark[list(on_duck.columns)], f"feature sql {name}", floats, decimals)
     finally:
         con.close()
