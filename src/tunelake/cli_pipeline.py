@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,24 @@ def warehouse_status(cfg: Any) -> dict[str, Any] | None:
     try:
         tables = con.execute("SELECT table_name, estimated_size FROM duckdb_tables() ORDER BY table_name").fetchall()
         counts = [{"table": t, "rows": con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]} for t, _ in tables]
+        gates = None
+        if any(t == "meta_quality" for t, _ in tables):
+            gates = con.execute(
+                "SELECT run_id, count(*), count(*) FILTER (WHERE status = 'pass') FROM meta_quality "
+                "WHERE run_id = (SELECT run_id FROM meta_quality ORDER BY checked_at DESC, run_id DESC LIMIT 1) "
+                "GROUP BY run_id").fetchone()
     finally:
         con.close()
-    return {"file": pointer["file"], "built_at": pointer.get("built_at"), "engine": pointer.get("engine"),
-            "updated_by": pointer.get("updated_by"), "fingerprint": pointer.get("fingerprint"), "tables": counts}
+    age = None
+    if pointer.get("built_at"):
+        built = datetime.fromisoformat(pointer["built_at"])
+        age = round((datetime.now(UTC) - (built if built.tzinfo else built.replace(tzinfo=UTC))).total_seconds() / 60,
+                    1)
+    return {"file": pointer["file"], "built_at": pointer.get("built_at"), "age_minutes": age,
+            "engine": pointer.get("engine"), "updated_by": pointer.get("updated_by"),
+            "fingerprint": pointer.get("fingerprint"),
+            "quality": None if not gates else {"run_id": gates[0], "gates": gates[1], "passed": gates[2]},
+            "tables": counts}
 
 
 def register(app: typer.Typer) -> None:
@@ -110,8 +125,10 @@ def register(app: typer.Typer) -> None:
         if wh is None:
             console.print("[bold]Warehouse[/]: none yet (run `tunelake run`)")
         else:
-            console.print(f"[bold]Warehouse[/] {wh['file']} built {wh['built_at']}"
-                          + (f", updated by {wh['updated_by']}" if wh.get("updated_by") else ""))
+            q = wh["quality"]
+            console.print(f"[bold]Warehouse[/] {wh['file']} built {wh['built_at']} ({wh['age_minutes']} min ago)"
+                          + (f", updated by {wh['updated_by']}" if wh.get("updated_by") else "")
+                          + (f"; quality: {q['passed']}/{q['gates']} gates passed" if q else ""))
             emit(wh["tables"], "table", title="Tables")
         if run_rows:
             emit(run_rows, "table", title=f"Last {len(logged)} runs")
@@ -128,8 +145,6 @@ def _note(details: dict[str, Any]) -> str:
 
 
 def _seconds(start: str | None, end: str | None) -> str:
-    from datetime import datetime
-
     if not start or not end:
         return ""
     return f"{(datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds():.1f}"

@@ -175,7 +175,9 @@ def test_cli_run_and_status(first_runs: tuple[Config, list], tmp_path: Path) -> 
     assert ext["first_play"] <= ext["last_play"] and ext["quarantined"] == 0
     tables = {t["table"]: t["rows"] for t in data["warehouse"]["tables"]}
     assert tables["fact_play"] == runs[0].step("build").details["rows"]["fact_play"]
-    assert data["warehouse"]["file"] == runs[0].warehouse and data["warehouse"]["built_at"]
+    assert data["warehouse"]["file"] == runs[0].warehouse and data["warehouse"]["age_minutes"] >= 0
+    n = len(runs[0].quality)
+    assert data["warehouse"]["quality"] == {"run_id": runs[0].run_id, "gates": n, "passed": n}
     assert len(data["runs"]) == 4 and data["runs"][0]["steps"][1]["status"] == "skipped"
     out = runner.invoke(app, ["-w", str(ws), "status"])
     assert out.exit_code == 0 and "Batches by source" in out.output and "Last 4 runs" in out.output
