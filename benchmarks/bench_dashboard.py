@@ -81,7 +81,7 @@ def time_callbacks(ws: Path, runs: int) -> dict[str, Any]:
     from tunelake.config import load_config
     from tunelake.dashboard.app import chart_functions, create_app
 
-    app = create_app(load_config(ws))
+    app = create_app(load_config(ws), cache_size=0)  # every call computes; nothing is served from cache
     wh = app._tunelake_warehouse
     with wh.cursor() as cur:
         plays, users = cur.execute("SELECT count(*), count(DISTINCT user_key) FROM fact_play").fetchone()

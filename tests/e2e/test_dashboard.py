@@ -297,3 +297,33 @@ def test_copy_screenshots_for_docs(artifacts: Path) -> None:
         src = artifacts / f"dashboard-{name}.png"
         if src.exists():
             shutil.copyfile(src, DOCS_SHOTS / src.name)
+
+
+def test_a_new_warehouse_is_picked_up_without_restart(dash_workspace: Path, tmp_path: Path) -> None:
+    """A build or analytics step switches CURRENT.json; the running app answers from the new file on the next
+    request, and its chart cache (keyed by file) never serves the old numbers."""
+    from tunelake.config import load_config
+    from tunelake.dashboard.app import create_app
+    from tunelake.warehouse.engine import warehouse_writer
+
+    ws = tmp_path / "ws"
+    shutil.copytree(dash_workspace / "warehouse", ws / "warehouse")
+    cfg = load_config(ws)
+    client = create_app(cfg).server.test_client()
+    body = {"output": "kpis.children", "outputs": {"id": "kpis", "property": "children"},
+            "inputs": [{"id": "filters", "property": "data", "value": {}}], "changedPropIds": ["filters.data"],
+            "state": []}
+
+    def plays() -> int:
+        resp = client.post("/_dash-update-component", json=body)
+        assert resp.status_code == 200
+        tiles = resp.get_json()["response"]["kpis"]["children"]
+        return int(next(t["props"]["data-value"] for t in tiles if t["props"]["id"] == "kpi-plays"))
+
+    before = plays()
+    assert plays() == before  # second answer from the cache
+    with warehouse_writer(cfg, "test") as con:
+        (gone,) = con.execute("DELETE FROM fact_play WHERE user_key = (SELECT min(user_key) FROM fact_play)"
+                              ).fetchone()
+    assert gone > 0
+    assert plays() == before - gone

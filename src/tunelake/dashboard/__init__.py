@@ -74,6 +74,11 @@ class Warehouse:
         finally:
             cur.close()
 
+    def current_file(self) -> str:
+        """The warehouse file requests are answered from now (checks the pointer, reopening if it moved)."""
+        self._base()
+        return str(self._file)
+
     def has(self, table: str) -> bool:
         self._base()
         return table in self._tables
