@@ -55,25 +55,26 @@ def parity_lake(tmp_path_factory: pytest.TempPathFactory, real_dir: Path) -> Pat
     return lake
 
 
-@pytest.fixture(scope="session")
-def built(parity_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """engine name → (Config, BuildInfo) of a warehouse built from `parity_lake` (engines built lazily)."""
-    from tunelake.config import load_config
-    from tunelake.warehouse.build import build
+class _Builds(dict):
+    """engine → (Config, BuildInfo), built on first use from the shared lake in a workspace of its own."""
 
-    cache: dict[str, Any] = {}
+    def __init__(self, lake: Path, factory: pytest.TempPathFactory) -> None:
+        super().__init__()
+        self.lake, self.factory = lake, factory
 
-    class Built(dict):
-        def __missing__(self, engine: str) -> Any:
-            if engine == "spark":
-                self.request_spark()
-            cfg = load_config(tmp_path_factory.mktemp(f"ws-{engine}"),
-                              {"lake_url": str(parity_lake), "engine": engine})
-            self[engine] = (cfg, build(cfg, force=True))
-            return self[engine]
+    def __missing__(self, engine: str) -> Any:
+        from tunelake.config import load_config
+        from tunelake.warehouse.build import build
 
-        def request_spark(self) -> None:
+        if engine == "spark":
             require("pyspark", "pip install 'tunelake[spark]'")
             require("bin:java", "apt-get install openjdk-17-jre-headless")
+        cfg = load_config(self.factory.mktemp(f"ws-{engine}"), {"lake_url": str(self.lake), "engine": engine})
+        self[engine] = (cfg, build(cfg, force=True))
+        return self[engine]
 
-    return Built(cache)
+
+@pytest.fixture(scope="session")
+def built(parity_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """engine name → (Config, BuildInfo) of a warehouse built from `parity_lake` (each engine built once)."""
+    return _Builds(parity_lake, tmp_path_factory)
