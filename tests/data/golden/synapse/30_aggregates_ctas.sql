@@ -111,4 +111,41 @@ FROM (
 ) AS q;
 ALTER TABLE tunelake.agg_user_track_month
     ADD CONSTRAINT pk_agg_user_track_month PRIMARY KEY NONCLUSTERED (user_key, month_start, track_id) NOT ENFORCED;
+
+-- agg_user_artist_month: one row per user, local month and primary artist
+IF OBJECT_ID('tunelake.agg_user_artist_month') IS NOT NULL
+    DROP TABLE tunelake.agg_user_artist_month;
+CREATE TABLE tunelake.agg_user_artist_month
+WITH
+(
+    DISTRIBUTION = HASH(user_key),
+    CLUSTERED COLUMNSTORE INDEX
+)
+AS
+SELECT
+    ISNULL(CAST(q.user_key AS BIGINT), 0) AS user_key,
+    ISNULL(CAST(q.month_start AS DATE), CAST('1900-01-01' AS DATE)) AS month_start,
+    ISNULL(CAST(q.artist_id AS NVARCHAR(40)), N'') AS artist_id,
+    ISNULL(CAST(q.plays AS BIGINT), 0) AS plays,
+    ISNULL(CAST(q.streams AS BIGINT), 0) AS streams,
+    ISNULL(CAST(q.skips AS BIGINT), 0) AS skips,
+    ISNULL(CAST(q.ms_played AS BIGINT), 0) AS ms_played,
+    ISNULL(CAST(q.distinct_tracks AS BIGINT), 0) AS distinct_tracks
+FROM (
+    -- Mirrors models/agg_user_artist_month.sql: rolled up from agg_user_track_month (one primary artist per track).
+    SELECT
+        a.user_key,
+        a.month_start,
+        a.artist_id,
+        SUM(a.plays) AS plays,
+        SUM(a.streams) AS streams,
+        SUM(a.skips) AS skips,
+        SUM(a.ms_played) AS ms_played,
+        COUNT_BIG(*) AS distinct_tracks
+    FROM tunelake.agg_user_track_month AS a
+    WHERE a.artist_id IS NOT NULL
+    GROUP BY a.user_key, a.month_start, a.artist_id
+) AS q;
+ALTER TABLE tunelake.agg_user_artist_month
+    ADD CONSTRAINT pk_agg_user_artist_month PRIMARY KEY NONCLUSTERED (user_key, month_start, artist_id) NOT ENFORCED;
 GO

@@ -477,3 +477,30 @@ FROM OPENROWSET(
     ms_played BIGINT
 ) AS r;
 GO
+
+-- agg_user_artist_month: one row per user, local month and primary artist
+CREATE OR ALTER VIEW tunelake.agg_user_artist_month
+AS
+SELECT
+    r.user_key,
+    r.month_start,
+    r.artist_id,
+    r.plays,
+    r.streams,
+    r.skips,
+    r.ms_played,
+    r.distinct_tracks
+FROM OPENROWSET(
+    BULK 'https://tunelakedemo.blob.core.windows.net/gold/tunelake/agg_user_artist_month/*.parquet',
+    FORMAT = 'PARQUET'
+) WITH (
+    user_key BIGINT,
+    month_start DATE,
+    artist_id NVARCHAR(40),
+    plays BIGINT,
+    streams BIGINT,
+    skips BIGINT,
+    ms_played BIGINT,
+    distinct_tracks BIGINT
+) AS r;
+GO
