@@ -148,6 +148,15 @@ def print_import_summary(summary: Any) -> None:
         f"{sum(q.values()):,}{' (' + ', '.join(f'{k} {v}' for k, v in sorted(q.items())) + ')' if q else ''} · "
         f"not music {totals['excluded_from_streams']:,} · files already imported {totals['already_imported']}"
     )
+    if totals.get("to_resolve"):
+        console.print(
+            f"resolved {totals['resolved']:,}/{totals['to_resolve']:,} name-only rows to track ids "
+            f"({totals['resolution_rate']:.1%}) · stored account rows replaced by extended history "
+            f"{totals.get('replaced_account_rows', 0):,}")
+    for table, counts in sorted((totals.get("by_table") or {}).items()):
+        if table != "plays" and counts.get("read"):
+            console.print(f"{table}: read {counts['read']:,} · accepted {counts.get('accepted', 0):,} · "
+                          f"duplicates {counts.get('duplicates', 0):,} · quarantined {counts.get('quarantined', 0):,}")
     unknown = sorted({u for f in summary.files for u in f.unknown_fields})
     if unknown:
         console.print(f"[yellow]Unknown fields kept in raw:[/] {', '.join(unknown)}")

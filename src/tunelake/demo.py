@@ -96,8 +96,9 @@ def run_demo(
         handles = sorted(p.name for p in (world / "exports").iterdir() if p.is_dir())
         with bar("Importing listeners") as update:
             for i, handle in enumerate(handles):
-                folder = world / "exports" / handle / "Spotify Extended Streaming History"
-                import_paths(cfg, [str(folder)], handle)
+                # Both views of each listener (extended history and account data, library, playlists): the
+                # overlap rule must merge them into exactly the extended history's playbacks.
+                import_paths(cfg, [str(world / "exports" / handle)], handle)
                 update(i + 1, len(handles), handle)
     import_catalog(open_lake(cfg), world / "catalog")
     result.timings["import"] = time.perf_counter() - t0
