@@ -349,7 +349,7 @@ def import_paths(
             resolver.add_plays(incoming)
         merge = curated_plays.merge_plays(
             lake, user_key, incoming, tolerance_s=cfg.overlap_tolerance_s if has_account else None,
-            resolver=resolver)
+            resolver=resolver, api_tolerance_s=cfg.overlap_tolerance_s)
         summary.replaced += merge.replaced
         summary.upgraded += merge.upgraded
         for batch, result, parsed in plays:

@@ -150,6 +150,7 @@ def merge_plays(
     tolerance_s: float | None = None,
     ms_tolerance: int = overlap.MS_TOLERANCE,
     resolver: resolve.Resolver | None = None,
+    api_tolerance_s: float | None = None,
 ) -> MergeResult:
     """Add new rows to the user's partition.
 
@@ -190,6 +191,11 @@ def merge_plays(
     repl: set[int] = set()
     if tolerance_s is not None and kept.num_rows:
         kept, merged_by, replaced, repl = _merge_overlaps(kept, tolerance_s, ms_tolerance)
+    if api_tolerance_s is not None and kept.num_rows:
+        kept, api_merged, api_replaced, repl = _replace_api_rows(kept, api_tolerance_s, repl)
+        for b, n in api_merged.items():
+            merged_by[b] = merged_by.get(b, 0) + n
+        replaced += api_replaced
     # Accepted = incoming rows kept that did not replace a stored account row (those count as merged).
     not_music = pc.and_(pc.equal(kept["_pri"], 1), pc.fill_null(pc.not_equal(kept["content_type"], "track"), True))
     counts = kept.filter(not_music).group_by("batch_id").aggregate([([], "count_all")])
@@ -203,6 +209,51 @@ def merge_plays(
     if new_rows.num_rows:  # ids these rows carry resolve name-only rows of later imports (any source, any user)
         resolve.record_known(lake, [new_rows])
     return MergeResult(existing.num_rows, kept.num_rows, dups, merged_by, replaced, upgraded, excluded)
+
+
+def _replace_api_rows(kept: pa.Table, tolerance_s: float, repl: set[int]
+                      ) -> tuple[pa.Table, dict[str, int], int, set[int]]:
+    """An export imported after an API pull: a stored API play and an incoming extended-history play of the same
+    track ending within the tolerance are one playback. The extended row is kept (it has the real ms_played; the
+    API only gives the track's duration), the API row goes, and the pair counts as `merged` for the incoming batch.
+    Matching is one-to-one, nearest end time first."""
+    source = kept["source"].to_pylist()
+    pri = kept["_pri"].to_pylist()
+    stored_api = [i for i, (s, p) in enumerate(zip(source, pri, strict=True)) if s == "api" and p == 0]
+    if not stored_api:
+        return kept, {}, 0, repl
+    incoming_ext = [i for i, (s, p) in enumerate(zip(source, pri, strict=True)) if s == "extended" and p == 1]
+    if not incoming_ext:
+        return kept, {}, 0, repl
+    tracks = kept["track_id"].to_pylist()
+    ends = pc.cast(kept["ended_at"], pa.int64()).to_pylist()
+    by_track: dict[str, list[int]] = {}
+    for i in stored_api:
+        if tracks[i] is not None and ends[i] is not None:
+            by_track.setdefault(tracks[i], []).append(i)
+    tol = int(tolerance_s * 1000)
+    candidates = []
+    for e in incoming_ext:
+        for a in by_track.get(tracks[e], ()):
+            gap = abs(ends[a] - ends[e])
+            if gap <= tol:
+                candidates.append((gap, e, a))
+    used_a: set[int] = set()
+    used_e: set[int] = set()
+    batch = kept["batch_id"].to_pylist()
+    merged_by: dict[str, int] = {}
+    for _, e, a in sorted(candidates):
+        if e in used_e or a in used_a:
+            continue
+        used_e.add(e)
+        used_a.add(a)
+        merged_by[batch[e]] = merged_by.get(batch[e], 0) + 1
+    if not used_a:
+        return kept, {}, 0, repl
+    keep = [i not in used_a for i in range(kept.num_rows)]
+    new_index = {old: new for new, old in enumerate(i for i, k in enumerate(keep) if k)}
+    replacing = {new_index[i] for i in repl if i in new_index} | {new_index[e] for e in used_e}
+    return kept.filter(pa.array(keep)), merged_by, len(used_e), replacing
 
 
 def _merge_overlaps(kept: pa.Table, tolerance_s: float, ms_tolerance: int

@@ -83,6 +83,31 @@ def test_api_plays_merge_with_export_plays(cfg: Config, server: FakeSpotify, wor
     assert read_user_plays(lake, manifest.user_key_for(H)).num_rows == before  # nothing counted twice
 
 
+def test_export_imported_after_api_pull_replaces_api_plays(
+    cfg: Config, server: FakeSpotify, world: Path, logged_in: str
+) -> None:
+    """The other order: API first, then the export. Each API play is absorbed by its export playback (which has the
+    real ms_played), so the listener's plays are exactly the export's, and the import counts the pairs as merged."""
+    r = api.pull(cfg, H, ["recent"], policy=policy())
+    n_api = len(server.world.listener(H).plays)
+    assert r.plays_new == n_api
+    lake = Lake(cfg.lake)
+    export = world / "exports" / H / "Spotify Extended Streaming History"
+    imported = import_paths(cfg, [str(export)], H)
+    d = imported.as_dict()
+    assert d["merged"] == n_api
+    assert d["read"] == d["accepted"] + d["duplicates"] + d["merged"] + sum(d["quarantined"].values())
+    plays = read_user_plays(lake, manifest.user_key_for(H))
+    assert api_plays(cfg).num_rows == 0
+    assert plays.num_rows == d["accepted"] + d["merged"]  # one row per export playback, none twice
+    exported_tracks = plays.filter(pc.equal(plays["content_type"], "track")).num_rows
+    assert exported_tracks >= n_api
+    from tunelake.warehouse.build import build
+
+    info = build(cfg)  # the reconciliation gates (raw → curated → facts) hold with the replaced rows
+    assert info.rows["fact_play"] == exported_tracks
+
+
 def test_top_saved_playlists_and_enrichment(cfg: Config, server: FakeSpotify, logged_in: str) -> None:
     r = api.pull(cfg, H, policy=policy())
     lake = Lake(cfg.lake)
