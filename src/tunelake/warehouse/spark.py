@@ -22,6 +22,7 @@ import contextlib
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,7 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None) 
     """The process's SparkSession, started once (a JVM start costs seconds); each engine takes a child session of
     it so temporary views never leak between builds."""
     global _SESSION
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
@@ -115,7 +117,7 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None) 
         .config("spark.sql.ansi.enabled", "false")  # DuckDB semantics: overflow/invalid casts are not what we test
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.driver.extraJavaOptions", f"-Duser.timezone=UTC -Dlog4j2.configurationFile={_log_config()}")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.sql.warehouse.dir", str(Path(os.environ.get("TMPDIR", "/tmp")) / "tunelake-spark-warehouse"))
     )
@@ -134,6 +136,27 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None) 
     session.sparkContext.setLogLevel("ERROR")
     _SESSION = session
     return session
+
+
+LOG4J2 = """\
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = stderr
+appender.stderr.type = Console
+appender.stderr.name = stderr
+appender.stderr.target = SYSTEM_ERR
+appender.stderr.layout.type = PatternLayout
+appender.stderr.layout.pattern = spark %p %c{1}: %m%n%ex
+"""
+
+
+def _log_config() -> str:
+    """Spark's own logging reduced to errors: its start-up chatter is not for tunelake's users."""
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / "tunelake-spark-log4j2.properties"
+    if not path.exists() or path.read_text() != LOG4J2:
+        path.write_text(LOG4J2)
+    return str(path)
 
 
 def _env_conf() -> dict[str, str]:
@@ -299,7 +322,7 @@ class SparkEngine(Engine):
         with contextlib.suppress(duckdb.Error):
             self.con.execute("CHECKPOINT")
         self.serving.close()
-        _prune_outputs(self.path.parent)
+        _prune_outputs(self.path.parent, self.out_dir.name)
 
 
 def _utc_naive(table: pa.Table) -> pa.Table:
@@ -309,12 +332,17 @@ def _utc_naive(table: pa.Table) -> pa.Table:
     return table.cast(pa.schema(fields)) if fields != list(table.schema) else table
 
 
-def _prune_outputs(warehouse_dir: Path) -> None:
-    """Spark's Parquet outputs live as long as the DuckDB file they were served into (a failed build's too)."""
+def _prune_outputs(warehouse_dir: Path, keep: str) -> None:
+    """Spark's Parquet is needed while its build loads it; keep this build's and the current warehouse's only."""
+    import json
+
     root = warehouse_dir / "spark"
     if not root.exists():
         return
+    keep_names = {keep}
+    pointer = warehouse_dir / "CURRENT.json"
+    if pointer.exists():
+        keep_names.add(json.loads(pointer.read_text()).get("file", "").removeprefix("wh-").removesuffix(".duckdb"))
     for out in root.iterdir():
-        if out.is_dir() and not (warehouse_dir / f"wh-{out.name}.duckdb").exists():
+        if out.is_dir() and out.name not in keep_names:
             shutil.rmtree(out, ignore_errors=True)
-
