@@ -72,3 +72,26 @@ def test_bad_k_is_an_input_error(spark_session):
     features, _, names = planted_features(n_per=4)
     with pytest.raises(InputError):
         fit_spark_segments(features, names, k=0, spark=spark_session)
+
+
+def test_spark_segmenter_is_a_drop_in_for_the_analytics_step(spark_session):
+    """The analytics step's tables come out of the Spark segmenter exactly as out of the scikit-learn one."""
+    from tunelake.analytics.segments import ListenerSegmenter, segment_tables
+    from tunelake.analytics.segments_spark import spark_segmenter
+
+    features, truth, names = planted_features(n_per=40, seed=5)
+    assert len(set(truth)) == 4
+    sk = ListenerSegmenter(k="auto", k_range=(3, 5), random_state=0, stability_seeds=1).fit(features[names])
+    sp = spark_segmenter(spark=spark_session, k="auto", k_range=(3, 5), random_state=0, n_init=2,
+                         stability_seeds=1).fit(features[names])
+    assert sp.k_ == sk.k_ == 4
+    assert adjusted_rand_score(sk.labels_, sp.labels_) >= 0.9
+    assert list(sp.selection_.columns) == list(sk.selection_.columns)
+    assert sp.selection_["chosen"].sum() == 1 and sp.silhouette_ == pytest.approx(sk.silhouette_, abs=0.02)
+    assert sp.stability_ >= 0.9
+    assert sorted(sp.names_) == sorted(sk.names_)
+    assert (sp.predict(features[names]) == sp.labels_).all()
+    seg_sp, prof_sp = segment_tables(features, sp, names)
+    seg_sk, prof_sk = segment_tables(features, sk, names)
+    assert list(seg_sp.columns) == list(seg_sk.columns) and len(seg_sp) == len(seg_sk)
+    assert list(prof_sp.columns) == list(prof_sk.columns) and len(prof_sp) == len(prof_sk)

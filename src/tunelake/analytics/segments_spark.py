@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunelake.analytics.segments import ListenerSegmenter
 from tunelake.errors import InputError
 
 
@@ -24,6 +25,7 @@ class SparkSegments:
     centers_z: pd.DataFrame  # segment centres in scaled units (z-scores), one row per segment
     silhouette: float  # Spark's (squared-Euclidean) silhouette of the chosen k
     selection: pd.DataFrame  # k → silhouette, cost for every k scanned
+    labels_by_k: dict[int, np.ndarray]  # raw MLlib labels of every k scanned, per input row
 
 
 def _session(spark: Any) -> Any:
@@ -100,11 +102,16 @@ def fit_spark_segments(
         selection = pd.DataFrame(rows)
         best = int(selection.sort_values(["silhouette", "k"], ascending=[False, True]).iloc[0]["k"]) \
             if k == "auto" else ks[0]
-        model, pred = models[best]
-        assigned = pred.select("user_key", "prediction").toPandas()
+        keys = features[["user_key"]]
+        labels_by_k = {
+            kk: keys.merge(p.select("user_key", "prediction").toPandas(), on="user_key", how="left")[
+                "prediction"].to_numpy(dtype=int)
+            for kk, (_, p) in models.items()
+        }
+        model = models[best][0]
     finally:
         data.unpersist()
-    raw = features[["user_key"]].merge(assigned, on="user_key", how="left")["prediction"].to_numpy(dtype=int)
+    raw = labels_by_k[best]
     sizes = np.bincount(raw, minlength=best)
     order = np.argsort(-sizes, kind="stable")
     relabel = np.empty(best, dtype=int)
@@ -114,4 +121,86 @@ def fit_spark_segments(
     return SparkSegments(
         k=best, labels=relabel[raw], centers_z=pd.DataFrame(centers, columns=feature_names),
         silhouette=float(selection.loc[selection["chosen"], "silhouette"].iloc[0]), selection=selection,
+        labels_by_k=labels_by_k,
     )
+
+
+class _NearestCentre:
+    """predict() for centres MLlib found: the nearest one (what MLlib's model does), without a Spark job."""
+
+    def __init__(self, centres: np.ndarray) -> None:
+        self.cluster_centers_ = centres
+
+    def predict(self, Z: np.ndarray) -> np.ndarray:
+        d = ((np.asarray(Z, dtype=float)[:, None, :] - self.cluster_centers_[None, :, :]) ** 2).sum(axis=2)
+        return d.argmin(axis=1)
+
+
+class SparkListenerSegmenter(ListenerSegmenter):
+    """A ``ListenerSegmenter`` whose K-means runs on Spark MLlib: the drop-in for the analytics step when the
+    engine is Spark. Same parameters and fitted attributes (``k_``, ``labels_``, ``names_``, ``selection_``,
+    ``projection_``, ``stability_`` …), so ``segment_tables`` and the warehouse tables are unchanged; silhouette
+    and Calinski-Harabasz in ``selection_`` are scikit-learn's, computed on MLlib's labels.
+    """
+
+    spark: Any = None  # a SparkSession to use; None = tunelake's shared session
+
+    def _fit(self, X: pd.DataFrame | np.ndarray) -> SparkListenerSegmenter:
+        from sklearn.decomposition import PCA
+        from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, silhouette_score
+        from sklearn.preprocessing import StandardScaler
+
+        from tunelake.analytics.segments import name_segments
+
+        frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=float))
+        if frame.isna().any().any():
+            raise InputError("features contain missing values", field="features", hint="impute before fitting")
+        names = [str(c) for c in frame.columns]
+        self.feature_names_in_ = np.array(names)
+        data = frame.to_numpy(dtype=float)
+        n = len(data)
+        ks = self._validate(n)
+        self.scaler_ = StandardScaler().fit(data)
+        Z = self.scaler_.transform(data)
+        rows = pd.DataFrame(data, columns=names)
+        rows.insert(0, "user_key", np.arange(n, dtype="int64"))
+        n_init = 4 if self.n_init == "auto" else int(self.n_init)
+        res = fit_spark_segments(rows, names, k=self.k if self.k == "auto" else int(self.k),
+                                 k_range=(ks[0], ks[-1]), seed=self.random_state, n_init=n_init, spark=self.spark)
+        sel = []
+        for kk, lab in res.labels_by_k.items():
+            many = kk >= 2 and len(set(lab)) > 1
+            pick = slice(None) if n <= self.silhouette_sample else np.random.default_rng(
+                self.random_state).choice(n, self.silhouette_sample, replace=False)
+            cost = float(res.selection.loc[res.selection["k"] == kk, "cost"].iloc[0])
+            sel.append({"k": kk, "silhouette": float(silhouette_score(Z[pick], lab[pick])) if many else np.nan,
+                        "inertia": cost,
+                        "calinski_harabasz": float(calinski_harabasz_score(Z, lab)) if many else np.nan})
+        self.selection_ = pd.DataFrame(sel)
+        self.selection_["chosen"] = self.selection_["k"] == res.k
+        self.k_ = res.k
+        self.labels_ = res.labels
+        self.cluster_centers_ = res.centers_z.to_numpy()
+        self._relabel = np.arange(self.k_)  # MLlib's labels are already numbered by size
+        self.kmeans_ = _NearestCentre(self.cluster_centers_)
+        aris = [adjusted_rand_score(self.labels_, fit_spark_segments(
+                    rows, names, k=self.k_, seed=self.random_state + 1000 * s, n_init=1, spark=self.spark).labels)
+                for s in range(1, int(self.stability_seeds) + 1)]
+        self.stability_ = float(np.mean(aris)) if aris else float("nan")
+        z = pd.DataFrame(self.cluster_centers_, columns=self.feature_names_in_)
+        self.names_ = name_segments(z)
+        self.centers_z_ = z
+        pca = PCA(n_components=min(2, Z.shape[1]), random_state=self.random_state).fit(Z)
+        proj = pca.transform(Z)
+        if proj.shape[1] == 1:
+            proj = np.column_stack([proj[:, 0], np.zeros(n)])
+        self.pca_, self.projection_ = pca, proj
+        self.silhouette_ = float(self.selection_.loc[self.selection_["chosen"], "silhouette"].iloc[0])
+        return self
+
+
+def spark_segmenter(spark: Any = None, **params: Any) -> SparkListenerSegmenter:
+    """A SparkListenerSegmenter with ``ListenerSegmenter``'s parameters, on the given SparkSession."""
+    model = SparkListenerSegmenter(**params)
+    model.spark = spark
+    return model
