@@ -55,6 +55,8 @@ def in_child(code: str, *args: str, timeout: int = 7200) -> dict[str, Any]:
         f"{code}\n"
         "result['wall_s'] = round(time.perf_counter() - _t0, 3)\n"
         "result['peak_rss_mb'] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)\n"
+        "result['peak_rss_largest_child_mb'] = round(\n"
+        "    resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)\n"
         "print('@@RESULT@@' + json.dumps(result))\n"
     )
     proc = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=timeout,
@@ -104,13 +106,14 @@ def maxrss_self_mb() -> float:
 IMPORT_ALL = """
 from pathlib import Path
 from tunelake.config import load_config
-from tunelake.ingest import import_paths
+from tunelake.ingest import import_many
 cfg = load_config(sys.argv[2])
-read = accepted = 0
-for d in sorted((Path(sys.argv[1]) / "exports").iterdir()):
-    s = import_paths(cfg, [str(p) for p in d.rglob("*.json")], d.name)
-    read += s.total("read"); accepted += s.total("accepted")
-result = {"plays": read, "accepted": accepted}
+workers = int(sys.argv[3]) if len(sys.argv) > 3 else 0  # 0 = one process per core
+jobs = [(d.name, [str(d)]) for d in sorted((Path(sys.argv[1]) / "exports").iterdir()) if d.is_dir()]
+summaries = import_many(cfg, jobs, workers=workers)
+read = sum(s.total("read") for s in summaries)
+accepted = sum(s.total("accepted") for s in summaries)
+result = {"plays": read, "accepted": accepted, "workers": workers or __import__("os").cpu_count()}
 """
 
 

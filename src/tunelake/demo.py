@@ -64,7 +64,7 @@ def run_demo(
     """Generate → import every listener → import the catalogue → build (→ analytics, report, dashboard)."""
     from contextlib import nullcontext
 
-    from tunelake.ingest import import_paths, open_lake
+    from tunelake.ingest import import_many, open_lake
     from tunelake.sources.catalog import import_catalog
     from tunelake.synthetic.world import generate_world
     from tunelake.warehouse.build import build
@@ -95,11 +95,9 @@ def run_demo(
     else:
         handles = sorted(p.name for p in (world / "exports").iterdir() if p.is_dir())
         with bar("Importing listeners") as update:
-            for i, handle in enumerate(handles):
-                # Both views of each listener (extended history and account data, library, playlists): the
-                # overlap rule must merge them into exactly the extended history's playbacks.
-                import_paths(cfg, [str(world / "exports" / handle)], handle)
-                update(i + 1, len(handles), handle)
+            # Both views of each listener (extended history and account data, library, playlists): the overlap
+            # rule must merge them into exactly the extended history's playbacks. Listeners run in parallel.
+            import_many(cfg, [(h, [str(world / "exports" / h)]) for h in handles], progress=update)
     import_catalog(open_lake(cfg), world / "catalog")
     result.timings["import"] = time.perf_counter() - t0
 

@@ -262,8 +262,12 @@ def import_paths(
     timezone: str | None = None,
     pii: str | None = None,
     progress: Progress | None = None,
+    shared_writes: bool = True,
 ) -> ImportSummary:
-    """Import every Spotify export file under `paths` for one user."""
+    """Import every Spotify export file under `paths` for one user.
+
+    `shared_writes=False` leaves out the two lake-wide files every import touches (the users table and the name
+    index): `import_many` runs many users in parallel that way and writes both once at the end."""
     zones.check_handle(handle)
     lake = open_lake(cfg)
     policy = pii or cfg.pii
@@ -349,7 +353,7 @@ def import_paths(
             resolver.add_plays(incoming)
         merge = curated_plays.merge_plays(
             lake, user_key, incoming, tolerance_s=cfg.overlap_tolerance_s if has_account else None,
-            resolver=resolver, api_tolerance_s=cfg.overlap_tolerance_s)
+            resolver=resolver, api_tolerance_s=cfg.overlap_tolerance_s, record_names=shared_writes)
         summary.replaced += merge.replaced
         summary.upgraded += merge.upgraded
         for batch, result, parsed in plays:
@@ -359,7 +363,7 @@ def import_paths(
             _count(lake, batch, result, parsed.rows.num_rows, dups, merged)
             summary.ms_played += result.ms_played
     names = [p.rows for _, r, p in pending if r.table != "plays"]  # plays are recorded by merge_plays
-    if names:  # what this import teaches about names → ids, for resolving later imports of any user
+    if names and shared_writes:  # what this import teaches about names → ids, for later imports of any user
         resolve.record_known(lake, names)
     for table, merge_fn in (("saved_tracks", library.merge_saved), ("playlist_items", library.merge_playlist_items)):
         group = [(b, r, p) for b, r, p in pending if r.table == table]
@@ -372,7 +376,8 @@ def import_paths(
             if stale:
                 result.details["stale_playlist_rows"] = stale
             _count(lake, batch, result, parsed.rows.num_rows, dups_by.get(batch.batch_id, 0), 0)
-    write_users_table(lake, user)
+    if shared_writes:
+        write_users_table(lake, user)
     return summary
 
 
@@ -387,3 +392,51 @@ def _count(lake: Lake, batch: Batch, result: FileResult, rows: int, dups: int, m
     if result.read != result.accepted + dups + merged + result.quarantined_total:
         raise AssertionError(f"{result.origin}: import counts do not add up")
     manifest.commit_batch(lake, batch)
+
+
+def _import_job(args: tuple[Config, list[str], str, str | None, str | None]) -> ImportSummary:
+    cfg, paths, handle, timezone, pii = args
+    return import_paths(cfg, paths, handle, timezone=timezone, pii=pii, shared_writes=False)
+
+
+def import_many(
+    cfg: Config,
+    jobs: list[tuple[str, list[str]]],
+    *,
+    workers: int = 0,
+    timezone: str | None = None,
+    pii: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[ImportSummary]:
+    """Import many listeners at once, one process per core: each listener's files are independent (per-user
+    partitions, one manifest entry per batch), so listeners run side by side; the lake-wide users table and name
+    index are written once at the end instead of once per listener.
+
+    Name-only rows (account data) of a listener resolve against that listener's own files and what the lake knew
+    before the run, not against listeners imported in the same run; import such a listener again to use those."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    for handle, _ in jobs:
+        zones.check_handle(handle)
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    summaries: dict[str, ImportSummary] = {}
+    if workers <= 1:
+        for i, (handle, paths) in enumerate(jobs):
+            summaries[handle] = _import_job((cfg, paths, handle, timezone, pii))
+            if progress:
+                progress(i + 1, len(jobs), handle)
+    else:
+        ctx = mp.get_context("spawn")  # no fork: DuckDB connections must not be shared with children
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(_import_job, (cfg, paths, handle, timezone, pii)): handle
+                       for handle, paths in jobs}
+            for i, fut in enumerate(as_completed(futures)):
+                summaries[futures[fut]] = fut.result()
+                if progress:
+                    progress(i + 1, len(jobs), futures[fut])
+    lake = open_lake(cfg)
+    write_users_table(lake)
+    resolve.rebuild_index(lake)
+    return [summaries[h] for h, _ in jobs]

@@ -151,6 +151,7 @@ def merge_plays(
     ms_tolerance: int = overlap.MS_TOLERANCE,
     resolver: resolve.Resolver | None = None,
     api_tolerance_s: float | None = None,
+    record_names: bool = True,
 ) -> MergeResult:
     """Add new rows to the user's partition.
 
@@ -206,7 +207,8 @@ def merge_plays(
     kept = conform(kept)
     if new_rows.num_rows or upgraded:
         lake.write_parquet(zones.curated_user_file(TABLE, user_key), kept)
-    if new_rows.num_rows:  # ids these rows carry resolve name-only rows of later imports (any source, any user)
+    # Ids these rows carry resolve name-only rows of later imports (any source, any user).
+    if new_rows.num_rows and record_names:
         resolve.record_known(lake, [new_rows])
     return MergeResult(existing.num_rows, kept.num_rows, dups, merged_by, replaced, upgraded, excluded)
 

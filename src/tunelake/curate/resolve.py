@@ -280,6 +280,13 @@ def _full_scan(lake: Lake) -> pa.Table:
                            ).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
 
 
+def rebuild_index(lake: Lake) -> int:
+    """Rebuild the name index from everything in the lake (after a parallel import wrote none of it)."""
+    index = _full_scan(lake)
+    lake.write_parquet(INDEX, index)
+    return index.num_rows
+
+
 def lake_resolver(lake: Lake) -> Resolver:
     """A resolver over everything the lake knows (plays of every user, libraries, playlists, catalogues), read
     from the name index; an index is built first for a lake that has none."""
