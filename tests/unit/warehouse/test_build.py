@@ -3,42 +3,24 @@ aggregates, skip when nothing changed, a failed build that leaves the previous w
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from tunelake.config import Config, load_config
-from tunelake.ingest import import_paths, open_lake
 from tunelake.lake.store import Lake
 from tunelake.pipeline import RunResult, StepRecord, save_run
-from tunelake.sources.catalog import import_catalog
-from tunelake.synthetic.world import generate_world
 from tunelake.warehouse.build import MODEL_ORDER, build
 from tunelake.warehouse.engine import open_warehouse, read_pointer
 from tunelake.warehouse.tables import TABLES, warehouse_tables
 
 
 @pytest.fixture(scope="module")
-def demo_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small synthetic workspace: generate → import every listener → catalogue → build (with the gates)."""
-    ws = tmp_path_factory.mktemp("build-demo")
-    cfg = load_config(ws)
-    world = ws / "world"
-    generate_world(world, users=5, days=30, seed=9, account_data=False)
-    for h in sorted(p.name for p in (world / "exports").iterdir()):
-        import_paths(cfg, [str(world / "exports" / h)], h)
-    import_catalog(open_lake(cfg), world / "catalog")
-    build(cfg)
-    return ws
-
-
-@pytest.fixture
-def cfg(demo_ws: Path, tmp_path: Path) -> Config:
-    ws = tmp_path / "ws"
-    shutil.copytree(demo_ws, ws, ignore=shutil.ignore_patterns("world"))
-    return load_config(ws)
+def demo_ws(make_demo_ws: Callable[..., Path]) -> Path:
+    """A small synthetic workspace (5 listeners, 30 days, seed 9), built with the gates."""
+    return make_demo_ws("build-demo", users=5, seed=9)
 
 
 @pytest.fixture(scope="module")

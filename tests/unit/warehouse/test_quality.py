@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -16,12 +16,9 @@ import pytest
 from tunelake.config import Config, load_config
 from tunelake.curate.schemas import PLAYS, SAVED_TRACKS
 from tunelake.errors import QualityGateError
-from tunelake.ingest import import_paths, open_lake
 from tunelake.lake import zones
 from tunelake.lake.manifest import list_users
 from tunelake.lake.store import Lake
-from tunelake.sources.catalog import import_catalog
-from tunelake.synthetic.world import generate_world
 from tunelake.warehouse import quality
 from tunelake.warehouse.build import build
 from tunelake.warehouse.engine import current_warehouse_file, open_warehouse, read_pointer
@@ -29,25 +26,9 @@ from tunelake.warehouse.tables import TABLES
 
 
 @pytest.fixture(scope="module")
-def demo_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small synthetic workspace: generate → import every listener → catalogue → build (with the gates)."""
-    ws = tmp_path_factory.mktemp("quality-demo")
-    cfg = load_config(ws)
-    world = ws / "world"
-    generate_world(world, users=6, days=30, seed=5, account_data=False)
-    for h in sorted(p.name for p in (world / "exports").iterdir()):
-        import_paths(cfg, [str(world / "exports" / h)], h)
-    import_catalog(open_lake(cfg), world / "catalog")
-    build(cfg)
-    return ws
-
-
-@pytest.fixture
-def cfg(demo_ws: Path, tmp_path: Path) -> Config:
-    """A private copy of the demo workspace, free to corrupt."""
-    ws = tmp_path / "ws"
-    shutil.copytree(demo_ws, ws, ignore=shutil.ignore_patterns("world"))
-    return load_config(ws)
+def demo_ws(make_demo_ws: Callable[..., Path]) -> Path:
+    """A small synthetic workspace (6 listeners, 30 days, seed 5), built with the gates."""
+    return make_demo_ws("quality-demo", users=6, seed=5)
 
 
 def _user(cfg: Config) -> tuple[int, str]:
