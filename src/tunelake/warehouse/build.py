@@ -24,7 +24,14 @@ from tunelake.config import Config
 from tunelake.curate.schemas import CURATED
 from tunelake.lake import manifest, zones
 from tunelake.lake.store import Lake
-from tunelake.warehouse.engine import Engine, make_engine, read_pointer, write_pointer
+from tunelake.warehouse.engine import (
+    Engine,
+    make_engine,
+    prune_warehouse_files,
+    read_pointer,
+    remove_warehouse_file,
+    write_pointer,
+)
 from tunelake.warehouse.tables import TABLES
 
 # Models in dependency order; names starting with int_ are intermediate (temporary) tables.
@@ -105,14 +112,6 @@ def register_curated(engine: Engine, lake: Lake) -> int:
 def input_fingerprint(lake: Lake, cfg: Config) -> str:
     settings = tuple((k, cfg.values[k]) for k in MODEL_SETTINGS)
     return hashlib.sha256(f"{manifest.fingerprint(lake)}|{settings}".encode()).hexdigest()[:24]
-
-
-def _prune(cfg: Config, keep: set[str]) -> None:
-    """Drop warehouse files older than the current and previous one (a reader may still hold the previous)."""
-    for path in sorted(cfg.warehouse_dir.glob("wh-*.duckdb")):
-        if path.name not in keep:
-            path.unlink(missing_ok=True)
-            Path(str(path) + ".wal").unlink(missing_ok=True)
 
 
 def carry_meta(engine: Engine, previous: Path | None, lake: Lake | None = None) -> None:
@@ -201,12 +200,11 @@ def build(
             after_models(engine)
     except BaseException:
         engine.close()
-        new_file.unlink(missing_ok=True)
-        Path(str(new_file) + ".wal").unlink(missing_ok=True)
+        remove_warehouse_file(new_file)
         raise
     engine.close()
     write_pointer(cfg, {"file": new_file.name, "fingerprint": fp, "built_at": datetime.now(UTC).isoformat(),
                         "engine": cfg.engine, "rows": {k: v for k, v in info.rows.items() if not k.startswith("int_")}})
-    _prune(cfg, {new_file.name} | ({previous.name} if previous else set()))
+    prune_warehouse_files(cfg, {new_file.name} | ({previous.name} if previous else set()))
     info.seconds = time.perf_counter() - started
     return info

@@ -209,11 +209,23 @@ def warehouse_writer(cfg: Config, step: str = "write") -> Iterator[duckdb.DuckDB
         con.execute("CHECKPOINT")
     except BaseException:
         con.close()
-        dst.unlink(missing_ok=True)
-        Path(str(dst) + ".wal").unlink(missing_ok=True)
+        remove_warehouse_file(dst)
         raise
     con.close()
     write_pointer(cfg, {**pointer, "file": dst.name, "updated_by": step})
+    prune_warehouse_files(cfg, {dst.name, src.name})
+
+
+def remove_warehouse_file(path: Path) -> None:
+    """Delete a warehouse file with its write-ahead log: a stale .wal left beside a name would be replayed into
+    whatever file later takes that name."""
+    path.unlink(missing_ok=True)
+    Path(str(path) + ".wal").unlink(missing_ok=True)
+
+
+def prune_warehouse_files(cfg: Config, keep: set[str]) -> None:
+    """Drop every warehouse file but `keep` (the current one and the previous one, which a reader may still
+    hold), so the warehouse folder does not grow with every build or write."""
     for path in sorted(cfg.warehouse_dir.glob("wh-*.duckdb")):
-        if path.name not in (dst.name, src.name):
-            path.unlink(missing_ok=True)
+        if path.name not in keep:
+            remove_warehouse_file(path)
