@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tunelake.curate.schemas import TS
-from tunelake.sources.export import MIN_TS, Parsed, _column, load_json_array
+from tunelake.sources.export import MIN_TS, Parsed, _column, drop_bad_records, read_records
 
 ACCOUNT_FIELDS: dict[str, str] = {
     "endTime": "str",
@@ -38,20 +38,8 @@ def _bad_rows(mask: pa.Array, bad: dict[int, tuple[str, str]], reason: str, mess
 
 def parse_account(data: bytes, name: str, *, now: datetime | None = None) -> Parsed:
     """Account-data streaming history (music, podcast or audiobook) → normalised play rows, names only."""
-    records = load_json_array(data, name)
+    records, original, bad, unknown = read_records(data, name, ACCOUNT_FIELDS)
     n = len(records)
-    bad: dict[int, tuple[str, str]] = {}
-    for i, r in enumerate(records):
-        if type(r) is not dict:
-            bad[i] = ("not_an_object", f"record is a JSON {type(r).__name__}, not an object")
-    original = records
-    if bad:
-        records = [r if type(r) is dict else {} for r in records]
-    unknown: set[str] = set()
-    expected = set(ACCOUNT_FIELDS)
-    for r in records:
-        if not r.keys() <= expected:
-            unknown |= r.keys() - expected
     cols = {f: _column(records, f, t, bad) for f, t in ACCOUNT_FIELDS.items()}
 
     for req in ("endTime", "msPlayed"):
@@ -97,10 +85,5 @@ def parse_account(data: bytes, name: str, *, now: datetime | None = None) -> Par
             "record_no": pa.array(range(n), pa.int32()),
         }
     )
-    quarantine = []
-    if bad:
-        rows = rows.filter(pa.array([i not in bad for i in range(n)]))
-        for i in sorted(bad):
-            reason, message = bad[i]
-            quarantine.append({"record_no": i, "reason": reason, "message": message, "record": original[i]})
+    rows, quarantine = drop_bad_records(rows, original, bad)
     return Parsed(rows, n, quarantine, unknown, "account")

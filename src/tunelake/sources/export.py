@@ -12,7 +12,7 @@ import os
 import re
 import stat
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -285,6 +285,44 @@ def _uri_ids(uris: pa.Array, prefix: str, bad: dict[int, tuple[str, str]], field
     return pc.if_else(pc.and_(valid, pc.greater(pc.utf8_length(ids), 0)), ids, pa.scalar(None, pa.string()))
 
 
+def read_records(
+    data: bytes, name: str, fields: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], list[Any], dict[int, tuple[str, str]], set[str]]:
+    """A history file's JSON array as (records, original, bad, unknown fields), shared by every history layout.
+
+    A record that is not an object is marked bad and read as `{}`, so that one stray value neither stops the file
+    nor shifts the columns out of line with the record numbers; `original` keeps it as written, for quarantine.
+    """
+    records = load_json_array(data, name)
+    bad: dict[int, tuple[str, str]] = {}
+    for i, r in enumerate(records):
+        if type(r) is not dict:
+            bad[i] = ("not_an_object", f"record is a JSON {type(r).__name__}, not an object")
+    original = records
+    if bad:
+        records = [r if type(r) is dict else {} for r in records]
+    unknown: set[str] = set()
+    expected = set(fields)
+    for r in records:
+        if not r.keys() <= expected:
+            unknown |= r.keys() - expected
+    return records, original, bad, unknown
+
+
+def drop_bad_records(
+    rows: pa.Table, original: list[Any], bad: dict[int, tuple[str, str]]
+) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """(good rows, quarantine items): a bad record leaves the rows but is kept, as written, with its reason, so
+    that read = accepted + duplicates + quarantined still holds for the file."""
+    quarantine = []
+    if bad:
+        rows = rows.filter(pa.array([i not in bad for i in range(len(original))]))
+        for i in sorted(bad):
+            reason, message = bad[i]
+            quarantine.append({"record_no": i, "reason": reason, "message": message, "record": original[i]})
+    return rows, quarantine
+
+
 def parse_extended(data: bytes, name: str, *, now: datetime | None = None, fast: bool = True) -> Parsed:
     """Extended streaming history (Streaming_History_Audio/Video_*, endsong_*) → normalised play rows."""
     from tunelake.sources.extended_fast import parse_extended_fast
@@ -295,21 +333,8 @@ def parse_extended(data: bytes, name: str, *, now: datetime | None = None, fast:
         parsed = None  # the fast path is an optimisation: whatever it cannot decode, the exact path below decides
     if parsed is not None:
         return parsed
-    records = load_json_array(data, name)
+    records, original, bad, unknown = read_records(data, name, EXTENDED_FIELDS)
     n = len(records)
-    bad: dict[int, tuple[str, str]] = {}
-    for i, r in enumerate(records):
-        if type(r) is not dict:
-            bad[i] = ("not_an_object", f"record is a JSON {type(r).__name__}, not an object")
-    original = records
-    if bad:
-        records = [r if type(r) is dict else {} for r in records]
-
-    unknown: set[str] = set()
-    expected = set(EXTENDED_FIELDS)
-    for r in records:
-        if not r.keys() <= expected:
-            unknown |= r.keys() - expected
     legacy = any("ip_addr_decrypted" in r or "username" in r for r in records[:50])
     media = "video" if "Streaming_History_Video" in name else "audio"
 
@@ -397,13 +422,7 @@ def parse_extended(data: bytes, name: str, *, now: datetime | None = None, fast:
             "record_no": pa.array(range(n), pa.int32()),
         }
     )
-    quarantine = []
-    if bad:
-        keep = [i not in bad for i in range(n)]
-        rows = rows.filter(pa.array(keep))
-        for i in sorted(bad):
-            reason, message = bad[i]
-            quarantine.append({"record_no": i, "reason": reason, "message": message, "record": original[i]})
+    rows, quarantine = drop_bad_records(rows, original, bad)
     return Parsed(rows, n, quarantine, unknown, "endsong" if legacy else "extended")
 
 
