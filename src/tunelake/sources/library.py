@@ -61,6 +61,16 @@ def _uri_id(uri: Any, prefix: str) -> tuple[str | None, bool]:
     return uri.rsplit(":", 1)[-1], True
 
 
+def _account_rows(cols: dict[str, list], types: dict[str, pa.DataType], schema: pa.Schema) -> pa.Table:
+    """Column lists (strings unless `types` says otherwise) → curated rows of `schema` from account data.
+
+    record_no travels beside the curated columns, for quarantine and ordering only.
+    """
+    table = pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in cols.items()})
+    table = table.append_column("source", pa.array(["account"] * table.num_rows, pa.string()))
+    return conform(table, schema).append_column("record_no", table["record_no"])
+
+
 def parse_library(data: bytes, name: str) -> Parsed:
     """Saved tracks, albums, artists, shows, episodes and bans, one row per entry (layout SAVED_TRACKS)."""
     doc = _load_object(data, name, "the saved library")
@@ -109,11 +119,7 @@ def parse_library(data: bytes, name: str) -> Parsed:
             cols["artist_name"].append(artist)
             cols["album_name"].append(album)
             cols["record_no"].append(no)
-    table = pa.table({k: pa.array(v, pa.int32() if k == "record_no" else pa.string()) for k, v in cols.items()})
-    table = table.append_column("source", pa.array(["account"] * table.num_rows, pa.string()))
-    rows = conform(table, SAVED_TRACKS)
-    # record_no travels beside the curated columns for quarantine/ordering only
-    rows = rows.append_column("record_no", table["record_no"])
+    rows = _account_rows(cols, {"record_no": pa.int32()}, SAVED_TRACKS)
     return Parsed(rows, read, quarantine, unknown, "library")
 
 
@@ -217,9 +223,7 @@ def parse_playlists(data: bytes, name: str) -> Parsed:
             cols["playlist_modified"].append(modified)
             cols["record_no"].append(no)
     types = {"position": pa.int32(), "record_no": pa.int32(), "added_at": TS, "playlist_modified": TS}
-    table = pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in cols.items()})
-    table = table.append_column("source", pa.array(["account"] * table.num_rows, pa.string()))
-    rows = conform(table, PLAYLIST_ITEMS).append_column("record_no", table["record_no"])
+    rows = _account_rows(cols, types, PLAYLIST_ITEMS)
     return Parsed(rows, read, quarantine, unknown, "playlists",
                   details={"playlists": len(playlists), "empty_playlists": empty})
 
