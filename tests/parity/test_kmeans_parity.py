@@ -81,13 +81,13 @@ def test_spark_segmenter_is_a_drop_in_for_the_analytics_step(spark_session):
 
     features, truth, names = planted_features(n_per=40, seed=5)
     assert len(set(truth)) == 4
-    sk = ListenerSegmenter(k="auto", k_range=(3, 5), random_state=0, stability_seeds=1).fit(features[names])
-    sp = spark_segmenter(spark=spark_session, k="auto", k_range=(3, 5), random_state=0, n_init=2,
-                         stability_seeds=1).fit(features[names])
+    sk = ListenerSegmenter(k=4, random_state=0, stability_seeds=1).fit(features[names])
+    sp = spark_segmenter(spark=spark_session, k=4, random_state=0, n_init=2, stability_seeds=1).fit(features[names])
     assert sp.k_ == sk.k_ == 4
     assert adjusted_rand_score(sk.labels_, sp.labels_) >= 0.9
     assert list(sp.selection_.columns) == list(sk.selection_.columns)
-    assert sp.selection_["chosen"].sum() == 1 and sp.silhouette_ == pytest.approx(sk.silhouette_, abs=0.02)
+    assert list(sp.selection_["k"]) == [4] and sp.selection_["chosen"].all()
+    assert sp.silhouette_ == pytest.approx(sk.silhouette_, abs=0.02)
     assert sp.stability_ >= 0.9
     assert sorted(sp.names_) == sorted(sk.names_)
     assert (sp.predict(features[names]) == sp.labels_).all()
