@@ -762,15 +762,7 @@ def _pull_top(
     for kind, method in (("artist", "current_user_top_artists"), ("track", "current_user_top_tracks")):
         for tr in TIME_RANGES:
             page = client.call(method, limit=50, offset=0, time_range=tr)
-            now = utcnow()
-            raws.append(
-                (
-                    _store_raw(lake, handle, f"me/top/{kind}s", {"time_range": tr, "limit": 50}, page, now),
-                    f"me/top/{kind}s",
-                    now,
-                    len(page.get("items") or []),
-                )
-            )
+            _keep_page(lake, handle, raws, f"me/top/{kind}s", {"time_range": tr, "limit": 50}, page)
             for rank, obj in enumerate(page.get("items") or [], start=1):
                 if not obj or not obj.get("id"):
                     continue
@@ -794,9 +786,29 @@ def _pull_top(
         lambda t: pc.not_equal(t["snapshot_date"], pa.scalar(today, pa.date32())),
         table,
     )
+    _commit_pages(lake, handle, user_key, raws)
+    result.top_items = table.num_rows
+
+
+def _keep_page(
+    lake: Lake, handle: str, raws: list[tuple[_Raw, str, datetime, int]], endpoint: str, params: dict[str, Any],
+    page: dict[str, Any],
+) -> _Raw:
+    """Store a snapshot page's raw JSON now, and note it in `raws` for `_commit_pages`.
+
+    The manifest entry waits: a page counts as imported only once the curated table holding its rows is written,
+    so a pull that fails before that leaves no page marked as imported.
+    """
+    now = utcnow()
+    raw = _store_raw(lake, handle, endpoint, params, page, now)
+    raws.append((raw, endpoint, now, len(page.get("items") or [])))
+    return raw
+
+
+def _commit_pages(lake: Lake, handle: str, user_key: int, raws: list[tuple[_Raw, str, datetime, int]]) -> None:
+    """Commit the pages `_keep_page` stored, after their rows are in the curated table; each item is a row."""
     for raw, endpoint, now, n in raws:
         _commit(lake, raw, handle, user_key, endpoint, now, read=n, accepted=n)
-    result.top_items = table.num_rows
 
 
 def _paged(client: SpotifyClient, first: dict[str, Any]) -> Iterable[dict[str, Any]]:
@@ -812,14 +824,7 @@ def _pull_saved(
     rows: list[dict[str, Any]] = []
     raws = []
     for page in _paged(client, client.call("current_user_saved_tracks", limit=50)):
-        now = utcnow()
-        raws.append(
-            (
-                _store_raw(lake, handle, "me/tracks", {"offset": page.get("offset")}, page, now),
-                now,
-                len(page.get("items") or []),
-            )
-        )
+        raw = _keep_page(lake, handle, raws, "me/tracks", {"offset": page.get("offset")}, page)
         for item in page.get("items") or []:
             track = item.get("track") or {}
             if not track.get("id"):
@@ -837,13 +842,12 @@ def _pull_saved(
                     "item_type": "track",
                     "item_id": track["id"],
                     "item_name": track.get("name"),
-                    "batch_id": raws[-1][0].batch_id,
+                    "batch_id": raw.batch_id,
                 }
             )
     table = pa.Table.from_pylist(rows, schema=SAVED_TRACKS)
     _replace_rows(lake, "saved_tracks", user_key, SAVED_TRACKS, _not_api, table)
-    for raw, now, n in raws:
-        _commit(lake, raw, handle, user_key, "me/tracks", now, read=n, accepted=n)
+    _commit_pages(lake, handle, user_key, raws)
     result.saved_tracks = table.num_rows
 
 
@@ -853,15 +857,7 @@ def _pull_playlists(
     rows: list[dict[str, Any]] = []
     raws = []
     for page in _paged(client, client.call("current_user_playlists", limit=50)):
-        now = utcnow()
-        raws.append(
-            (
-                _store_raw(lake, handle, "me/playlists", {"offset": page.get("offset")}, page, now),
-                "me/playlists",
-                now,
-                len(page.get("items") or []),
-            )
-        )
+        _keep_page(lake, handle, raws, "me/playlists", {"offset": page.get("offset")}, page)
         for pl in page.get("items") or []:
             if not pl or not pl.get("id"):
                 continue
@@ -869,16 +865,8 @@ def _pull_playlists(
             position = 0
             first = client.call("playlist_items", pl["id"], limit=100, additional_types=("track",))
             for ipage in _paged(client, first):
-                now = utcnow()
                 endpoint = f"playlists/{pl['id']}/items"
-                raws.append(
-                    (
-                        _store_raw(lake, handle, endpoint, {"offset": ipage.get("offset")}, ipage, now),
-                        endpoint,
-                        now,
-                        len(ipage.get("items") or []),
-                    )
-                )
+                raw = _keep_page(lake, handle, raws, endpoint, {"offset": ipage.get("offset")}, ipage)
                 for item in ipage.get("items") or []:
                     obj = item.get("item") or item.get("track") or {}
                     kind = obj.get("type") or "track"
@@ -898,14 +886,13 @@ def _pull_playlists(
                             "added_at": _ts(item.get("added_at")),
                             "source": SOURCE,
                             "item_id": obj.get("id"),
-                            "batch_id": raws[-1][0].batch_id,
+                            "batch_id": raw.batch_id,
                         }
                     )
                     position += 1
     table = pa.Table.from_pylist(rows, schema=PLAYLIST_ITEMS)
     _replace_rows(lake, "playlist_items", user_key, PLAYLIST_ITEMS, _not_api, table)
-    for raw, endpoint, now, n in raws:
-        _commit(lake, raw, handle, user_key, endpoint, now, read=n, accepted=n)
+    _commit_pages(lake, handle, user_key, raws)
     result.playlist_items = table.num_rows
 
 
