@@ -72,15 +72,23 @@ def _user_conds(con: duckdb.DuckDBPyConnection, f: Filters, alias: str) -> list[
     return conds
 
 
-def _where(con: duckdb.DuckDBPyConnection, f: Filters, alias: str = "", date_col: str = "date_key") -> str:
-    """SQL WHERE clause for tables carrying a yyyymmdd ``date_key`` (fact_play, agg_user_day, agg_user_day_hour)."""
+def _where_between(con: duckdb.DuckDBPyConnection, f: Filters, alias: str, col: str, lo: str | None,
+                   hi: str | None) -> str:
+    """The filter's users (and segment) plus `lo <= col <= hi` as one WHERE clause; `lo`/`hi` are SQL literals in
+    the column's own form, or None for an open end. Empty when nothing filters, so it can be pasted after FROM."""
     a = f"{alias}." if alias else ""
     conds = _user_conds(con, f, alias)
-    if f.start is not None:
-        conds.append(f"{a}{date_col} >= {_dkey(f.start)}")
-    if f.end is not None:
-        conds.append(f"{a}{date_col} <= {_dkey(f.end)}")
+    if lo is not None:
+        conds.append(f"{a}{col} >= {lo}")
+    if hi is not None:
+        conds.append(f"{a}{col} <= {hi}")
     return ("WHERE " + " AND ".join(conds)) if conds else ""
+
+
+def _where(con: duckdb.DuckDBPyConnection, f: Filters, alias: str = "", date_col: str = "date_key") -> str:
+    """SQL WHERE clause for tables carrying a yyyymmdd ``date_key`` (fact_play, agg_user_day, agg_user_day_hour)."""
+    return _where_between(con, f, alias, date_col, None if f.start is None else str(_dkey(f.start)),
+                          None if f.end is None else str(_dkey(f.end)))
 
 
 def _month_aligned(f: Filters) -> bool:
@@ -91,13 +99,10 @@ def _month_aligned(f: Filters) -> bool:
 
 
 def _where_month(con: duckdb.DuckDBPyConnection, f: Filters, alias: str = "") -> str:
-    a = f"{alias}." if alias else ""
-    conds = _user_conds(con, f, alias)
-    if f.start is not None:
-        conds.append(f"{a}month_start >= DATE '{f.start.isoformat()}'")
-    if f.end is not None:
-        conds.append(f"{a}month_start <= DATE '{f.end.replace(day=1).isoformat()}'")
-    return ("WHERE " + " AND ".join(conds)) if conds else ""
+    """SQL WHERE clause for the monthly aggregates (``month_start``): the months the date range touches."""
+    return _where_between(con, f, alias, "month_start",
+                          None if f.start is None else f"DATE '{f.start.isoformat()}'",
+                          None if f.end is None else f"DATE '{f.end.replace(day=1).isoformat()}'")
 
 
 def _track_month_source(con: duckdb.DuckDBPyConnection, f: Filters) -> str:
