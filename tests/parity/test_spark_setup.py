@@ -47,3 +47,47 @@ def test_missing_java_says_how_to_install(tmp_path):
     text = run(tmp_path, "", env)
     assert "ERROR" in text and "Java" in text
     assert "openjdk-17" in text and "tunelake[spark]" in text
+
+
+@pytest.mark.spark
+def test_on_a_cluster_spark_writes_its_tables_to_the_lake(spark_session, tmp_path):
+    """Executors cannot write to this machine's disk: with a cluster master the tables go to the lake, and the
+    serving DuckDB file loads them from there."""
+    import pyarrow as pa
+
+    from tunelake.config import load_config
+    from tunelake.warehouse.spark import SparkEngine
+
+    lake = tmp_path / "lake"
+    cfg = load_config(tmp_path / "ws", {"lake_url": str(lake), "engine": "spark",
+                                        "spark_master": "spark://cluster.example:7077"})
+    cfg.warehouse_dir.mkdir(parents=True)
+    engine = SparkEngine(cfg, cfg.warehouse_dir / "wh-20260101T000000.duckdb")  # reuses the running session
+    try:
+        assert engine.output == str(lake / "_spark" / "20260101T000000")
+        engine.register_arrow("cur_x", pa.table({"a": [1, 2, 3], "b": ["x", "y", None]}))
+        n = engine.materialize("t", "SELECT a * 10 AS a, coalesce(b, '-') AS b FROM cur_x")
+        served = engine.query("SELECT sum(a) AS s, string_agg(b, '' ORDER BY b) AS b FROM t").to_pylist()[0]
+    finally:
+        engine.close()
+    assert n == 3 and served == {"s": 60, "b": "-xy"}
+    assert list((lake / "_spark" / "20260101T000000" / "t").glob("*.parquet"))
+
+
+@pytest.mark.spark
+def test_spark_output_folder_can_be_set(spark_session, tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    from tunelake.config import load_config
+    from tunelake.warehouse.spark import SparkEngine
+
+    monkeypatch.setenv("TUNELAKE_SPARK_OUTPUT", str(tmp_path / "shared"))
+    cfg = load_config(tmp_path / "ws", {"engine": "spark"})
+    cfg.warehouse_dir.mkdir(parents=True)
+    engine = SparkEngine(cfg, cfg.warehouse_dir / "wh-s1.duckdb")
+    try:
+        engine.register_arrow("cur_x", pa.table({"a": [1, 2]}))
+        assert engine.materialize("t", "SELECT a FROM cur_x") == 2
+    finally:
+        engine.close()
+    assert list((tmp_path / "shared" / "s1" / "t").glob("*.parquet"))

@@ -189,9 +189,10 @@ class SparkEngine(Engine):
     def __init__(self, cfg: Config, path: str | Path) -> None:
         self.cfg = cfg
         self.path = Path(path)
-        stamp = self.path.stem.removeprefix("wh-")
-        self.out_dir = self.path.parent / "spark" / stamp
-        self.spark = spark_session(str(cfg.spark_master or "local[*]")).newSession()
+        self.stamp = self.path.stem.removeprefix("wh-")
+        self.out_dir = self.path.parent / "spark" / self.stamp
+        self.master = str(cfg.spark_master or "local[*]")
+        self.spark = spark_session(self.master).newSession()
         self.spark.conf.set("spark.sql.session.timeZone", "UTC")
         self.serving = DuckDBEngine(self.path, memory_limit=cfg.duckdb_memory_limit, threads=cfg.duckdb_threads,
                                     temp_dir=str(cfg.warehouse_dir / "spill"))
@@ -199,6 +200,7 @@ class SparkEngine(Engine):
         self._views: list[str] = []
         self._cached: list[Any] = []
         self._native_azure: bool | None = None
+        self.output = self._output_root()
 
     # --- inputs -----------------------------------------------------------------------------------------------
     def register_parquet(self, view: str, uris: list[str], schema: pa.Schema) -> None:
@@ -260,6 +262,41 @@ class SparkEngine(Engine):
         return pa.table(cols, schema=schema)
 
     # --- models -----------------------------------------------------------------------------------------------
+    def _output_root(self) -> str:
+        """Where Spark writes the tables: a folder the executors and this machine (which loads them into DuckDB)
+        both reach. Local mode: the warehouse folder. A cluster: the lake (`_spark/<stamp>/`), or
+        TUNELAKE_SPARK_OUTPUT."""
+        override = os.environ.get("TUNELAKE_SPARK_OUTPUT", "").rstrip("/")
+        if override:
+            return f"{override}/{self.stamp}"
+        if self.master.startswith("local"):
+            return str(self.out_dir)
+        from tunelake.lake.store import Lake
+
+        lake = Lake(self.cfg.lake)
+        if lake.is_local:
+            return lake.path(f"_spark/{self.stamp}")
+        if lake.scheme in _AZURE_SCHEMES and self._reads_azure():
+            return hadoop_uri(lake.uri(f"_spark/{self.stamp}"), self.cfg.lake)
+        raise TunelakeError(
+            f"Spark on {self.master} has no shared place to write the warehouse tables",
+            hint="give the lake as abfss://container@account.dfs.core.windows.net/… on a cluster with hadoop-azure, "
+                 "or set TUNELAKE_SPARK_OUTPUT to a folder or URL every executor and this machine can reach",
+        )
+
+    def _output_files(self, name: str) -> list[str]:
+        """The Parquet files Spark wrote for one table, as paths or URLs DuckDB can read."""
+        root = f"{self.output}/{name}"
+        if "://" not in root:
+            return sorted(str(p) for p in Path(root).glob("*.parquet"))
+        from tunelake.lake.store import Lake
+
+        out = Lake(root)
+        uris = [out.uri(r) for r in out.glob("*.parquet")]
+        for uri in uris[:1]:
+            self.serving.use_filesystem(uri)
+        return uris
+
     def materialize(self, name: str, select_sql: str, spec: Table | None = None, temp: bool = False) -> int:
         sql = _cast_select(select_sql, spec, lambda c: c.sql_type("spark")) if spec else select_sql
         df = self.spark.sql(sql)
@@ -271,16 +308,16 @@ class SparkEngine(Engine):
             df.createOrReplaceTempView(name)
             self._views.append(name)
             return int(df.count())
-        out = self.out_dir / name
-        df.write.mode("overwrite").parquet(str(out))
+        out = f"{self.output}/{name}"
+        df.write.mode("overwrite").parquet(out)
         # Later models read what was written, not the lineage that produced it.
-        self.spark.read.parquet(str(out)).createOrReplaceTempView(name)
+        self.spark.read.parquet(out).createOrReplaceTempView(name)
         self._views.append(name)
-        return self._serve(name, out, spec)
+        return self._serve(name, spec)
 
-    def _serve(self, name: str, out: Path, spec: Table | None) -> int:
+    def _serve(self, name: str, spec: Table | None) -> int:
         """Load one Spark-written table into the DuckDB serving file, with the spec's DuckDB types."""
-        files = sorted(str(p) for p in out.glob("*.parquet"))
+        files = self._output_files(name)
         if files:
             source = "read_parquet([" + ", ".join(_quote(f) for f in files) + "])"
             if spec:
@@ -293,7 +330,7 @@ class SparkEngine(Engine):
             self.con.execute(f"CREATE OR REPLACE TABLE {name} ({cols})")
         else:
             raise TunelakeError(f"Spark wrote no data for {name} and it has no spec to create it empty")
-        return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+        return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
 
     # --- queries ----------------------------------------------------------------------------------------------
     def query(self, sql: str) -> pa.Table:
@@ -322,7 +359,8 @@ class SparkEngine(Engine):
         with contextlib.suppress(duckdb.Error):
             self.con.execute("CHECKPOINT")
         self.serving.close()
-        _prune_outputs(self.path.parent, self.out_dir.name)
+        if self.output == str(self.out_dir):
+            _prune_outputs(self.path.parent, self.stamp)
 
 
 def _utc_naive(table: pa.Table) -> pa.Table:
