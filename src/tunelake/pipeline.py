@@ -327,15 +327,7 @@ def run_pipeline(
     elif info.skipped and not force and _last_report_warehouse(lake) == run.warehouse:
         rec.skip("report", "the report is up to date with the current warehouse")
     else:
-        step = rec.start("report")
-        try:
-            with bar("Writing report") as update:
-                update(0, 1, "report")
-                path = write_report(cfg, report_path(cfg))
-                update(1, 1, "done")
-        except BaseException as exc:
-            raise rec.fail(step, exc) from exc
-        rec.finish(step, "ok", details={"path": str(path), "warehouse": run.warehouse})
+        _report_step(rec, cfg, bar, write_report, run.warehouse)
 
     run.status, run.ended_at = "ok", utcnow().isoformat()
     save_run(lake, run)
@@ -345,6 +337,21 @@ def run_pipeline(
 def report_path(cfg: Config) -> Any:
     """Where the pipeline writes the report: the same default as `tunelake report`."""
     return cfg.workspace / "report.html"
+
+
+def _report_step(rec: _Recorder, cfg: Config, bar: Bar, write_report: Callable[..., Any], warehouse: str | None) -> Any:
+    """The report step of `run` and of the demo. The step's log names the warehouse file the report describes, so
+    a later run can tell that the report is already up to date (`_last_report_warehouse`)."""
+    step = rec.start("report")
+    try:
+        with bar("Writing report") as update:
+            update(0, 1, "report")
+            path = write_report(cfg, report_path(cfg))
+            update(1, 1, "done")
+    except BaseException as exc:
+        raise rec.fail(step, exc) from exc
+    rec.finish(step, "ok", details={"path": str(path), "warehouse": warehouse})
+    return path
 
 
 def _last_report_warehouse(lake: Lake) -> str | None:
@@ -405,15 +412,7 @@ def post_build_steps(cfg: Config, result: Any, serve: bool = False, say: Callabl
 
     write_report = optional("tunelake.report.build", "write_report") if report else None
     if write_report is not None:
-        step = rec.start("report")
-        try:
-            with bar("Writing report") as update:
-                update(0, 1, "report")
-                path = write_report(cfg, report_path(cfg))
-                update(1, 1, "done")
-        except BaseException as exc:
-            raise rec.fail(step, exc) from exc
-        rec.finish(step, "ok", details={"path": str(path), "warehouse": (read_pointer(cfg) or {}).get("file")})
+        path = _report_step(rec, cfg, bar, write_report, (read_pointer(cfg) or {}).get("file"))
         lines["report"] = str(path)
     else:
         rec.skip("report", "disabled" if not report else "tunelake.report.build is not installed")
