@@ -67,12 +67,14 @@ def _nav() -> html.Nav:
                     className="nav")
 
 
-def create_app(cfg: Config, cache_size: int = 512) -> dash.Dash:
+def create_app(cfg: Config, cache_size: int = 512, warm: bool = False) -> dash.Dash:
     """A Dash app over the workspace's current warehouse (read-only; every asset served from the packages).
 
     Chart outputs are cached per (warehouse file, chart, filters): a warehouse file never changes once current,
     so a cached chart is exactly what recomputing it would give, and a new build starts a new cache key.
-    `cache_size=0` turns the cache off (the benchmark measures uncached callbacks)."""
+    `cache_size=0` turns the cache off (the benchmark measures uncached callbacks). `warm=True` computes the
+    unfiltered view of every chart in a background thread at start, so the first visitor of a large warehouse
+    does not wait for the slowest metrics (`serve` does this)."""
     wh = Warehouse(cfg)
     wh.has("dim_user")  # fail now, with the CLI's one-line hint, when there is no warehouse yet
     app = dash.Dash(
@@ -120,9 +122,10 @@ def create_app(cfg: Config, cache_size: int = 512) -> dash.Dash:
     def reset(_: int) -> Any:
         return None, None, None, None
 
+    fills = []
     for page in PAGES:
         for chart in page.charts:
-            _register_chart(app, wh, chart, cache_size)
+            fills.append(_register_chart(app, wh, chart, cache_size))
         for click in page.clicks:
             click(app, wh)
 
@@ -136,17 +139,25 @@ def create_app(cfg: Config, cache_size: int = 512) -> dash.Dash:
             abort(405)
         return None
 
+    if warm and cache_size > 0:
+        def warm_up() -> None:
+            for fill in fills:
+                try:
+                    fill({})
+                except Exception:  # a chart that fails now fails again, visibly, when a browser asks for it
+                    logging.getLogger(__name__).debug("warm-up of a chart failed", exc_info=True)
+
+        threading.Thread(target=warm_up, name="tunelake-dashboard-warm", daemon=True).start()
     return app
 
 
-def _register_chart(app: dash.Dash, wh: Warehouse, chart: Any, cache_size: int) -> None:
+def _register_chart(app: dash.Dash, wh: Warehouse, chart: Any, cache_size: int) -> Any:
     import json
     from collections import OrderedDict
 
     cache: OrderedDict[tuple[str, str], Any] = OrderedDict()
     lock = threading.Lock()
 
-    @app.callback(Output(chart.id, chart.prop), Input("filters", "data"))
     def fill(data: dict[str, Any] | None) -> Any:
         fs = FilterState.from_store(data)
         if cache_size <= 0:
@@ -164,6 +175,8 @@ def _register_chart(app: dash.Dash, wh: Warehouse, chart: Any, cache_size: int) 
         return out
 
     fill.__name__ = f"fill_{chart.id.replace('-', '_')}"
+    app.callback(Output(chart.id, chart.prop), Input("filters", "data"))(fill)
+    return fill
 
 
 def chart_functions() -> list[tuple[str, Page, Any]]:
@@ -179,7 +192,7 @@ def serve(cfg: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, say: 
     if host != DEFAULT_HOST:
         say(f"WARNING: binding the dashboard to {host} exposes every listener's data to the network without "
             "authentication; use 127.0.0.1 unless you trust that network.")
-    app = create_app(cfg)
+    app = create_app(cfg, warm=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     say(f"Dashboard on http://{host}:{port}/ (Ctrl+C to stop)")
     app.run(host=host, port=port, debug=debug, use_reloader=False, dev_tools_ui=False, dev_tools_props_check=False)
