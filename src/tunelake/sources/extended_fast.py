@@ -100,22 +100,22 @@ def _rows_sql(view: str) -> str:
         CAST(record_no AS INTEGER) AS record_no,
         _reason, ts AS _ts, ms_played AS _ms
     FROM {view} AS r
-    ORDER BY record_no
     """
 
 
-def _first_record_keys(data: bytes) -> tuple[set[str], bytes] | None:
-    body = data.lstrip()[1:].lstrip()
-    end = body.find(b"}")
-    if not body.startswith(b"{") or end < 0:
+def _first_record_keys(data: bytes) -> set[str] | None:
+    """Keys of the first record, found without copying the (possibly large) file."""
+    start = data.find(b"{", 0, 4096)
+    if start < 0 or data[:start].strip() != b"[":
+        return None
+    end = data.find(b"}", start)
+    if end < 0:
         return None
     try:
-        first = orjson.loads(body[: end + 1])
+        first = orjson.loads(data[start : end + 1])
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(first, dict):
-        return None
-    return set(first), body
+    return set(first) if isinstance(first, dict) else None
 
 
 def _file_keys(con: duckdb.DuckDBPyConnection, path: str) -> set[str]:
@@ -131,8 +131,7 @@ def parse_extended_fast(data: bytes, name: str, fields: dict[str, str], *, now: 
     """Parse with DuckDB; None when the file needs the exact Python path (type errors, non-object records)."""
     from tunelake.sources.export import Parsed  # circular at import time
 
-    stripped = data.lstrip()
-    if not stripped.startswith(b"[") or stripped[:3] == b"\xef\xbb\xbf":
+    if not data[:4096].lstrip().startswith(b"["):  # also refuses a BOM: the exact path strips it
         return None
     con, mem = _connection()
     path = f"/x{next(_names)}.json"
@@ -144,12 +143,12 @@ def parse_extended_fast(data: bytes, name: str, fields: dict[str, str], *, now: 
                f"columns = {columns}, maximum_object_size = 67108864))")
         # Older exports name the IP field ip_addr_decrypted; the first record tells which layout this is.
         head = _first_record_keys(data)
-        legacy = head is None or "ip_addr_decrypted" in head[0] or "username" in head[0]
+        legacy = head is None or "ip_addr_decrypted" in head or "username" in head
         now = now or datetime.now(UTC).replace(tzinfo=None)
         sql = _rows_sql(f"({_validated_sql(src, now, 'Streaming_History_Video' in name, legacy)})")
         try:
             table = arrow_of(con.sql(sql))
-        except duckdb.Error:
+        except (duckdb.Error, OSError, pa.ArrowException):  # errors met while streaming arrive as Arrow/OS errors
             return None
         keys = _file_keys(con, path)
         if legacy != ("ip_addr_decrypted" in keys or "username" in keys):
