@@ -168,8 +168,11 @@ def merge_plays(
     try:
         con.register("existing", existing)
         con.register("incoming", new_rows)
-        merged = arrow_of(con.sql(
+        # One pass in DuckDB: the window numbers each playback id's rows, the result stays inside DuckDB, and only
+        # the kept rows come back as Arrow.
+        con.execute(
             f"""
+            CREATE OR REPLACE TEMP TABLE _merged AS
             WITH fresh AS (
                 SELECT * REPLACE (coalesce(play_id, {PLAY_ID_SQL}) AS play_id) FROM incoming
             ), unioned AS (
@@ -180,10 +183,10 @@ def merge_plays(
             SELECT *, row_number() OVER (PARTITION BY play_id ORDER BY _pri, batch_id, record_no) AS _rn
             FROM unioned
             """
-        ))
-        con.register("merged", merged)
-        dups = dict(con.execute("SELECT batch_id, count(*) FROM merged WHERE _rn > 1 GROUP BY batch_id").fetchall())
-        kept = arrow_of(con.sql("SELECT * EXCLUDE (_rn) FROM merged WHERE _rn = 1 ORDER BY ended_at, play_id"))
+        )
+        dups = dict(con.execute("SELECT batch_id, count(*) FROM _merged WHERE _rn > 1 GROUP BY batch_id").fetchall())
+        kept = arrow_of(con.sql("SELECT * EXCLUDE (_rn) FROM _merged WHERE _rn = 1 ORDER BY ended_at, play_id"))
+        con.execute("DROP TABLE _merged")
     finally:
         con.close()
 
