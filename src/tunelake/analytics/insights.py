@@ -357,24 +357,26 @@ def discovery_rate(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataF
     track_discovery_rate (plays of newly heard artists/tracks ÷ plays). Months are whole calendar months: a window
     that starts or ends mid-month includes the whole of that month."""
     users_only = Filters(user_keys=f.user_keys, segment=f.segment)
-    src_all = f"(SELECT * FROM agg_user_track_month {_where_month(con, users_only)})"
     start = f"DATE '{f.start.replace(day=1).isoformat()}'" if f.start else "DATE '0001-01-01'"
     end = f"DATE '{f.end.isoformat()}'" if f.end else "DATE '9999-12-31'"
+    # first_month is precomputed over the user's whole history by the aggregate models.
+    tracks = f"(SELECT * FROM agg_user_track_month {_where_month(con, users_only)})"
+    artists = f"(SELECT * FROM agg_user_artist_month {_where_month(con, users_only)})"
     return con.execute(f"""
-        WITH m AS (SELECT * FROM {src_all}),
-        fa AS (SELECT user_key, artist_id, min(month_start) AS first_month FROM m GROUP BY 1, 2),
-        ft AS (SELECT user_key, track_id, min(month_start) AS first_month FROM m GROUP BY 1, 2),
-        x AS (
-            SELECT m.month_start, m.user_key, m.plays, m.artist_id, m.track_id,
-                   fa.first_month = m.month_start AS new_artist, ft.first_month = m.month_start AS new_track
-            FROM m JOIN fa USING (user_key, artist_id) JOIN ft USING (user_key, track_id)
-            WHERE m.month_start BETWEEN {start} AND {end})
-        SELECT month_start AS month, CAST(sum(plays) AS BIGINT) AS plays,
-               count(DISTINCT (user_key, artist_id)) FILTER (WHERE new_artist) AS new_artists,
-               count(DISTINCT (user_key, track_id)) FILTER (WHERE new_track) AS new_tracks,
-               sum(plays) FILTER (WHERE new_artist) / sum(plays) AS artist_discovery_rate,
-               sum(plays) FILTER (WHERE new_track) / sum(plays) AS track_discovery_rate
-        FROM x GROUP BY 1 ORDER BY 1""").df().fillna({"artist_discovery_rate": 0.0, "track_discovery_rate": 0.0})
+        WITH t AS (
+            SELECT month_start, sum(plays) AS plays, count(*) FILTER (WHERE first_month) AS new_tracks,
+                   sum(plays) FILTER (WHERE first_month) AS new_track_plays
+            FROM {tracks} WHERE artist_id IS NOT NULL AND month_start BETWEEN {start} AND {end} GROUP BY 1),
+        a AS (
+            SELECT month_start, count(*) FILTER (WHERE first_month) AS new_artists,
+                   sum(plays) FILTER (WHERE first_month) AS new_artist_plays
+            FROM {artists} WHERE month_start BETWEEN {start} AND {end} GROUP BY 1)
+        SELECT t.month_start AS month, CAST(t.plays AS BIGINT) AS plays,
+               coalesce(a.new_artists, 0) AS new_artists, t.new_tracks,
+               coalesce(a.new_artist_plays, 0) / t.plays AS artist_discovery_rate,
+               coalesce(t.new_track_plays, 0) / t.plays AS track_discovery_rate
+        FROM t LEFT JOIN a USING (month_start) ORDER BY 1""").df().fillna(
+        {"artist_discovery_rate": 0.0, "track_discovery_rate": 0.0})
 
 
 def diversity(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> dict[str, Any]:

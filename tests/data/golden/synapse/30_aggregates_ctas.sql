@@ -92,9 +92,10 @@ SELECT
     ISNULL(CAST(q.plays AS BIGINT), 0) AS plays,
     ISNULL(CAST(q.streams AS BIGINT), 0) AS streams,
     ISNULL(CAST(q.skips AS BIGINT), 0) AS skips,
-    ISNULL(CAST(q.ms_played AS BIGINT), 0) AS ms_played
+    ISNULL(CAST(q.ms_played AS BIGINT), 0) AS ms_played,
+    ISNULL(CAST(q.first_month AS BIT), 0) AS first_month
 FROM (
-    -- Mirrors models/agg_user_track_month.sql: month_start is the first day of the play's local month.
+    -- Mirrors models/agg_user_track_month.sql; first_month marks the month the user first played the track.
     SELECT
         f.user_key,
         DATEFROMPARTS(YEAR(d.date), MONTH(d.date), 1) AS month_start,
@@ -104,7 +105,10 @@ FROM (
         COUNT_BIG(*) AS plays,
         SUM(CASE WHEN f.is_stream = 1 THEN 1 ELSE 0 END) AS streams,
         SUM(CASE WHEN f.is_skip = 1 THEN 1 ELSE 0 END) AS skips,
-        SUM(f.ms_played) AS ms_played
+        SUM(f.ms_played) AS ms_played,
+        CASE WHEN DATEFROMPARTS(YEAR(d.date), MONTH(d.date), 1)
+                  = MIN(DATEFROMPARTS(YEAR(d.date), MONTH(d.date), 1)) OVER (PARTITION BY f.user_key, f.track_id)
+             THEN 1 ELSE 0 END AS first_month
     FROM tunelake.fact_play AS f
     JOIN tunelake.dim_date AS d ON d.date_key = f.date_key
     GROUP BY f.user_key, DATEFROMPARTS(YEAR(d.date), MONTH(d.date), 1), f.track_id
@@ -130,9 +134,10 @@ SELECT
     ISNULL(CAST(q.streams AS BIGINT), 0) AS streams,
     ISNULL(CAST(q.skips AS BIGINT), 0) AS skips,
     ISNULL(CAST(q.ms_played AS BIGINT), 0) AS ms_played,
-    ISNULL(CAST(q.distinct_tracks AS BIGINT), 0) AS distinct_tracks
+    ISNULL(CAST(q.distinct_tracks AS BIGINT), 0) AS distinct_tracks,
+    ISNULL(CAST(q.first_month AS BIT), 0) AS first_month
 FROM (
-    -- Mirrors models/agg_user_artist_month.sql: rolled up from agg_user_track_month (one primary artist per track).
+    -- Mirrors models/agg_user_artist_month.sql (rolled up from agg_user_track_month); first_month: artist's first month.
     SELECT
         a.user_key,
         a.month_start,
@@ -141,7 +146,9 @@ FROM (
         SUM(a.streams) AS streams,
         SUM(a.skips) AS skips,
         SUM(a.ms_played) AS ms_played,
-        COUNT_BIG(*) AS distinct_tracks
+        COUNT_BIG(*) AS distinct_tracks,
+        CASE WHEN a.month_start = MIN(a.month_start) OVER (PARTITION BY a.user_key, a.artist_id)
+             THEN 1 ELSE 0 END AS first_month
     FROM tunelake.agg_user_track_month AS a
     WHERE a.artist_id IS NOT NULL
     GROUP BY a.user_key, a.month_start, a.artist_id

@@ -461,7 +461,8 @@ SELECT
     r.plays,
     r.streams,
     r.skips,
-    r.ms_played
+    r.ms_played,
+    r.first_month
 FROM OPENROWSET(
     BULK 'https://tunelakedemo.blob.core.windows.net/gold/tunelake/agg_user_track_month/*.parquet',
     FORMAT = 'PARQUET'
@@ -474,7 +475,8 @@ FROM OPENROWSET(
     plays BIGINT,
     streams BIGINT,
     skips BIGINT,
-    ms_played BIGINT
+    ms_played BIGINT,
+    first_month BIT
 ) AS r;
 GO
 
@@ -489,7 +491,8 @@ SELECT
     r.streams,
     r.skips,
     r.ms_played,
-    r.distinct_tracks
+    r.distinct_tracks,
+    r.first_month
 FROM OPENROWSET(
     BULK 'https://tunelakedemo.blob.core.windows.net/gold/tunelake/agg_user_artist_month/*.parquet',
     FORMAT = 'PARQUET'
@@ -501,6 +504,7 @@ FROM OPENROWSET(
     streams BIGINT,
     skips BIGINT,
     ms_played BIGINT,
-    distinct_tracks BIGINT
+    distinct_tracks BIGINT,
+    first_month BIT
 ) AS r;
 GO
