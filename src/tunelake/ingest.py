@@ -394,6 +394,12 @@ def _count(lake: Lake, batch: Batch, result: FileResult, rows: int, dups: int, m
     manifest.commit_batch(lake, batch)
 
 
+def _init_worker() -> None:
+    import os
+
+    os.environ.setdefault("TUNELAKE_IMPORT_THREADS", "1")  # one DuckDB thread per worker process
+
+
 def _import_job(args: tuple[Config, list[str], str, str | None, str | None]) -> ImportSummary:
     cfg, paths, handle, timezone, pii = args
     return import_paths(cfg, paths, handle, timezone=timezone, pii=pii, shared_writes=False)
@@ -429,7 +435,7 @@ def import_many(
                 progress(i + 1, len(jobs), handle)
     else:
         ctx = mp.get_context("spawn")  # no fork: DuckDB connections must not be shared with children
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
             futures = {pool.submit(_import_job, (cfg, paths, handle, timezone, pii)): handle
                        for handle, paths in jobs}
             for i, fut in enumerate(as_completed(futures)):

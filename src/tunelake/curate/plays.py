@@ -41,7 +41,16 @@ def cursor() -> duckdb.DuckDBPyConnection:
     global _DB
     if _DB is None:
         _DB = duckdb.connect()
+        _DB.execute(f"SET threads = {import_threads()}")
     return _DB.cursor()
+
+
+def import_threads() -> int:
+    """DuckDB threads for import work: one per process when import_many runs a process per core (more would only
+    fight over the same cores), all cores otherwise. TUNELAKE_IMPORT_THREADS overrides."""
+    import os
+
+    return int(os.environ.get("TUNELAKE_IMPORT_THREADS") or os.cpu_count() or 1)
 
 
 @dataclass

@@ -29,8 +29,11 @@ def _connection() -> tuple[duckdb.DuckDBPyConnection, fsspec.AbstractFileSystem]
     """One DuckDB connection per thread (connecting costs ~15 ms) with an in-memory filesystem for the bytes."""
     con = getattr(_local, "con", None)
     if con is None:
+        from tunelake.curate.plays import import_threads
+
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET threads = {import_threads()}")
         mem = fsspec.filesystem("memory", skip_instance_cache=True)
         con.register_filesystem(mem)
         _local.con, _local.mem = con, mem
