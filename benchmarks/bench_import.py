@@ -3,6 +3,7 @@ baseline timed in the same run. Each phase runs in its own process so its peak R
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 
@@ -44,7 +45,11 @@ def run(scale: str) -> dict:
     shutil.rmtree(ws, ignore_errors=True)
     imp = in_child(IMPORT, str(w), str(ws))  # one process per core (import_many)
     shutil.rmtree(ws, ignore_errors=True)
-    one = in_child(IMPORT, str(w), str(ws), "1")  # the same, one listener after another
+    os.environ["BENCH_IMPORT_WORKERS"] = "1"  # the same, one listener after another
+    try:
+        one = in_child(IMPORT, str(w), str(ws))
+    finally:
+        del os.environ["BENCH_IMPORT_WORKERS"]
     pdo = WORK / f"pandas-{scale}"
     shutil.rmtree(pdo, ignore_errors=True)
     base = in_child(PANDAS, str(w), str(pdo))

@@ -108,7 +108,7 @@ from pathlib import Path
 from tunelake.config import load_config
 from tunelake.ingest import import_many
 cfg = load_config(sys.argv[2])
-workers = int(sys.argv[3]) if len(sys.argv) > 3 else 0  # 0 = one process per core
+workers = int(__import__("os").environ.get("BENCH_IMPORT_WORKERS") or 0)  # 0 = one process per core
 jobs = [(d.name, [str(d)]) for d in sorted((Path(sys.argv[1]) / "exports").iterdir()) if d.is_dir()]
 summaries = import_many(cfg, jobs, workers=workers)
 read = sum(s.total("read") for s in summaries)

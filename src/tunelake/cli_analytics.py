@@ -115,7 +115,8 @@ def register(app: typer.Typer) -> None:
             features = compute_features(con)
             write_features(con, features, run_id)
             update(1, 2, "segments")
-            info, _ = run_segments(con, features, run_id, k=k if k == "auto" else int(k), truth=truth_file(cfg))
+            info, _ = run_segments(con, features, run_id, k=k if k == "auto" else int(k), truth=truth_file(cfg),
+                                   engine=cfg.engine)
             selection = con.execute("SELECT k, silhouette, inertia, calinski_harabasz, chosen FROM segment_selection "
                                     "ORDER BY k").df() if info.get("rows") else None
             update(2, 2, "done")

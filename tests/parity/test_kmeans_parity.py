@@ -95,3 +95,21 @@ def test_spark_segmenter_is_a_drop_in_for_the_analytics_step(spark_session):
     seg_sk, prof_sk = segment_tables(features, sk, names)
     assert list(seg_sp.columns) == list(seg_sk.columns) and len(seg_sp) == len(seg_sk)
     assert list(prof_sp.columns) == list(prof_sk.columns) and len(prof_sp) == len(prof_sk)
+
+
+def test_pipeline_segments_step_uses_mllib_on_the_spark_engine(spark_session):
+    """run_segments with engine='spark' fits in MLlib and writes the same segment tables as the scikit-learn path."""
+    import duckdb
+
+    from tunelake.analytics.steps import run_segments
+
+    features, _truth, _ = planted_features()
+    out = {}
+    for engine in ("duckdb", "spark"):
+        con = duckdb.connect()
+        info, _segments = run_segments(con, features, f"run-{engine}", k="auto", engine=engine)
+        stored = con.execute("SELECT user_key, segment FROM user_segment ORDER BY user_key").df()
+        assert len(stored) == len(features) and info["k"] == 4
+        out[engine] = stored["segment"].to_numpy()
+        con.close()
+    assert adjusted_rand_score(out["duckdb"], out["spark"]) >= 0.9

@@ -47,13 +47,21 @@ def ari_against_truth(con: duckdb.DuckDBPyConnection, user_segment: pd.DataFrame
 
 
 def run_segments(con: duckdb.DuckDBPyConnection, features: pd.DataFrame, run_id: str, k: int | str = "auto",
-                 truth: Path | None = None) -> tuple[dict[str, Any], pd.DataFrame | None]:
-    """Fit the segmenter on ``features`` and write user_segment, segment_profile and segment_selection."""
+                 truth: Path | None = None, engine: str = "duckdb") -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """Fit the segmenter on ``features`` and write user_segment, segment_profile and segment_selection.
+
+    With the Spark engine the K-means runs in Spark MLlib (same scaling, k choice and naming)."""
     n = len(features)
     if n < 3:
         return {"rows": 0, "summary": f"skipped: {n} listener(s), segmentation needs at least 3"}, None
     lo, hi = 2, min(10, n - 1)
-    model = ListenerSegmenter(k=k if k == "auto" else int(k), k_range=(lo, hi), random_state=0)
+    params = {"k": k if k == "auto" else int(k), "k_range": (lo, hi), "random_state": 0}
+    if engine == "spark":
+        from tunelake.analytics.segments_spark import spark_segmenter
+
+        model = spark_segmenter(**params)
+    else:
+        model = ListenerSegmenter(**params)
     t0 = time.perf_counter()
     model.fit(features[FEATURE_NAMES])
     seconds = time.perf_counter() - t0
@@ -124,7 +132,7 @@ def _run(cfg: Config, con: duckdb.DuckDBPyConnection, run_id: str, say: Progress
                                         "seconds": round(time.perf_counter() - t0, 3),
                                         "summary": f"{len(features)} listeners × {len(FEATURE_NAMES)} features"}}
     say(1, 3, "segments")
-    seg_info, user_segment = run_segments(con, features, run_id, k=k, truth=truth_file(cfg))
+    seg_info, user_segment = run_segments(con, features, run_id, k=k, truth=truth_file(cfg), engine=cfg.engine)
     out["segments"] = seg_info
     say(2, 3, "recommendations")
     out["recommendations"] = run_recommendations(con, run_id, user_segment)
