@@ -279,7 +279,8 @@ def demo(
     source: str = typer.Option("export", "--source", help="export (files) or api (through the fake Spotify API)"),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the dashboard at the end"),
 ) -> None:
-    """Generate a synthetic world and run everything on it: import → build → summary."""
+    """Generate a synthetic world and run everything on it: import → build → quality gates → segments →
+    recommendations → report, then serve the dashboard (--no-serve stops after the report)."""
     from tunelake.demo import run_demo
 
     cfg = get_config(ctx)
