@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import math
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +23,7 @@ import pandas as pd
 
 from tunelake import __version__
 from tunelake.config import Config
+from tunelake.display import format_cell
 from tunelake.errors import TunelakeError
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -143,15 +143,7 @@ def _html_table(df: pd.DataFrame, formats: dict[str, str] | None = None, table_i
         return '<p class="muted">No rows.</p>'
 
     def cell(col: str, v: Any) -> str:
-        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
-            return ""
-        if isinstance(v, bool):
-            return "✓" if v else ""
-        if col in formats:
-            try:
-                return format(v, formats[col])
-            except (TypeError, ValueError):
-                return str(v)
+        return format_cell(v, formats.get(col))
         if isinstance(v, float):
             return f"{v:,.3f}"
         if isinstance(v, int) and not isinstance(v, bool):

@@ -3,7 +3,6 @@ empty result into a readable "no data" panel instead of a blank axis."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +12,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from tunelake.dashboard import FilterState, Warehouse
+from tunelake.display import format_cell
 
 Fig = dict[str, Any]  # a Plotly figure as plain JSON-ready dict (see layout_fig)
 PALETTE = ["#1db954", "#2e77d0", "#e8115b", "#f59b23", "#9b59b6", "#148a08", "#509bf5", "#ff6437", "#af2896",
@@ -162,17 +162,7 @@ def table(df: pd.DataFrame, table_id: str, max_rows: int = 200, formats: dict[st
         return html.Table([html.Tbody(html.Tr(html.Td("No rows")))], id=table_id, className="data-table")
 
     def cell(col: str, v: Any) -> str:
-        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
-            return ""
-        if isinstance(v, bool):
-            return "✓" if v else ""
-        if col in formats:
-            return format(v, formats[col])
-        if isinstance(v, float):
-            return f"{v:,.3f}"
-        if isinstance(v, int):
-            return f"{v:,}"
-        return str(v)
+        return format_cell(v, formats.get(col))
 
     head = html.Thead(html.Tr([html.Th(str(c)) for c in df.columns]))
     body = html.Tbody([html.Tr([html.Td(cell(c, v)) for c, v in zip(df.columns, row, strict=True)])
