@@ -106,11 +106,11 @@ def run_demo(
         build(cfg, progress=update)
     result.timings["build"] = time.perf_counter() - t0
 
-    try:
-        from tunelake.pipeline import post_build_steps
-    except ImportError:
-        post_build_steps = None
-    if post_build_steps is not None:
-        result.extras.update(post_build_steps(cfg, result, serve=serve, say=say, bar=bar))
+    from tunelake.pipeline import post_build_steps
+
+    if serve:  # serving blocks until Ctrl-C: say what was built before the dashboard takes over
+        summarize(cfg, result)
+        say(result.summary_text)
+    result.extras.update(post_build_steps(cfg, result, serve=serve, say=say, bar=bar))
     summarize(cfg, result)
     return result
