@@ -63,3 +63,9 @@ def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ws = tmp_path_factory.mktemp("demo-ws")
     run_demo(load_config(ws), users=28, days=60, seed=11, serve=False)
     return ws
+
+
+@pytest.fixture(scope="session")
+def requires():
+    """`require` for test modules (conftest cannot be imported under --import-mode=importlib)."""
+    return require

@@ -4,9 +4,7 @@ numbers equal what a direct SQL query on the warehouse gives."""
 from __future__ import annotations
 
 import base64
-import os
 import re
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -16,26 +14,10 @@ from typer.testing import CliRunner
 SECTIONS = ["summary", "architecture", "data", "listening", "segmentation", "recommendations", "methods", "schema"]
 
 
-def _require(what: str) -> None:
-    """Fail under CI, skip elsewhere (the shared `require` helper, for a module or an executable)."""
-    import importlib
-
-    try:
-        if what.startswith("bin:"):
-            if not shutil.which(what[4:]):
-                raise FileNotFoundError(what[4:])
-        else:
-            importlib.import_module(what)
-    except (ImportError, FileNotFoundError) as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"missing dependency {what}: {exc}")
-        pytest.skip(f"missing dependency {what}: {exc}")
-
-
 @pytest.fixture(scope="module")
-def report(demo_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
+def report(demo_workspace: Path, tmp_path_factory: pytest.TempPathFactory, requires) -> tuple[Path, str, Path]:
     for module in ("matplotlib", "seaborn", "jinja2"):
-        _require(module)
+        requires(module)
     from tunelake.cli import app
     from tunelake.config import load_config
     from tunelake.warehouse.engine import current_warehouse_file
@@ -133,8 +115,8 @@ def test_evaluation_table_matches_rec_evaluation(report: tuple[Path, str, Path])
         assert re.search(rf"<td>{method}</td>.*?<td>{ndcg:.4f}</td>", table, re.S), method
 
 
-def test_pdf(report: tuple[Path, str, Path]) -> None:
-    _require("bin:chromium")
+def test_pdf(report: tuple[Path, str, Path], requires) -> None:
+    requires("bin:chromium")
     from tunelake.report.build import write_pdf
 
     out, _, _ = report
