@@ -73,6 +73,7 @@ class ImportSummary:
     ms_played: int = 0  # of valid play rows read (accepted + duplicates + merged)
     replaced: int = 0  # stored account-data plays replaced by the same playback from extended history
     upgraded: int = 0  # stored account-data plays whose surrogate id was resolved thanks to this import
+    known: pa.Table | None = field(default=None, repr=False)  # names → ids for the lake's index (import_many)
 
     def total(self, name: str) -> int:
         return sum(getattr(f, name) for f in self.files)
@@ -365,6 +366,10 @@ def import_paths(
     names = [p.rows for _, r, p in pending if r.table != "plays"]  # plays are recorded by merge_plays
     if names and shared_writes:  # what this import teaches about names → ids, for later imports of any user
         resolve.record_known(lake, names)
+    if not shared_writes:  # import_many records what every listener taught, once, at the end
+        taught = [resolve.known_items(t) for t in ([incoming] if plays else []) + names if t.num_rows]
+        taught = [t for t in taught if t.num_rows]
+        summary.known = resolve.with_keys(pa.concat_tables(taught)) if taught else None
     for table, merge_fn in (("saved_tracks", library.merge_saved), ("playlist_items", library.merge_playlist_items)):
         group = [(b, r, p) for b, r, p in pending if r.table == table]
         if not group:
@@ -428,6 +433,9 @@ def import_many(
         zones.check_handle(handle)
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     summaries: dict[str, ImportSummary] = {}
+    lake = open_lake(cfg)
+    if not lake.exists(resolve.INDEX):
+        resolve.rebuild_index(lake)  # what the lake knew before; the listeners' contributions are added below
     if workers <= 1:
         for i, (handle, paths) in enumerate(jobs):
             summaries[handle] = _import_job((cfg, paths, handle, timezone, pii))
@@ -442,7 +450,6 @@ def import_many(
                 summaries[futures[fut]] = fut.result()
                 if progress:
                     progress(i + 1, len(jobs), futures[fut])
-    lake = open_lake(cfg)
     write_users_table(lake)
-    resolve.rebuild_index(lake)
+    resolve.record_items(lake, [s.known for s in summaries.values() if s.known is not None])
     return [summaries[h] for h, _ in jobs]

@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -173,31 +174,7 @@ def merge_plays(
     if resolver is not None and existing.num_rows:
         existing, upgraded = _upgrade_surrogates(existing, resolver)
     new_rows = conform(new_rows)
-    con = cursor()
-    try:
-        con.register("existing", existing)
-        con.register("incoming", new_rows)
-        # One pass in DuckDB: the window numbers each playback id's rows, the result stays inside DuckDB, and only
-        # the kept rows come back as Arrow.
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE _merged AS
-            WITH fresh AS (
-                SELECT * REPLACE (coalesce(play_id, {PLAY_ID_SQL}) AS play_id) FROM incoming
-            ), unioned AS (
-                SELECT *, 0 AS _pri FROM existing
-                UNION ALL BY NAME
-                SELECT *, 1 AS _pri FROM fresh
-            )
-            SELECT *, row_number() OVER (PARTITION BY play_id ORDER BY _pri, batch_id, record_no) AS _rn
-            FROM unioned
-            """
-        )
-        dups = dict(con.execute("SELECT batch_id, count(*) FROM _merged WHERE _rn > 1 GROUP BY batch_id").fetchall())
-        kept = arrow_of(con.sql("SELECT * EXCLUDE (_rn) FROM _merged WHERE _rn = 1 ORDER BY ended_at, play_id"))
-        con.execute("DROP TABLE _merged")
-    finally:
-        con.close()
+    kept, dups = _dedupe(existing, new_rows)
 
     merged_by: dict[str, int] = {}
     replaced = 0
@@ -218,11 +195,50 @@ def merge_plays(
             excluded[kept["batch_id"][i].as_py()] -= 1
     kept = conform(kept)
     if new_rows.num_rows or upgraded:
-        lake.write_parquet(zones.curated_user_file(TABLE, user_key), kept)
+        lake.write_parquet(zones.curated_user_file(TABLE, user_key), kept, compression="snappy")
     # Ids these rows carry resolve name-only rows of later imports (any source, any user).
     if new_rows.num_rows and record_names:
         resolve.record_known(lake, [new_rows])
     return MergeResult(existing.num_rows, kept.num_rows, dups, merged_by, replaced, upgraded, excluded)
+
+
+def _play_ids(rows: pa.Table) -> pa.Array:
+    """Playback ids of rows that have none yet (account rows come with theirs), computed by DuckDB over the Arrow
+    columns in place."""
+    con = cursor()
+    try:
+        con.register("incoming", rows)
+        ids = arrow_of(con.sql(f"SELECT coalesce(play_id, {PLAY_ID_SQL}) AS play_id FROM incoming"))["play_id"]
+    finally:
+        con.close()
+    if len(ids) != rows.num_rows:
+        raise AssertionError("play ids do not line up with their rows")
+    return ids.combine_chunks()
+
+
+def _dedupe(existing: pa.Table, fresh: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+    """Stored rows first, then the new ones; of the rows sharing a playback id the first by (stored before new,
+    batch, record number) is kept. Only the key columns are sorted: the wide rows are taken once, in the final
+    (ended_at, play_id) order, so no copy of every column passes through a database."""
+    fresh = fresh.set_column(fresh.column_names.index("play_id"), "play_id", _play_ids(fresh))
+    both = pa.concat_tables([existing.append_column("_pri", pa.array(np.zeros(existing.num_rows, np.int32))),
+                             fresh.append_column("_pri", pa.array(np.ones(fresh.num_rows, np.int32)))])
+    keys = pa.table({c: both[c].combine_chunks() for c in ("play_id", "_pri", "batch_id", "record_no", "ended_at")})
+    order = pc.sort_indices(keys, [("play_id", "ascending"), ("_pri", "ascending"), ("batch_id", "ascending"),
+                                   ("record_no", "ascending")])
+    ids = keys["play_id"].take(order)
+    first = np.ones(len(ids), bool)
+    if len(ids) > 1:
+        first[1:] = pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)
+    dup_rows = order.filter(pa.array(~first))
+    dups: dict[str, int] = {}
+    if len(dup_rows):
+        counts = pa.table({"b": keys["batch_id"].take(dup_rows)}).group_by("b").aggregate([([], "count_all")])
+        dups = dict(zip(counts["b"].to_pylist(), counts["count_all"].to_pylist(), strict=True))
+    kept_idx = order.filter(pa.array(first))
+    sub = keys.take(kept_idx)
+    final = kept_idx.take(pc.sort_indices(sub, [("ended_at", "ascending"), ("play_id", "ascending")]))
+    return both.take(final), dups
 
 
 def _replace_api_rows(kept: pa.Table, tolerance_s: float, repl: set[int]

@@ -10,6 +10,7 @@ deterministic. A pair that matches nothing gets a stable surrogate id (`x` + 21 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -31,6 +32,7 @@ _FEAT = re.compile(
 _PUNCT = re.compile(r"[\W_]+", re.UNICODE)
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def normalize(name: str | None) -> str:
     """The comparable form of a name: what differs between exports (case, accents, credits, punctuation) removed."""
     if not name:
@@ -201,9 +203,16 @@ def known_items(table: pa.Table) -> pa.Table:
     if not parts:
         return INDEX_SCHEMA.empty_table().drop_columns(["key"])
     t = pa.concat_tables([p.cast(pa.schema([(f.name, pa.string()) for f in p.schema])) for p in parts])
-    t = t.filter(pa.array([not is_surrogate(i) for i in t["item_id"].to_pylist()], pa.bool_())) if t.num_rows else t
-    return t.group_by(["kind", "item_id", "first", "second"]).aggregate([([], "count_all")]).rename_columns(
+    t = t.group_by(["kind", "item_id", "first", "second"]).aggregate([([], "count_all")]).rename_columns(
         ["kind", "item_id", "first", "second", "weight"])
+    return t.filter(pa.array([not is_surrogate(i) for i in t["item_id"].to_pylist()], pa.bool_())) if t.num_rows else t
+
+
+def with_keys(items: pa.Table) -> pa.Table:
+    """Known items with their name keys, ready for `record_items` (normalising here spreads that work over the
+    processes of a parallel import instead of leaving it all to the end)."""
+    return items.append_column("key", pa.array(keys_of(items["first"].to_pylist(), items["second"].to_pylist()),
+                                               pa.string()))
 
 
 def _read_index(lake: Lake) -> pa.Table | None:
@@ -213,7 +222,13 @@ def _read_index(lake: Lake) -> pa.Table | None:
 
 
 def record_known(lake: Lake, tables: list[pa.Table]) -> int:
-    """Add the ids these tables name to the lake's name index (`curated/_name_index`); returns new name triples.
+    """Add the ids these curated-like tables name to the lake's name index; returns new name triples."""
+    return record_items(lake, [known_items(t) for t in tables if t.num_rows])
+
+
+def record_items(lake: Lake, items: list[pa.Table]) -> int:
+    """Add known items (`known_items`, with or without keys) to the lake's name index (`curated/_name_index`);
+    returns new name triples.
 
     Only triples not yet in the index are normalised, so an import of tracks the lake already knows costs a join,
     not a pass of Python over every name; the index is what `lake_resolver` reads instead of every user's plays.
@@ -221,8 +236,8 @@ def record_known(lake: Lake, tables: list[pa.Table]) -> int:
     from tunelake.curate.plays import cursor  # late: plays imports this module
     from tunelake.warehouse.engine import arrow_of
 
-    contrib = [known_items(t) for t in tables if t.num_rows]
-    contrib = [c for c in contrib if c.num_rows]
+    contrib = [i if "key" in i.column_names else i.append_column("key", pa.nulls(i.num_rows, pa.string()))
+               for i in items if i.num_rows]
     existing = _read_index(lake)
     if existing is None:
         existing = _full_scan(lake)
@@ -231,15 +246,17 @@ def record_known(lake: Lake, tables: list[pa.Table]) -> int:
     con = cursor()
     try:
         con.register("old", existing)
-        con.register("inc", pa.concat_tables(contrib) if contrib else INDEX_SCHEMA.empty_table().drop_columns(
-            ["key"]))
+        con.register("inc", pa.concat_tables([c.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA) for c in contrib])
+                     if contrib else INDEX_SCHEMA.empty_table())
         fresh = arrow_of(con.sql(
-            """SELECT kind, item_id, first, second, sum(weight)::BIGINT AS weight FROM inc
+            """SELECT kind, item_id, first, second, any_value(key) AS key, sum(weight)::BIGINT AS weight FROM inc
                WHERE NOT EXISTS (SELECT 1 FROM old o WHERE o.kind = inc.kind AND o.item_id = inc.item_id
                                  AND o.first IS NOT DISTINCT FROM inc.first AND o.second = inc.second)
-               GROUP BY ALL"""))
-        fresh = fresh.append_column("key", pa.array(keys_of(fresh["first"].to_pylist(), fresh["second"].to_pylist()),
-                                                    pa.string()))
+               GROUP BY kind, item_id, first, second"""))
+        if fresh["key"].null_count:
+            keys = pc.coalesce(fresh["key"], pa.array(keys_of(fresh["first"].to_pylist(), fresh["second"].to_pylist()),
+                                                      pa.string()))
+            fresh = fresh.set_column(fresh.column_names.index("key"), "key", keys)
         con.register("fresh", fresh)
         merged = arrow_of(con.sql(
             """SELECT kind, item_id, first, second, any_value(key) AS key, sum(weight)::BIGINT AS weight FROM (

@@ -48,8 +48,8 @@ def _validated_sql(view: str, now: datetime, video: bool, legacy: bool) -> str:
         CASE
             WHEN ts IS NULL THEN 'missing_field'
             WHEN ms_played IS NULL THEN 'missing_field'
-            WHEN {ts} IS NULL THEN 'bad_timestamp'
-            WHEN {ts} < TIMESTAMP '2006-01-01' OR {ts} > TIMESTAMP '{now:%Y-%m-%d %H:%M:%S}' THEN 'ts_out_of_range'
+            WHEN _t IS NULL THEN 'bad_timestamp'
+            WHEN _t < TIMESTAMP '2006-01-01' OR _t > TIMESTAMP '{now:%Y-%m-%d %H:%M:%S}' THEN 'ts_out_of_range'
             WHEN ms_played < 0 THEN 'negative_ms_played'
             WHEN spotify_track_uri IS NOT NULL AND NOT starts_with(spotify_track_uri, 'spotify:track:') THEN 'bad_uri'
             WHEN spotify_episode_uri IS NOT NULL AND NOT starts_with(spotify_episode_uri, 'spotify:episode:')
@@ -57,14 +57,14 @@ def _validated_sql(view: str, now: datetime, video: bool, legacy: bool) -> str:
             WHEN audiobook_chapter_uri IS NOT NULL AND NOT starts_with(audiobook_chapter_uri, 'spotify:') THEN 'bad_uri'
             WHEN audiobook_uri IS NOT NULL AND NOT starts_with(audiobook_uri, 'spotify:') THEN 'bad_uri'
         END AS _reason,
-        CAST({ts} AS TIMESTAMP_MS) AS _ended_at,
+        CAST(_t AS TIMESTAMP_MS) AS _ended_at,
         nullif(substr(spotify_track_uri, 15), '') AS _track_id,
         nullif(substr(spotify_episode_uri, 17), '') AS _episode_id,
         nullif(substr(audiobook_chapter_uri, 9), '') AS _chapter_id,
         nullif(substr(audiobook_uri, 9), '') AS _audiobook_id,
         {ip} AS _ip,
         '{"video" if video else "audio"}' AS _media
-    FROM {view} AS v
+    FROM (SELECT *, {ts} AS _t FROM {view}) AS v
     """
 
 
@@ -125,8 +125,8 @@ def _file_keys(con: duckdb.DuckDBPyConnection, path: str) -> set[str]:
     """Every key used by any record, exactly (a cheaper count-based shortcut misses a record that lacks one key
     and carries an unknown one instead, so every record is looked at)."""
     return {k for (k,) in con.execute(
-        f"SELECT DISTINCT unnest(keys) FROM (SELECT DISTINCT json_keys(json) AS keys "
-        f"FROM read_json_objects('memory://{path}', format = 'array', maximum_object_size = 67108864))"
+        f"SELECT DISTINCT unnest(json_keys(json)) "
+        f"FROM read_json_objects('memory://{path}', format = 'array', maximum_object_size = 67108864)"
     ).fetchall()}
 
 
