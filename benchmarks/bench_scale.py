@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from benchmarks.common import (
     RESULTS,
     SCALES,
     WORK,
+    dir_mb,
     engines,
     in_child,
     save,
@@ -256,15 +257,6 @@ def child(code: str, *args: str, timeout: int) -> dict[str, Any]:
     except RuntimeError as exc:
         lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
         return {"error": (lines[-1] if lines else "failed")[:1500], "wall_s": round(time.perf_counter() - t0, 3)}
-
-
-def dir_mb(path: Path) -> float:
-    total = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            with suppress(OSError):
-                total += os.lstat(os.path.join(root, f)).st_size
-    return round(total / 1024**2, 1)
 
 
 def pandas_cap() -> int:

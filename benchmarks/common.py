@@ -96,6 +96,18 @@ def save(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
+def dir_mb(path: Path) -> float:
+    """Disk used by the files under a folder, in MB."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                continue
+    return round(total / 1024**2, 1)
+
+
 def maxrss_self_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

@@ -37,6 +37,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("overlap_tolerance_s", 90, "Two playbacks of one track by one user ending this close are one", int),
         Setting("pii", "drop", "Personal fields (IP, user agent, username): drop or pseudonymize",
                 choices=("drop", "pseudonymize")),
+        Setting("raw_compression", "zstd", "How export files are stored in the raw zone (lossless; SHA-256 is of the "
+                "bytes received)", choices=("zstd", "none")),
         Setting("default_timezone", "UTC", "Timezone for users with neither a configured nor an inferable one"),
         Setting("spotify_client_id", "", "Spotify app client id (or SPOTIPY_CLIENT_ID)"),
         Setting("spotify_redirect_uri", "http://127.0.0.1:8888/callback", "OAuth redirect URI registered for the app"),

@@ -231,12 +231,17 @@ def generate_world(
     account_data: bool = True,
     legacy_users: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    only: range | None = None,
 ) -> WorldSummary:
     """Write a synthetic Spotify world to ``out`` and return its summary (also written as ``world.json``).
 
     Listener ``i`` (0-based) is simulated from ``(seed, i)``; the catalogue from ``seed`` and its size
     (``max(300, 3 * users)`` artists, capped at 5000). The last ``legacy_users`` listeners get the old
     ``endsong_<n>.json`` format under ``exports/<handle>/MyData/``.
+
+    ``only`` writes just those listeners of the world (the catalogue is always the whole world's), so a world larger
+    than the disk can be produced and imported a slice at a time, or spread over machines; the slices together are
+    the world generated in one go.
     """
     if users < 1 or days < 1:
         raise ValueError("users and days must be >= 1")
@@ -269,7 +274,10 @@ def generate_world(
         types=[t.name for t in TYPES],
     )
     truth = []
-    for i in range(users):
+    listeners = only if only is not None else range(users)
+    if listeners.start < 0 or listeners.stop > users:
+        raise ValueError("only must be a range of listener indexes within 0..users")
+    for n, i in enumerate(listeners):
         lis = make_listener(i, seed)
         pl = simulate(lis, cat, seed, start, days)
         legacy = i >= users - legacy_users
@@ -299,7 +307,7 @@ def generate_world(
             }
         )
         if progress is not None:
-            progress(i + 1, users)
+            progress(n + 1, len(listeners))
     w.write(out / "truth" / "listeners.csv", pd.DataFrame(truth).to_csv(index=False).encode())
     summary.files = w.files
     summary.bytes_written = w.bytes
