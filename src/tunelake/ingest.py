@@ -459,10 +459,7 @@ def import_many(
             if progress:
                 progress(i + 1, len(jobs), handle)
     else:
-        # No plain fork (this process may hold DuckDB connections); a fork server that has imported the importer
-        # once starts each worker in milliseconds instead of the ~0.7 s a spawned interpreter needs.
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["tunelake.ingest"])
+        ctx = mp.get_context("spawn")  # no fork: DuckDB connections must not be shared with children
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
             futures = {pool.submit(_import_job, (cfg, paths, handle, timezone, pii)): handle
                        for handle, paths in jobs}
