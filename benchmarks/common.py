@@ -57,14 +57,18 @@ def in_child(code: str, *args: str, timeout: int = 7200) -> dict[str, Any]:
         "result['peak_rss_mb'] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)\n"
         "result['peak_rss_largest_child_mb'] = round(\n"
         "    resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)\n"
-        "print('@@RESULT@@' + json.dumps(result))\n"
+        "print('\\n@@RESULT@@' + json.dumps(result))\n"
     )
     proc = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=timeout,
                           cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{proc.stderr[-3000:]}")
-    line = [x for x in proc.stdout.splitlines() if x.startswith("@@RESULT@@")][-1]
-    return json.loads(line[len("@@RESULT@@"):])
+    # The marker may follow a progress line the child left without a newline (a 10M run once lost its result that
+    # way), so it is looked for anywhere in a line.
+    lines = [x.split("@@RESULT@@", 1)[1] for x in proc.stdout.splitlines() if "@@RESULT@@" in x]
+    if not lines:
+        raise RuntimeError(f"benchmark child printed no result:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return json.loads(lines[-1])
 
 
 def machine() -> dict[str, Any]:
