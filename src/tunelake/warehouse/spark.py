@@ -7,8 +7,8 @@ the exports and the analytics steps read a Spark-built warehouse exactly as they
 parity suite can compare the two files table by table.
 
 Division of labour inside one build:
-- `materialize` runs each model on Spark (temporary views for `int_*` models, Parquet for warehouse tables, which
-  later models then read back) and loads the result into the serving file;
+- `materialize` runs each model on Spark, writes it as Parquet that later models read back (the `int_*` ones under
+  `_int/`, deleted after the build) and loads each warehouse table into the serving file;
 - `register_parquet` and `register_arrow` declare the curated views on both sides: Spark's for the models, the
   serving file's for the checks;
 - `query`, `execute` and `con` are the DuckDB serving file, i.e. the warehouse readers will see: quality gates,
@@ -19,6 +19,7 @@ Division of labour inside one build:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import shutil
@@ -63,6 +64,15 @@ _ARROW_TO_SPARK = [
 
 _AZURE_SCHEMES = ("az", "abfs", "abfss")
 
+# Local mode's shuffle partitions: 4 keeps a small build (the tests) fast; a big one gets one per PARTITION_BYTES of
+# curated Parquet, so that no task holds much of the play history at once. It decodes to ~1.8× its Parquet bytes:
+# with 4 partitions at 10M plays each partition of int_plays_local came to ~300 MB, and a 3 GB driver ran out of
+# heap. AQE coalesces what turns out small. TUNELAKE_SPARK_SHUFFLE_PARTITIONS (or spark.sql.shuffle.partitions in
+# TUNELAKE_SPARK_CONF) pins the count instead.
+MIN_PARTITIONS = 4
+PARTITION_BYTES = 32 * 1024**2
+INTERMEDIATE = "_int"  # where the `int_*` models are written, under the build's output; deleted when it closes
+
 
 def spark_type(t: pa.DataType) -> str:
     for test, name in _ARROW_TO_SPARK:
@@ -84,6 +94,18 @@ def hadoop_uri(uri: str, lake_url: str, account: str | None = None) -> str:
     m = re.search(r"@([^/]+)", lake_url)
     host = m.group(1) if m else f"{account or os.environ.get('AZURE_STORAGE_ACCOUNT_NAME', '')}.dfs.core.windows.net"
     return f"abfss://{container}@{host}/{path}"
+
+
+def shuffle_partitions(input_bytes: int) -> int:
+    """Shuffle partitions for a build reading `input_bytes` of curated Parquet (see PARTITION_BYTES)."""
+    pinned = os.environ.get("TUNELAKE_SPARK_SHUFFLE_PARTITIONS", "").strip()
+    if pinned:
+        try:
+            return max(1, int(pinned))
+        except ValueError:
+            raise TunelakeError(f"TUNELAKE_SPARK_SHUFFLE_PARTITIONS={pinned!r} is not a number",
+                                hint="give a whole number of partitions, e.g. 64, or unset it") from None
+    return max(MIN_PARTITIONS, math.ceil(input_bytes / PARTITION_BYTES))
 
 
 def _quote(path: str) -> str:
@@ -122,8 +144,8 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None) 
         .config("spark.sql.warehouse.dir", str(Path(os.environ.get("TMPDIR", "/tmp")) / "tunelake-spark-warehouse"))
     )
     if local:
-        builder = (builder.config("spark.sql.shuffle.partitions", "4")
-                   .config("spark.default.parallelism", "4")
+        builder = (builder.config("spark.sql.shuffle.partitions", str(MIN_PARTITIONS))  # SparkEngine scales it
+                   .config("spark.default.parallelism", str(MIN_PARTITIONS))
                    .config("spark.driver.memory", os.environ.get("TUNELAKE_SPARK_DRIVER_MEMORY", "2g"))
                    .config("spark.sql.adaptive.enabled", "true"))
     for key, value in {**_env_conf(), **(conf or {})}.items():
@@ -198,9 +220,10 @@ class SparkEngine(Engine):
                                     temp_dir=str(cfg.warehouse_dir / "spill"))
         self.con = self.serving.con
         self._views: list[str] = []
-        self._cached: list[Any] = []
         self._native_azure: bool | None = None
+        self._input_bytes = 0
         self.output = self._output_root()
+        self._staging = self.out_dir / "_input"
 
     # --- inputs -----------------------------------------------------------------------------------------------
     def register_parquet(self, view: str, uris: list[str], schema: pa.Schema) -> None:
@@ -209,13 +232,41 @@ class SparkEngine(Engine):
             self.register_arrow(view, schema.empty_table(), serve=False)
             return
         if uris[0].split("://", 1)[0] in _AZURE_SCHEMES and not self._reads_azure():
-            self.register_arrow(view, self._read_through_fsspec(uris, schema), serve=False)
-            return
+            if not self.master.startswith("local"):
+                self.register_arrow(view, self._read_through_fsspec(uris, schema), serve=False)
+                return
+            uris = self._stage(view, uris)
         # The declared schema, not inference: no footer-reading job, and files written before a column existed
         # read it as null (as DuckDB's union_by_name does).
         ddl = ", ".join(f"`{f.name}` {spark_type(f.type)}" for f in schema)
         df = self.spark.read.schema(ddl).parquet(*[self._hadoop_uri(u) for u in uris])
+        self._input_bytes += _scan_bytes(df, uris)
+        self._size_partitions()
         self._register_df(view, df, schema)
+
+    def _size_partitions(self) -> None:
+        """Scale local mode's shuffle partitions with the input read so far (see PARTITION_BYTES); a cluster keeps
+        its own settings (Spark's default 200 and AQE). Scans need no such help: they stream, and one small file per
+        listener already splits them into ~12 MB tasks."""
+        pinned = "spark.sql.shuffle.partitions" in _env_conf()
+        if pinned or not (self.master.startswith("local") or os.environ.get("TUNELAKE_SPARK_SHUFFLE_PARTITIONS")):
+            return
+        self.spark.conf.set("spark.sql.shuffle.partitions", str(shuffle_partitions(self._input_bytes)))
+
+    def _stage(self, view: str, uris: list[str]) -> list[str]:
+        """Local Spark without hadoop-azure: copy the files to local disk (adlfs streams them) for Spark to read
+        like any others. Reading them into an Arrow table on the driver instead holds the whole curated zone in
+        Python and again in the JVM's heap: gigabytes at 10M plays."""
+        from tunelake.lake.store import Lake
+
+        lake = Lake(self.cfg.lake)
+        root = lake.uri("")
+        rels = [u[len(root):].lstrip("/") if u.startswith(root) else u.split("://", 1)[-1] for u in uris]
+        local = [str(self._staging / view / rel) for rel in rels]
+        for path in local:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        lake.fs.get([lake.path(r) if u.startswith(root) else u for r, u in zip(rels, uris, strict=True)], local)
+        return local
 
     def register_arrow(self, view: str, table: pa.Table, *, serve: bool = True) -> None:
         if serve:
@@ -249,8 +300,8 @@ class SparkEngine(Engine):
         return hadoop_uri(uri, self.cfg.lake)
 
     def _read_through_fsspec(self, uris: list[str], schema: pa.Schema) -> pa.Table:
-        """Local Spark without hadoop-azure: the driver reads the lake through adlfs (fine for what fits a laptop;
-        a cluster reads abfss:// natively)."""
+        """A cluster without hadoop-azure: the driver reads the lake through adlfs and ships it (fine for what fits
+        the driver; a cluster with hadoop-azure reads abfss:// natively, local mode stages files on disk)."""
         from tunelake.lake.store import Lake
 
         lake = Lake(self.cfg.lake)
@@ -284,6 +335,16 @@ class SparkEngine(Engine):
                  "or set TUNELAKE_SPARK_OUTPUT to a folder or URL every executor and this machine can reach",
         )
 
+    def _remove_output(self, name: str) -> None:
+        root = f"{self.output}/{name}"
+        if "://" not in root:
+            shutil.rmtree(root, ignore_errors=True)
+            return
+        from tunelake.lake.store import Lake
+
+        with contextlib.suppress(Exception):  # a leftover costs disk, not correctness
+            Lake(self.output).delete(name)
+
     def _output_files(self, name: str) -> list[str]:
         """The Parquet files Spark wrote for one table, as paths or URLs DuckDB can read."""
         root = f"{self.output}/{name}"
@@ -300,19 +361,19 @@ class SparkEngine(Engine):
     def materialize(self, name: str, select_sql: str, spec: Table | None = None, temp: bool = False) -> int:
         sql = _cast_select(select_sql, spec, lambda c: c.sql_type("spark")) if spec else select_sql
         df = self.spark.sql(sql)
-        if temp:
-            from pyspark import StorageLevel
-
-            df = df.persist(StorageLevel.MEMORY_AND_DISK)
-            self._cached.append(df)
-            df.createOrReplaceTempView(name)
-            self._views.append(name)
-            return int(df.count())
-        out = f"{self.output}/{name}"
+        # Every model is written and read back, so later models read data, not the lineage that produced it. The
+        # `int_*` ones too, rather than persisted: Spark 4 does not find a cached view from a query that names it
+        # inside a WITH (int_plays_local, dim_track, dim_date and fact_play do), so each of those re-ran its inputs'
+        # whole lineage, and for dim_date planned a broadcast of every play, which at 1M plays ran a 512 MB driver
+        # out of heap. Parquet on disk cannot fill the heap, and later models read only the columns they use. At
+        # 1M plays the build took 65 s (512 MB or 2 GB driver) against 72–85 s persisted DISK_ONLY and 79 s
+        # MEMORY_AND_DISK (2 GB; it fails with 512 MB).
+        out = f"{self.output}/{INTERMEDIATE}/{name}" if temp else f"{self.output}/{name}"
         df.write.mode("overwrite").parquet(out)
-        # Later models read what was written, not the lineage that produced it.
         self.spark.read.parquet(out).createOrReplaceTempView(name)
         self._views.append(name)
+        if temp:
+            return int(self.spark.table(name).count())
         return self._serve(name, spec)
 
     def _serve(self, name: str, spec: Table | None) -> int:
@@ -349,18 +410,25 @@ class SparkEngine(Engine):
         return pa.Table.from_pandas(df.toPandas(), preserve_index=False)
 
     def close(self) -> None:
-        for df in self._cached:
-            with contextlib.suppress(Exception):  # the session may already be gone
-                df.unpersist()
         for view in self._views:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # the session may already be gone
                 self.spark.catalog.dropTempView(view)
-        self._cached, self._views = [], []
+        self._views = []
+        shutil.rmtree(self._staging, ignore_errors=True)
+        self._remove_output(INTERMEDIATE)
         with contextlib.suppress(duckdb.Error):
             self.con.execute("CHECKPOINT")
         self.serving.close()
         if self.output == str(self.out_dir):
             _prune_outputs(self.path.parent, self.stamp)
+
+
+def _scan_bytes(df: Any, uris: list[str]) -> int:
+    """Bytes of Parquet a scan reads: Spark's estimate from the file listing it made anyway (any filesystem), else
+    the local files' sizes."""
+    with contextlib.suppress(Exception):
+        return int(df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes())
+    return sum(os.path.getsize(u) for u in uris if "://" not in u and os.path.exists(u))
 
 
 def _utc_naive(table: pa.Table) -> pa.Table:
