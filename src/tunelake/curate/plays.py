@@ -247,6 +247,8 @@ def _replace_api_rows(kept: pa.Table, tolerance_s: float, repl: set[int]
     track ending within the tolerance are one playback. The extended row is kept (it has the real ms_played; the
     API only gives the track's duration), the API row goes, and the pair counts as `merged` for the incoming batch.
     Matching is one-to-one, nearest end time first."""
+    if not pc.any(pc.and_(pc.equal(kept["source"], "api"), pc.equal(kept["_pri"], 0))).as_py():
+        return kept, {}, 0, repl  # the usual case, found without a pass of Python over every row
     source = kept["source"].to_pylist()
     pri = kept["_pri"].to_pylist()
     stored_api = [i for i, (s, p) in enumerate(zip(source, pri, strict=True)) if s == "api" and p == 0]
