@@ -151,8 +151,12 @@ def test_synthetic_world_end_to_end(small_world, tmp_path):
         orphans = con.execute("SELECT count(*) FROM fact_play f LEFT JOIN dim_track t USING (track_id) "
                               "WHERE t.track_id IS NULL").fetchone()[0]
         assert orphans == 0
+        # Intermediate models lived in a scratch database that is gone: not in the warehouse, not on disk.
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert "fact_play" in tables and not any(t.startswith("int_") for t in tables)
     finally:
         con.close()
+    assert not list(cfg.warehouse_dir.rglob("scratch-*"))
 
 
 def test_cli_errors_are_one_line(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -91,6 +92,8 @@ class DuckDBEngine(Engine):
             self.con.execute(f"SET temp_directory = '{temp_dir}'")
         self.con.execute("SET preserve_insertion_order = false")
         self._filesystems: set[str] = set()
+        self._scratch_dir = temp_dir or (str(Path(self.path).parent) if self.path != ":memory:" else None)
+        self._scratch: str | None = None
 
     def register_parquet(self, view: str, uris: list[str], schema: pa.Schema) -> None:
         if not uris:
@@ -121,9 +124,22 @@ class DuckDBEngine(Engine):
 
     def materialize(self, name: str, select_sql: str, spec: Table | None = None, temp: bool = False) -> int:
         sql = _cast_select(select_sql, spec, lambda c: c.sql_type("duckdb")) if spec else select_sql
-        kind = "TEMP TABLE" if temp else "TABLE"
-        self.con.execute(f"CREATE OR REPLACE {kind} {name} AS {sql}")
+        if temp and self._scratch_dir:
+            # Intermediates go to a scratch database file, not TEMP tables: DuckDB keeps temporary tables
+            # uncompressed, so at 100M plays int_plays_local spilled more than 55 GB to disk; a database table is
+            # stored compressed. The file is deleted when the engine closes.
+            self.con.execute(f"CREATE OR REPLACE TABLE {self._scratch_db()}.{name} AS {sql}")
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM _scratch.{name}")
+        else:
+            self.con.execute(f"CREATE OR REPLACE {'TEMP TABLE' if temp else 'TABLE'} {name} AS {sql}")
         return self.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+
+    def _scratch_db(self) -> str:
+        if self._scratch is None:
+            Path(self._scratch_dir).mkdir(parents=True, exist_ok=True)
+            self._scratch = str(Path(self._scratch_dir) / f"scratch-{uuid.uuid4().hex[:12]}.duckdb")
+            self.con.execute(f"ATTACH '{self._scratch}' AS _scratch")
+        return "_scratch"
 
     def query(self, sql: str) -> pa.Table:
         return arrow_of(self.con.sql(sql))
@@ -133,6 +149,10 @@ class DuckDBEngine(Engine):
 
     def close(self) -> None:
         self.con.close()
+        if self._scratch:
+            for suffix in ("", ".wal"):
+                Path(self._scratch + suffix).unlink(missing_ok=True)
+            self._scratch = None
 
 
 def make_engine(cfg: Config, path: str | Path) -> Engine:
