@@ -179,8 +179,8 @@ def store_raw(lake: Lake, f: ExportFile, data: bytes, source: str, handle: str, 
               content_hash: str, when, compression: str = "zstd") -> str:
     """Keep the bytes exactly as received, with an envelope saying what they are.
 
-    zstd (level 1) by default: Spotify's JSON shrinks 10–25×, and compressing costs about what writing the
-    uncompressed bytes would (gzip cost more than parsing the file); `read_raw` gives the received bytes back."""
+    zstd (level 1) by default: extended history shrinks 8–20×, and compressing costs less CPU than writing the
+    plain bytes did (gzip cost more than parsing the file); `read_raw` gives the received bytes back."""
     suffix = ".json" if f.name.lower().endswith(".json") else ""
     stored = data
     if compression == "zstd":
