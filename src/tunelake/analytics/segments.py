@@ -216,17 +216,21 @@ class ListenerSegmenter(ClusterMixin, BaseEstimator):
             aris.append(adjusted_rand_score(ref, other.labels_))
         self.stability_ = float(np.mean(aris)) if aris else float("nan")
 
+        self._describe(Z, scan)
+        self.silhouette_ = float(sel.loc[sel["k"] == self.k_, "silhouette"].iloc[0])
+        return self
+
+    def _describe(self, Z: np.ndarray, fit_on: np.ndarray) -> None:
+        """Names from the centres, and the 2-D map the dashboard draws (PCA fitted on `fit_on`), whichever engine
+        found the clusters."""
         z = pd.DataFrame(self.cluster_centers_, columns=self.feature_names_in_)
         self.names_ = name_segments(z)
         self.centers_z_ = z
-        pca = PCA(n_components=min(2, Z.shape[1]), random_state=self.random_state).fit(scan)
+        pca = PCA(n_components=min(2, Z.shape[1]), random_state=self.random_state).fit(fit_on)
         proj = pca.transform(Z)
         if proj.shape[1] == 1:
-            proj = np.column_stack([proj[:, 0], np.zeros(n)])
-        self.pca_ = pca
-        self.projection_ = proj
-        self.silhouette_ = float(sel.loc[sel["k"] == self.k_, "silhouette"].iloc[0])
-        return self
+            proj = np.column_stack([proj[:, 0], np.zeros(len(Z))])
+        self.pca_, self.projection_ = pca, proj
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         data = X.to_numpy(dtype=float) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=float)

@@ -146,11 +146,9 @@ class SparkListenerSegmenter(ListenerSegmenter):
     spark: Any = None  # a SparkSession to use; None = tunelake's shared session
 
     def _fit(self, X: pd.DataFrame | np.ndarray) -> SparkListenerSegmenter:
-        from sklearn.decomposition import PCA
         from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, silhouette_score
         from sklearn.preprocessing import StandardScaler
 
-        from tunelake.analytics.segments import name_segments
 
         frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=float))
         if frame.isna().any().any():
@@ -187,14 +185,7 @@ class SparkListenerSegmenter(ListenerSegmenter):
                     rows, names, k=self.k_, seed=self.random_state + 1000 * s, n_init=1, spark=self.spark).labels)
                 for s in range(1, int(self.stability_seeds) + 1)]
         self.stability_ = float(np.mean(aris)) if aris else float("nan")
-        z = pd.DataFrame(self.cluster_centers_, columns=self.feature_names_in_)
-        self.names_ = name_segments(z)
-        self.centers_z_ = z
-        pca = PCA(n_components=min(2, Z.shape[1]), random_state=self.random_state).fit(Z)
-        proj = pca.transform(Z)
-        if proj.shape[1] == 1:
-            proj = np.column_stack([proj[:, 0], np.zeros(n)])
-        self.pca_, self.projection_ = pca, proj
+        self._describe(Z, Z)
         self.silhouette_ = float(self.selection_.loc[self.selection_["chosen"], "silhouette"].iloc[0])
         return self
 
