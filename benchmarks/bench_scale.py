@@ -55,7 +55,8 @@ DUCKDB_MEMORY = {"10m": "3GB", "100m": "6GB"}
 SPARK_DRIVER_MEMORY = {"0.1m": "1g", "1m": "2g", "10m": "3g", "100m": "6g"}
 TIMEOUT_S = {"0.1m": 1800, "1m": 3 * 3600, "10m": 4 * 3600, "100m": 10 * 3600}
 
-# The pipeline after the import: catalogue, then `tunelake run`; argv: world, workspace, "force"|"".
+# The pipeline after the import: catalogue, then `tunelake run`; argv: world, workspace, "force"|"", and optionally
+# the catalogue folder when it is not the world's `catalog/` (bench_fullrun's sliced 100M world).
 # Runs after IMPORT_ALL (then `result` holds the import's counts) or alone (`result = {}`).
 PIPELINE = """
 from pathlib import Path
@@ -73,7 +74,7 @@ if imp:
     imp["cpu_s"] = round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1)
 cfg = load_config(sys.argv[2])
 _t = time.perf_counter()
-import_catalog(open_lake(cfg), Path(sys.argv[1]) / "catalog")
+import_catalog(open_lake(cfg), Path(sys.argv[4]) if len(sys.argv) > 4 else Path(sys.argv[1]) / "catalog")
 catalog_s = time.perf_counter() - _t
 _t = time.perf_counter()
 run = run_pipeline(cfg, force=sys.argv[3] == "force", report=False)
