@@ -205,29 +205,53 @@ def test_bad_records_are_quarantined_and_valid_ones_kept(tmp_path):
     assert all(q["file"] == str(f) and q["reason"] for q in lines)
 
 
-def test_fast_and_exact_parsers_agree(real_dir):
-    """The DuckDB fast path and the record-by-record path give the same rows and the same quarantine."""
+@pytest.mark.parametrize("ts_30", ["deleted", "null"])
+def test_fast_and_exact_parsers_agree(real_dir, monkeypatch, ts_30):
+    """The DuckDB fast path and the record-by-record path give the same rows and the same quarantine — through the
+    uniform pass when every record has the same keys (a null ts), through the typed read + key scan when one
+    record lacks a key."""
+    from tunelake.sources import extended_fast
     from tunelake.sources.export import EXTENDED_FIELDS, parse_extended
-    from tunelake.sources.extended_fast import parse_extended_fast
 
+    scans = []
+    real_scan = extended_fast._file_keys
+    monkeypatch.setattr(extended_fast, "_file_keys", lambda *a: scans.append(1) or real_scan(*a))
     records = json.loads((real_dir / "CandidlyRed__spotify" / "endsong.json").read_text())[:200]
     records[3]["ms_played"] = -1
     records[10]["ts"] = "2031-13-40T00:00:00Z"
     records[11]["ts"] = "2001-01-01T00:00:00Z"
     records[20]["spotify_track_uri"] = "spotify:album:xyz"
-    del records[30]["ts"]
+    if ts_30 == "deleted":
+        del records[30]["ts"]
+    else:
+        records[30]["ts"] = None
     data = json.dumps(records).encode()
-    fast = parse_extended_fast(data, "endsong_0.json", EXTENDED_FIELDS)
+    fast = extended_fast.parse_extended_fast(data, "endsong_0.json", EXTENDED_FIELDS)
     exact = parse_extended(data, "endsong_0.json", fast=False)
     assert fast is not None
+    assert len(scans) == (1 if ts_30 == "deleted" else 0)
     assert fast.read == exact.read == 200
+    assert fast.file_format == exact.file_format == "endsong"
     assert [(q["record_no"], q["reason"]) for q in fast.quarantine] == [
         (q["record_no"], q["reason"]) for q in exact.quarantine] == [
         (3, "negative_ms_played"), (10, "bad_timestamp"), (11, "ts_out_of_range"), (20, "bad_uri"),
-        (30, "missing_field")]
+        (30, "missing_field" if ts_30 == "deleted" else "wrong_type")]
+    if ts_30 == "null":
+        assert fast.quarantine[-1]["message"] == exact.quarantine[-1]["message"] == "field 'ts' is null"
     assert fast.rows.column_names == exact.rows.column_names
     for col in fast.rows.column_names:
         assert fast.rows[col].to_pylist() == exact.rows[col].cast(fast.rows[col].type).to_pylist(), col
+
+
+def test_fast_path_falls_back_on_wrong_types(real_dir):
+    """A string where a number belongs fails the uniform pass and the typed read alike: the exact path decides."""
+    from tunelake.sources.export import EXTENDED_FIELDS
+    from tunelake.sources.extended_fast import parse_extended_fast
+
+    records = json.loads((real_dir / "CandidlyRed__spotify" / "endsong.json").read_text())[:50]
+    assert parse_extended_fast(json.dumps(records).encode(), "endsong_0.json", EXTENDED_FIELDS).read == 50
+    records[5]["ms_played"] = "a lot"
+    assert parse_extended_fast(json.dumps(records).encode(), "endsong_0.json", EXTENDED_FIELDS) is None
 
 
 def test_fast_path_reports_unknown_fields_in_spotify_layout(real_dir):
@@ -248,6 +272,14 @@ def test_fast_path_reports_unknown_fields_in_spotify_layout(real_dir):
     records[7].pop("ip_addr")  # one key missing, one unknown: the count matches, the exact scan must still run
     parsed = parse_extended_fast(orjson.dumps(records, option=orjson.OPT_INDENT_2), "a.json", EXTENDED_FIELDS)
     assert parsed.unknown_fields == {"new_field_2027"}
+    records[7]["ip_addr"] = None
+    del records[7]["new_field_2027"]
+    records[-1]["also_new"] = None  # an unknown key whose value is null, in the last record only
+    parsed = parse_extended_fast(orjson.dumps(records), "a.json", EXTENDED_FIELDS)
+    assert parsed.unknown_fields == {"also_new"} and parsed.read == len(records)
+    records[0]["first_new"] = 1  # in the first record: the uniform pass does not apply
+    parsed = parse_extended_fast(orjson.dumps(records), "a.json", EXTENDED_FIELDS)
+    assert parsed.unknown_fields == {"also_new", "first_new"}
 
 
 def test_parallel_import_equals_one_by_one(small_world, tmp_path):

@@ -40,14 +40,17 @@ def _connection() -> tuple[duckdb.DuckDBPyConnection, fsspec.AbstractFileSystem]
     return _local.con, _local.mem
 
 
-def _validated_sql(view: str, now: datetime, video: bool, legacy: bool) -> str:
+def _validated_sql(view: str, now: datetime, video: bool, legacy: bool, present: bool = False) -> str:
+    """`present`: every record is known to carry every key, so a null required field is a null value (as the
+    exact path reports it), not a missing key."""
     ts = "try_strptime(ts, '%Y-%m-%dT%H:%M:%SZ')"
     ip = "coalesce(ip_addr_decrypted, ip_addr)" if legacy else "ip_addr"
+    null = "wrong_type" if present else "missing_field"
     return f"""
     SELECT *,
         CASE
-            WHEN ts IS NULL THEN 'missing_field'
-            WHEN ms_played IS NULL THEN 'missing_field'
+            WHEN ts IS NULL THEN '{null}'
+            WHEN ms_played IS NULL THEN '{null}'
             WHEN _t IS NULL THEN 'bad_timestamp'
             WHEN _t < TIMESTAMP '2006-01-01' OR _t > TIMESTAMP '{now:%Y-%m-%d %H:%M:%S}' THEN 'ts_out_of_range'
             WHEN ms_played < 0 THEN 'negative_ms_played'
@@ -101,13 +104,13 @@ def _rows_sql(view: str) -> str:
         username,
         'extended' AS source,
         CAST(record_no AS INTEGER) AS record_no,
-        _reason, ts AS _ts, ms_played AS _ms
+        _reason, ts AS _ts, ms_played AS _ms, _nk
     FROM {view} AS r
     """
 
 
-def _first_record_keys(data: bytes) -> set[str] | None:
-    """Keys of the first record, found without copying the (possibly large) file."""
+def _first_record_keys(data: bytes) -> list[str] | None:
+    """Keys of the first record in file order, found without copying the (possibly large) file."""
     start = data.find(b"{", 0, 4096)
     if start < 0 or data[:start].strip() != b"[":
         return None
@@ -118,7 +121,7 @@ def _first_record_keys(data: bytes) -> set[str] | None:
         first = orjson.loads(data[start : end + 1])
     except orjson.JSONDecodeError:
         return None
-    return set(first) if isinstance(first, dict) else None
+    return list(first) if isinstance(first, dict) else None
 
 
 def _file_keys(con: duckdb.DuckDBPyConnection, path: str) -> set[str]:
@@ -130,8 +133,29 @@ def _file_keys(con: duckdb.DuckDBPyConnection, path: str) -> set[str]:
     ).fetchall()}
 
 
+def _uniform_source(path: str, keys: list[str], fields: dict[str, str]) -> str:
+    """Records read as JSON text, each transformed *strictly* to the first record's keys (a record lacking one of
+    them is an error) and its key count kept: when every count equals the first record's, every record has exactly
+    those keys. One pass settles both the typed values and the unknown-field question — ~30 % cheaper than a typed
+    read followed by a scan of every record's keys, and as exact. Fields of the other layout become NULL columns."""
+    struct = "{" + ", ".join(f'"{k}": "{_DUCK[fields[k]]}"' for k in keys) + "}"
+    absent = "".join(f", NULL::{_DUCK[t]} AS {k}" for k, t in fields.items() if k not in keys)
+    return (f"(SELECT row_number() OVER () - 1 AS record_no, r.*, _nk{absent} FROM ("
+            f"SELECT json_transform_strict(json, '{struct}') AS r, len(json_keys(json)) AS _nk "
+            f"FROM read_json_objects('memory://{path}', format = 'array', maximum_object_size = 67108864)))")
+
+
+def _typed_source(path: str, fields: dict[str, str]) -> str:
+    columns = "{" + ", ".join(f"'{k}': '{_DUCK[t]}'" for k, t in fields.items()) + "}"
+    return (f"(SELECT row_number() OVER () - 1 AS record_no, *, NULL::BIGINT AS _nk FROM read_json("
+            f"'memory://{path}', format = 'array', columns = {columns}, maximum_object_size = 67108864))")
+
+
 def parse_extended_fast(data: bytes, name: str, fields: dict[str, str], *, now: datetime | None = None):
-    """Parse with DuckDB; None when the file needs the exact Python path (type errors, non-object records)."""
+    """Parse with DuckDB; None when the file needs the exact Python path (type errors, non-object records).
+
+    Spotify writes every key in every record, so the uniform pass (`_uniform_source`) settles nearly every file;
+    a file whose records differ in their keys is read with the given types and its keys are scanned exactly."""
     from tunelake.sources.export import Parsed  # circular at import time
 
     if not data[:4096].lstrip().startswith(b"["):  # also refuses a BOM: the exact path strips it
@@ -140,26 +164,38 @@ def parse_extended_fast(data: bytes, name: str, fields: dict[str, str], *, now: 
     path = f"/x{next(_names)}.json"
     with mem.open(path, "wb") as fh:
         fh.write(data)
-    columns = "{" + ", ".join(f"'{k}': '{_DUCK[t]}'" for k, t in fields.items()) + "}"
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    video = "Streaming_History_Video" in name
     try:
-        src = (f"(SELECT row_number() OVER () - 1 AS record_no, * FROM read_json('memory://{path}', format = 'array', "
-               f"columns = {columns}, maximum_object_size = 67108864))")
         # Older exports name the IP field ip_addr_decrypted; the first record tells which layout this is.
         head = _first_record_keys(data)
-        legacy = head is None or "ip_addr_decrypted" in head or "username" in head
-        now = now or datetime.now(UTC).replace(tzinfo=None)
-        sql = _rows_sql(f"({_validated_sql(src, now, 'Streaming_History_Video' in name, legacy)})")
-        try:
-            table = arrow_of(con.sql(sql))
-        except (duckdb.Error, OSError, pa.ArrowException):  # errors met while streaming arrive as Arrow/OS errors
-            return None
-        keys = _file_keys(con, path)
-        if legacy != ("ip_addr_decrypted" in keys or "username" in keys):
-            return None  # mixed layouts in one file: let the exact path sort it out
+        table = None
+        if head and set(head) <= set(fields):
+            keys = set(head)
+            legacy = "ip_addr_decrypted" in keys or "username" in keys
+            sql = _rows_sql(f"({_validated_sql(_uniform_source(path, head, fields), now, video, legacy, True)})")
+            try:
+                table = arrow_of(con.sql(sql))
+            except (duckdb.Error, OSError, pa.ArrowException):  # a record lacks a key, a type is off, …
+                table = None
+            if table is not None and table.num_rows and (pc.min(table["_nk"]).as_py() != len(head)
+                                                         or pc.max(table["_nk"]).as_py() != len(head)):
+                table = None  # some record has other keys too: count them exactly below
+        if table is None:
+            legacy = head is None or "ip_addr_decrypted" in head or "username" in head
+            sql = _rows_sql(f"({_validated_sql(_typed_source(path, fields), now, video, legacy)})")
+            try:
+                table = arrow_of(con.sql(sql))
+            except (duckdb.Error, OSError, pa.ArrowException):  # errors met while streaming arrive as Arrow/OS errors
+                return None
+            keys = _file_keys(con, path)
+            if legacy != ("ip_addr_decrypted" in keys or "username" in keys):
+                return None  # mixed layouts in one file: let the exact path sort it out
     except duckdb.Error:
         return None
     finally:
         mem.rm(path)
+    table = table.drop_columns(["_nk"])
     unknown = keys - set(fields)
     n = table.num_rows
     reasons = table["_reason"]
@@ -176,6 +212,7 @@ def parse_extended_fast(data: bytes, name: str, fields: dict[str, str], *, now: 
         records = orjson.loads(data)
         messages = {
             "missing_field": "field '{f}' is missing or null",
+            "wrong_type": "field '{f}' is null",
             "bad_timestamp": "field 'ts' is not an ISO-8601 UTC time: {ts!r}",
             "ts_out_of_range": "field 'ts' {ts} is before 2006 or in the future",
             "negative_ms_played": "field 'ms_played' is negative ({ms})",
