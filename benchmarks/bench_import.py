@@ -1,5 +1,7 @@
 """Issue 2 benchmark: generate rate and import rate on a 1M-play world, against a pandas read_json → Parquet
-baseline timed in the same run. Each phase runs in its own process so its peak RSS is its own."""
+baseline timed in the same run. Each phase runs in its own process so its peak RSS is its own, and each starts with
+the world's files in the page cache (read once, untimed), as right after an export was downloaded and unzipped;
+bench_scale's 10M import reads them from disk."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import os
 import shutil
 import sys
 
-from benchmarks.common import IMPORT_ALL, WORK, in_child, save, scales, world
+from benchmarks.common import IMPORT_ALL, WORK, in_child, save, scales, warm_page_cache, world
 
 GENERATE = """
 import shutil
@@ -43,15 +45,18 @@ def run(scale: str) -> dict:
     w = world(scale)
     ws = WORK / f"import-ws-{scale}"
     shutil.rmtree(ws, ignore_errors=True)
+    warm_page_cache(w / "exports")
     imp = in_child(IMPORT, str(w), str(ws))  # one process per core (import_many)
     shutil.rmtree(ws, ignore_errors=True)
     os.environ["BENCH_IMPORT_WORKERS"] = "1"  # the same, one listener after another
     try:
+        warm_page_cache(w / "exports")
         one = in_child(IMPORT, str(w), str(ws))
     finally:
         del os.environ["BENCH_IMPORT_WORKERS"]
     pdo = WORK / f"pandas-{scale}"
     shutil.rmtree(pdo, ignore_errors=True)
+    warm_page_cache(w / "exports")
     base = in_child(PANDAS, str(w), str(pdo))
     shutil.rmtree(pdo, ignore_errors=True)
     shutil.rmtree(ws, ignore_errors=True)
@@ -66,7 +71,8 @@ def run(scale: str) -> dict:
     out["targets"] = {"import_plays_per_s >= 150000": out["import"]["plays_per_s"] >= 150_000,
                       "import >= 2x pandas": out["import_vs_pandas"] >= 2,
                       "import peak RSS < 1.5 GB (parent + workers)": out["import"]["peak_rss_mb"]
-                      + (out["import"]["workers"] * out["import"]["peak_rss_largest_child_mb"]) < 1536}
+                      + (out["import"]["spawned_workers"] * out["import"]["peak_rss_largest_child_mb"]) < 1536}
+    out["page_cache"] = "warm: every file read once, untimed, before each timed phase"
     return out
 
 
