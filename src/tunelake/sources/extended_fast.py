@@ -162,8 +162,7 @@ def parse_extended_fast(data: bytes, name: str, fields: dict[str, str], *, now: 
         return None
     con, mem = _connection()
     path = f"/x{next(_names)}.json"
-    with mem.open(path, "wb") as fh:
-        fh.write(data)
+    mem.pipe_file(path, data)  # the file shares the bytes (no copy into a growing buffer)
     now = now or datetime.now(UTC).replace(tzinfo=None)
     video = "Streaming_History_Video" in name
     try:
