@@ -512,6 +512,7 @@ def import_many(
         for k, v in spawn_env.items():
             os.environ.setdefault(k, v)
         _init_worker()
+        curated_plays.apply_import_threads()
         ctx = mp.get_context("spawn")  # no fork: DuckDB connections must not be shared with children
         try:
             with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx, initializer=_init_worker) as pool:
@@ -534,6 +535,7 @@ def import_many(
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+            curated_plays.apply_import_threads()
     write_users_table(lake)
     resolve.record_items(lake, [s.known for s in summaries.values() if s.known is not None])
     return [summaries[h] for h, _ in jobs]

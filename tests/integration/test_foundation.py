@@ -293,7 +293,15 @@ def test_parallel_import_equals_one_by_one(small_world, tmp_path):
     jobs = [(d.name, [str(d)]) for d in sorted((small_world / "exports").iterdir())][:6]
     seq_cfg, par_cfg = load_config(tmp_path / "seq"), load_config(tmp_path / "par")
     seq = [import_paths(seq_cfg, paths, h) for h, paths in jobs]
+    import os
+
+    from tunelake.curate.plays import cursor, import_threads
+
+    env_before = os.environ.get("TUNELAKE_IMPORT_THREADS")
     par = import_many(par_cfg, jobs, workers=2)
+    # This process imported beside the worker with one DuckDB thread; afterwards its setting is what it was.
+    assert os.environ.get("TUNELAKE_IMPORT_THREADS") == env_before
+    assert cursor().execute("SELECT current_setting('threads')").fetchall()[0][0] == import_threads()
     assert [s.as_dict()["accepted"] for s in par] == [s.as_dict()["accepted"] for s in seq]
     assert [s.as_dict()["merged"] for s in par] == [s.as_dict()["merged"] for s in seq] and par[0].total("merged") > 0
     for h, _ in jobs:

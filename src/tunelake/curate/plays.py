@@ -46,6 +46,16 @@ def cursor() -> duckdb.DuckDBPyConnection:
     return _DB.cursor()
 
 
+def apply_import_threads() -> None:
+    """Re-read import_threads() into the connections this process already opened (import_many changes it for the
+    time its own process imports beside the workers)."""
+    from tunelake.sources import extended_fast
+
+    if _DB is not None:
+        _DB.execute(f"SET threads = {import_threads()}")
+    extended_fast.apply_import_threads()
+
+
 def import_threads() -> int:
     """DuckDB threads for import work: one per process when import_many runs a process per core (more would only
     fight over the same cores), all cores otherwise. TUNELAKE_IMPORT_THREADS overrides."""

@@ -40,6 +40,14 @@ def _connection() -> tuple[duckdb.DuckDBPyConnection, fsspec.AbstractFileSystem]
     return _local.con, _local.mem
 
 
+def apply_import_threads() -> None:
+    con = getattr(_local, "con", None)
+    if con is not None:
+        from tunelake.curate.plays import import_threads
+
+        con.execute(f"SET threads = {import_threads()}")
+
+
 def _validated_sql(view: str, now: datetime, video: bool, legacy: bool, present: bool = False) -> str:
     """`present`: every record is known to carry every key, so a null required field is a null value (as the
     exact path reports it), not a missing key."""
