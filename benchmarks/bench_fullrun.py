@@ -87,7 +87,8 @@ def _spark(scale: str, ws, catalog, import_s: float, imports: list[dict]) -> dic
     mem = os.environ.get("BENCH_SPARK_DRIVER_MEMORY", SPARK_DRIVER_MEMORY.get(scale, "2g"))
     timeout = int(os.environ.get("BENCH_SPARK_TIMEOUT_S") or TIMEOUT_S.get(scale, 36000))
     _say(f"{scale}: the pipeline on Spark local (driver {mem}, timeout {timeout} s)")
-    with env(TUNELAKE_ENGINE="spark", TUNELAKE_SPARK_DRIVER_MEMORY=mem):
+    duck = "6GB" if scale == "100m" else "3GB"  # the serving file Spark's tables are loaded into, as on DuckDB
+    with env(TUNELAKE_ENGINE="spark", TUNELAKE_SPARK_DRIVER_MEMORY=mem, TUNELAKE_DUCKDB_MEMORY_LIMIT=duck):
         res = child("result = {}\n" + ENGINE_PIPELINE, "-", str(ws), "force", str(catalog), timeout=timeout)
     res["spark_driver_memory"] = mem
     if "error" in res:
