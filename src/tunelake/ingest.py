@@ -323,7 +323,7 @@ def import_paths(
             result.status = "already imported"
         else:
             try:
-                parsed = parser(data, f.origin)
+                parsed = parser(data, f.origin, user_key=user_key) if f.kind in PARSERS else parser(data, f.origin)
             except InputError as exc:
                 result.status = "failed"
                 result.error = exc.one_line()
@@ -364,7 +364,8 @@ def import_paths(
         if has_account:
             acc = pc.fill_null(pc.equal(incoming["source"], "account"), False)
             ids = curated_plays.account_play_ids(incoming)
-            incoming = _put(incoming, "play_id", pc.if_else(acc, ids, pa.scalar(None, pa.string())))
+            known = incoming["play_id"] if "play_id" in incoming.column_names else pa.scalar(None, pa.string())
+            incoming = _put(incoming, "play_id", pc.if_else(acc, ids, known))
         if not has_account and _user_has_account_plays(lake, user_key):
             has_account = True
             resolver = resolver or resolve.lake_resolver(lake)

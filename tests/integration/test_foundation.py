@@ -319,3 +319,22 @@ def test_parallel_import_equals_one_by_one(small_world, tmp_path):
     par_index = open_lake(par_cfg).read_parquet("curated/_name_index/data.parquet").sort_by(order).drop(["weight"])
     assert par_index.num_rows == seq_index.num_rows > 100
     assert par_index.to_pylist() == seq_index.to_pylist()
+
+
+@pytest.mark.parametrize("folder", ["Efrrowini__spotify-music-analysis", "CandidlyRed__spotify"])
+def test_play_ids_from_the_parse_equal_the_merge_ones(real_dir, folder):
+    """The fast parse computes playback ids for a known user in the same pass; they must be the ids the merge
+    computes from the curated columns, or a re-import through the other path would duplicate every play."""
+    import pyarrow as pa
+
+    from tunelake.curate import plays as curated_plays
+    from tunelake.sources.export import parse_extended
+
+    f = sorted((real_dir / folder).glob("*.json"))[0]
+    parsed = parse_extended(f.read_bytes(), f.name, user_key=4242)
+    assert "play_id" in parsed.rows.column_names and parsed.rows["play_id"].null_count == 0
+    rows = parsed.rows.append_column("user_key", pa.array([4242] * parsed.rows.num_rows, pa.int64()))
+    fresh = curated_plays.conform(rows.drop_columns(["play_id"]))
+    assert fresh["play_id"].null_count == fresh.num_rows  # so the merge computes them itself
+    assert curated_plays._play_ids(fresh).to_pylist() == parsed.rows["play_id"].to_pylist()
+    assert len(set(parsed.rows["play_id"].to_pylist())) > 0.9 * parsed.rows.num_rows

@@ -24,13 +24,19 @@ from tunelake.warehouse.engine import arrow_of
 TABLE = "plays"
 
 # The item part of the playback id: the Spotify id when there is one, else the names the export carries.
-PLAY_ID_SQL = """
-md5(concat_ws('|', CAST(user_key AS VARCHAR), CAST(epoch_ms(ended_at) AS VARCHAR),
+def play_id_sql(user: str = "CAST(user_key AS VARCHAR)") -> str:
+    """The playback id as SQL over the curated column names; `user` is the user part (a column, or a literal when
+    the parse computes the ids of one user's file in the same pass)."""
+    return f"""
+md5(concat_ws('|', {user}, CAST(epoch_ms(ended_at) AS VARCHAR),
     coalesce(track_id, episode_id, chapter_id, audiobook_id,
              'n:' || coalesce(track_name, '') || '/' || coalesce(artist_name, '') || '/' || coalesce(episode_name, ''),
              ''),
     CAST(ms_played AS VARCHAR)))
 """
+
+
+PLAY_ID_SQL = play_id_sql()
 
 
 _DB: duckdb.DuckDBPyConnection | None = None
@@ -213,8 +219,10 @@ def merge_plays(
 
 
 def _play_ids(rows: pa.Table) -> pa.Array:
-    """Playback ids of rows that have none yet (account rows come with theirs), computed by DuckDB over the Arrow
-    columns in place."""
+    """Playback ids of rows that have none yet (account rows come with theirs, and so do extended-history rows the
+    fast parse read knowing their user), computed by DuckDB over the Arrow columns in place."""
+    if rows.num_rows and rows["play_id"].null_count == 0:
+        return rows["play_id"].combine_chunks()
     con = cursor()
     try:
         con.register("incoming", rows)

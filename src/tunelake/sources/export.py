@@ -323,12 +323,14 @@ def drop_bad_records(
     return rows, quarantine
 
 
-def parse_extended(data: bytes, name: str, *, now: datetime | None = None, fast: bool = True) -> Parsed:
-    """Extended streaming history (Streaming_History_Audio/Video_*, endsong_*) → normalised play rows."""
+def parse_extended(data: bytes, name: str, *, now: datetime | None = None, fast: bool = True,
+                   user_key: int | None = None) -> Parsed:
+    """Extended streaming history (Streaming_History_Audio/Video_*, endsong_*) → normalised play rows (with their
+    playback ids when the fast path reads them and `user_key` is given)."""
     from tunelake.sources.extended_fast import parse_extended_fast
 
     try:
-        parsed = parse_extended_fast(data, name, EXTENDED_FIELDS, now=now) if fast else None
+        parsed = parse_extended_fast(data, name, EXTENDED_FIELDS, now=now, user_key=user_key) if fast else None
     except (UnicodeError, ValueError, OverflowError):
         parsed = None  # the fast path is an optimisation: whatever it cannot decode, the exact path below decides
     if parsed is not None:

@@ -153,14 +153,26 @@ def _uniform_source(path: str, keys: list[str], fields: dict[str, str]) -> str:
             f"FROM read_json_objects('memory://{path}', format = 'array', maximum_object_size = 67108864)))")
 
 
+def _with_ids(rows_sql: str, user_key: int | None) -> str:
+    if user_key is None:
+        return rows_sql
+    from tunelake.curate.plays import play_id_sql
+
+    return f"SELECT *, {play_id_sql(repr(str(int(user_key))))} AS play_id FROM ({rows_sql})"
+
+
 def _typed_source(path: str, fields: dict[str, str]) -> str:
     columns = "{" + ", ".join(f"'{k}': '{_DUCK[t]}'" for k, t in fields.items()) + "}"
     return (f"(SELECT row_number() OVER () - 1 AS record_no, *, NULL::BIGINT AS _nk FROM read_json("
             f"'memory://{path}', format = 'array', columns = {columns}, maximum_object_size = 67108864))")
 
 
-def parse_extended_fast(data: bytes, name: str, fields: dict[str, str], *, now: datetime | None = None):
+def parse_extended_fast(data: bytes, name: str, fields: dict[str, str], *, now: datetime | None = None,
+                        user_key: int | None = None):
     """Parse with DuckDB; None when the file needs the exact Python path (type errors, non-object records).
+
+    With `user_key` the rows come with their playback ids, computed in the same pass (the merge would otherwise run
+    one more query per listener for them).
 
     Spotify writes every key in every record, so the uniform pass (`_uniform_source`) settles nearly every file;
     a file whose records differ in their keys is read with the given types and its keys are scanned exactly."""
@@ -180,7 +192,8 @@ def parse_extended_fast(data: bytes, name: str, fields: dict[str, str], *, now: 
         if head and set(head) <= set(fields):
             keys = set(head)
             legacy = "ip_addr_decrypted" in keys or "username" in keys
-            sql = _rows_sql(f"({_validated_sql(_uniform_source(path, head, fields), now, video, legacy, True)})")
+            checked = _validated_sql(_uniform_source(path, head, fields), now, video, legacy, True)
+            sql = _with_ids(_rows_sql(f"({checked})"), user_key)
             try:
                 table = arrow_of(con.sql(sql))
             except (duckdb.Error, OSError, pa.ArrowException):  # a record lacks a key, a type is off, …
@@ -190,7 +203,7 @@ def parse_extended_fast(data: bytes, name: str, fields: dict[str, str], *, now: 
                 table = None  # some record has other keys too: count them exactly below
         if table is None:
             legacy = head is None or "ip_addr_decrypted" in head or "username" in head
-            sql = _rows_sql(f"({_validated_sql(_typed_source(path, fields), now, video, legacy)})")
+            sql = _with_ids(_rows_sql(f"({_validated_sql(_typed_source(path, fields), now, video, legacy)})"), user_key)
             try:
                 table = arrow_of(con.sql(sql))
             except (duckdb.Error, OSError, pa.ArrowException):  # errors met while streaming arrive as Arrow/OS errors
