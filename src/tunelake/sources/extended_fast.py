@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tunelake.warehouse.engine import arrow_of
+from tunelake.warehouse.engine import execute_arrow
 
 _DUCK = {"str": "VARCHAR", "int": "BIGINT", "bool": "BOOLEAN"}
 _local = threading.local()
@@ -195,7 +195,7 @@ def parse_extended_fast(data: bytes, name: str, fields: dict[str, str], *, now: 
             checked = _validated_sql(_uniform_source(path, head, fields), now, video, legacy, True)
             sql = _with_ids(_rows_sql(f"({checked})"), user_key)
             try:
-                table = arrow_of(con.sql(sql))
+                table = execute_arrow(con, sql)
             except (duckdb.Error, OSError, pa.ArrowException):  # a record lacks a key, a type is off, …
                 table = None
             if table is not None and table.num_rows and (pc.min(table["_nk"]).as_py() != len(head)
@@ -205,7 +205,7 @@ def parse_extended_fast(data: bytes, name: str, fields: dict[str, str], *, now: 
             legacy = head is None or "ip_addr_decrypted" in head or "username" in head
             sql = _with_ids(_rows_sql(f"({_validated_sql(_typed_source(path, fields), now, video, legacy)})"), user_key)
             try:
-                table = arrow_of(con.sql(sql))
+                table = execute_arrow(con, sql)
             except (duckdb.Error, OSError, pa.ArrowException):  # errors met while streaming arrive as Arrow/OS errors
                 return None
             keys = _file_keys(con, path)
