@@ -84,9 +84,11 @@ class MergeResult:
 def conform(table: pa.Table, schema: pa.Schema = PLAYS) -> pa.Table:
     """Reorder/complete columns to the curated schema (missing columns become nulls)."""
     cols = []
+    have = {f.name: f.type for f in table.schema}
     for f in schema:
-        if f.name in table.column_names:
-            cols.append(table[f.name].cast(f.type))
+        if f.name in have:
+            col = table[f.name]
+            cols.append(col if have[f.name] == f.type else col.cast(f.type))  # a cast that changes nothing costs too
         else:
             cols.append(pa.nulls(table.num_rows, f.type))
     return pa.Table.from_arrays(cols, schema=schema)
