@@ -133,8 +133,9 @@ def _first_record_keys(data: bytes) -> list[str] | None:
 
 
 def _file_keys(con: duckdb.DuckDBPyConnection, path: str) -> set[str]:
-    """Every key used by any record, exactly (a cheaper count-based shortcut misses a record that lacks one key
-    and carries an unknown one instead, so every record is looked at)."""
+    """Every key used by any record, exactly — for files whose records do not all carry the first record's keys
+    (a key count alone would miss a record that lacks one key and carries an unknown one instead; the uniform pass
+    is exact only because its strict transform proves every record has all of them)."""
     return {k for (k,) in con.execute(
         f"SELECT DISTINCT unnest(json_keys(json)) "
         f"FROM read_json_objects('memory://{path}', format = 'array', maximum_object_size = 67108864)"

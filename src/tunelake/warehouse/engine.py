@@ -35,9 +35,9 @@ def arrow_of(result: Any) -> pa.Table:
 warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
 
 
-def execute_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> pa.Table:
+def execute_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     """Run one statement and take its rows as Arrow: planned once (see above)."""
-    return con.execute(sql, params).to_arrow_table() if params is not None else con.execute(sql).to_arrow_table()
+    return con.execute(sql).to_arrow_table()
 
 
 class Engine(ABC):
