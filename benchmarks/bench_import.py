@@ -2,7 +2,13 @@
 baseline timed in the same run. Each phase runs in its own process so its peak RSS is its own, and each starts with
 the world's files in the page cache (read once, untimed), as right after an export was downloaded and unzipped;
 bench_scale's 10M import reads them from disk. The three timed phases take turns BENCH_IMPORT_RUNS times (3); the
-figures are the median run's, with every run's rate beside them."""
+figures are the median run's, with every run's rate beside them.
+
+Every run writes to a folder of its own and all of them are deleted at the end, none between runs: this machine's
+root is ext4 without a journal, which skips inodes freed in the last minute when it allocates new ones, so deleting
+the previous run's ~1,500 files right before a run made creating files in it cost 2-5 % of the import's CPU — a
+cost of the harness, which a first import into a new workspace does not pay. For the same reason each run starts
+after a `sync`, so that no run is timed while the one before it is written back."""
 
 from __future__ import annotations
 
@@ -46,25 +52,26 @@ def run(scale: str) -> dict:
     from benchmarks.common import SCALES
 
     p = SCALES[scale]
-    gen_dir = WORK / f"gen-{scale}"
-    gen = in_child(GENERATE, str(gen_dir), str(p["users"]), str(p["days"]))
-    shutil.rmtree(gen_dir, ignore_errors=True)
+    outputs = WORK / f"import-runs-{scale}"
+    shutil.rmtree(outputs, ignore_errors=True)  # a crashed run's leftovers, before anything is timed
+    outputs.mkdir(parents=True)
+    gen = in_child(GENERATE, str(outputs / "generated"), str(p["users"]), str(p["days"]))
     w = world(scale)
-    ws = WORK / f"import-ws-{scale}"
-    pdo = WORK / f"pandas-{scale}"
     runs: dict[str, list[dict]] = {"import": [], "import_one_process": [], "pandas_baseline": []}
-    for _ in range(REPEAT):  # the phases take turns, so a slow spell of the machine hits all of them alike
-        for name, code, workers, out_dir in (("import", IMPORT, None, ws), ("import_one_process", IMPORT, "1", ws),
-                                             ("pandas_baseline", PANDAS, None, pdo)):
-            shutil.rmtree(out_dir, ignore_errors=True)
-            warm_page_cache(w / "exports")
-            if workers:
-                os.environ["BENCH_IMPORT_WORKERS"] = workers  # the same, one listener after another
-            try:
-                runs[name].append(in_child(code, str(w), str(out_dir)))
-            finally:
-                os.environ.pop("BENCH_IMPORT_WORKERS", None)
-            shutil.rmtree(out_dir, ignore_errors=True)
+    try:
+        for i in range(REPEAT):  # the phases take turns, so a slow spell of the machine hits all of them alike
+            for name, code, workers in (("import", IMPORT, None), ("import_one_process", IMPORT, "1"),
+                                        ("pandas_baseline", PANDAS, None)):
+                os.sync()  # the runs before are on disk: no writeback of theirs while this one is timed
+                warm_page_cache(w / "exports")
+                if workers:
+                    os.environ["BENCH_IMPORT_WORKERS"] = workers  # the same, one listener after another
+                try:
+                    runs[name].append(in_child(code, str(w), str(outputs / f"{name}-{i}")))
+                finally:
+                    os.environ.pop("BENCH_IMPORT_WORKERS", None)
+    finally:
+        shutil.rmtree(outputs, ignore_errors=True)
     imp, one, base = (_median(runs[k]) for k in ("import", "import_one_process", "pandas_baseline"))
     out = {
         "scale": scale,

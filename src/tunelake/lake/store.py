@@ -133,14 +133,15 @@ class Lake:
     def write_json(self, rel: str, obj: Any) -> None:
         self.write_bytes(rel, orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
 
-    def write_parquet(self, rel: str, table: pa.Table, compression: str = "zstd") -> None:
+    def write_parquet(self, rel: str, table: pa.Table, compression: str = "zstd", **options: Any) -> None:
+        """`options` go to `pyarrow.parquet.write_table` (encodings, statistics)."""
         self._ensure_parent(rel)
         tmp = self._tmp(rel)
         if self.is_local:
-            pq.write_table(table, self.path(tmp), compression=compression)
+            pq.write_table(table, self.path(tmp), compression=compression, **options)
         else:
             buf = io.BytesIO()
-            pq.write_table(table, buf, compression=compression)
+            pq.write_table(table, buf, compression=compression, **options)
             with self.fs.open(self.path(tmp), "wb") as fh:
                 fh.write(buf.getvalue())
         self._commit(tmp, rel)
