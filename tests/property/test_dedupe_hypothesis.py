@@ -1,5 +1,6 @@
-"""The shortcut a listener's first import takes through the playback-id dedupe (nothing stored, no playback twice)
-keeps the same rows in the same order as the general sort-based path, whatever the rows' order, ties and repeats."""
+"""The playback-id dedupe (hash first, sort only the repeated ids) keeps exactly the rows a plain reference
+implementation keeps, in the same order, and counts the same duplicates per batch — whatever the rows' order, ties
+and repeats, with and without stored rows."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ rows = st.lists(st.tuples(st.integers(0, 6), st.sampled_from(["a", "b", "c"]), s
                 min_size=0, max_size=25)
 
 
-def _table(spec: list[tuple[int, str, int]], chunks: int) -> pa.Table:
+def _table(spec: list[tuple[int, str, int]], chunks: int, batches: tuple[str, str] = ("b0", "b1")) -> pa.Table:
     n = len(spec)
     t = plays.conform(pa.table({
         "user_key": pa.array([7] * n, pa.int64()),
@@ -31,7 +32,7 @@ def _table(spec: list[tuple[int, str, int]], chunks: int) -> pa.Table:
         "ms_played": pa.array([1000 * m for _, _, m in spec], pa.int64()),
         "content_type": pa.array(["track"] * n, pa.string()),
         "track_id": pa.array([t for _, t, _ in spec], pa.string()),
-        "batch_id": pa.array([f"b{i % 2}" for i in range(n)], pa.string()),
+        "batch_id": pa.array([batches[i % 2] for i in range(n)], pa.string()),
         "record_no": pa.array(list(range(n)), pa.int32()),
         "source": pa.array(["extended"] * n, pa.string()),
     }))
@@ -39,17 +40,34 @@ def _table(spec: list[tuple[int, str, int]], chunks: int) -> pa.Table:
     return pa.Table.from_batches(t.to_batches(max_chunksize=step), schema=t.schema) if n else t
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows, st.integers(1, 3))
-def test_first_import_shortcut_equals_the_sort_path(spec, chunks):
+def _reference(existing: pa.Table, fresh: pa.Table) -> tuple[list[dict], dict[str, int]]:
+    """What the dedupe promises, written plainly: the first row of each id by (stored first, batch, record)."""
+    rows = [{**r, "_pri": 0} for r in existing.to_pylist()] + [
+        {**r, "_pri": 1, "play_id": pid} for r, pid in zip(fresh.to_pylist(), plays._play_ids(fresh).to_pylist(),
+                                                            strict=True)]
+    first: dict[str, dict] = {}
+    dups: dict[str, int] = {}
+    for r in sorted(rows, key=lambda r: (r["play_id"], r["_pri"], r["batch_id"], r["record_no"])):
+        if r["play_id"] in first:
+            dups[r["batch_id"]] = dups.get(r["batch_id"], 0) + 1
+        else:
+            first[r["play_id"]] = r
+    return sorted(first.values(), key=lambda r: (r["ended_at"], r["play_id"])), dups
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows, rows, st.integers(1, 3))
+def test_dedupe_equals_the_reference(stored_spec, spec, chunks):
+    stored = _table(stored_spec, 1, ("s0", "s1"))
+    stored = stored.set_column(stored.column_names.index("play_id"), "play_id", plays._play_ids(stored))
+    existing, _ = plays._dedupe(PLAYS.empty_table(), stored)  # stored rows are unique, as in a partition
+    existing = plays.conform(existing)
     fresh = _table(spec, chunks)
-    fast, fast_dups = plays._dedupe(PLAYS.empty_table(), fresh)
-    fresh_ids = fresh.set_column(fresh.column_names.index("play_id"), "play_id", plays._play_ids(fresh))
-    slow, slow_dups = plays._dedupe_sorted(PLAYS.empty_table(), fresh_ids)
-    assert fast.column_names == slow.column_names
-    assert fast.to_pylist() == slow.to_pylist()
-    assert fast_dups == slow_dups
-    assert fast.num_rows + sum(fast_dups.values()) == len(spec)
+    kept, dups = plays._dedupe(existing, fresh)
+    want, want_dups = _reference(existing, fresh)
+    assert kept.to_pylist() == want
+    assert dups == want_dups
+    assert kept.num_rows + sum(dups.values()) == existing.num_rows + len(spec)
 
 
 def test_ordered_rows_without_repeats_are_kept_as_they_are():

@@ -251,46 +251,42 @@ def _dedupe(existing: pa.Table, fresh: pa.Table) -> tuple[pa.Table, dict[str, in
     """Stored rows first, then the new ones; of the rows sharing a playback id the first by (stored before new,
     batch, record number) is kept, in (ended_at, play_id) order.
 
-    A listener's first import has nothing stored and, nearly always, no playback twice: a hash count proves it
-    and the sort by playback id is skipped (half the cost), and rows that already run in time order (an export's
-    do) are not even moved."""
+    Repeated ids are found by hashing, and only their rows are sorted to pick the first of each: a listener's first
+    import repeats a handful of playbacks, and sorting every row by its id cost half the merge. The wide rows are
+    taken once, in the final order (not at all when they already run in it)."""
     fresh = fresh.set_column(fresh.column_names.index("play_id"), "play_id", _play_ids(fresh))
-    if existing.num_rows == 0 and pc.count_distinct(fresh["play_id"]).as_py() == fresh.num_rows:
-        fresh = fresh.append_column("_pri", pa.array(np.ones(fresh.num_rows, np.int32)))
-        return (fresh if _strictly_increasing(fresh["ended_at"]) else
-                fresh.take(pc.sort_indices(fresh.select(["ended_at", "play_id"]),
-                                           [("ended_at", "ascending"), ("play_id", "ascending")]))), {}
-    return _dedupe_sorted(existing, fresh)
-
-
-def _strictly_increasing(values: pa.ChunkedArray) -> bool:
-    if values.null_count or len(values) < 2:
-        return values.null_count == 0
-    v = values.combine_chunks()
-    return pc.all(pc.less(v[:-1], v[1:])).as_py()
-
-
-def _dedupe_sorted(existing: pa.Table, fresh: pa.Table) -> tuple[pa.Table, dict[str, int]]:
-    """The general case: only the key columns are sorted, and the wide rows are taken once, in the final order,
-    so no copy of every column passes through a database."""
     both = pa.concat_tables([existing.append_column("_pri", pa.array(np.zeros(existing.num_rows, np.int32))),
                              fresh.append_column("_pri", pa.array(np.ones(fresh.num_rows, np.int32)))])
-    keys = pa.table({c: both[c].combine_chunks() for c in ("play_id", "_pri", "batch_id", "record_no", "ended_at")})
-    order = pc.sort_indices(keys, [("play_id", "ascending"), ("_pri", "ascending"), ("batch_id", "ascending"),
-                                   ("record_no", "ascending")])
-    ids = keys["play_id"].take(order)
-    first = np.ones(len(ids), bool)
-    if len(ids) > 1:
-        first[1:] = pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)
-    dup_rows = order.filter(pa.array(~first))
+    ids = both["play_id"].combine_chunks()
+    counts = pc.value_counts(ids)
+    repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
     dups: dict[str, int] = {}
-    if len(dup_rows):
-        counts = pa.table({"b": keys["batch_id"].take(dup_rows)}).group_by("b").aggregate([([], "count_all")])
-        dups = dict(zip(counts["b"].to_pylist(), counts["count_all"].to_pylist(), strict=True))
-    kept_idx = order.filter(pa.array(first))
-    sub = keys.take(kept_idx)
-    final = kept_idx.take(pc.sort_indices(sub, [("ended_at", "ascending"), ("play_id", "ascending")]))
-    return both.take(final), dups
+    keep = None
+    if len(repeated):
+        rows = pc.indices_nonzero(pc.is_in(ids, repeated))
+        keys = pa.table({"play_id": ids.take(rows), "_pri": both["_pri"].take(rows),
+                         "batch_id": both["batch_id"].take(rows), "record_no": both["record_no"].take(rows)})
+        order = pc.sort_indices(keys, [("play_id", "ascending"), ("_pri", "ascending"), ("batch_id", "ascending"),
+                                       ("record_no", "ascending")])
+        sorted_ids = keys["play_id"].take(order)
+        later = pc.equal(sorted_ids[1:], sorted_ids[:-1])  # same id as the row before: not the first
+        dropped = order[1:].filter(later)
+        by_batch = keys["batch_id"].take(dropped).value_counts()
+        dups = dict(zip(by_batch.field("values").to_pylist(), by_batch.field("counts").to_pylist(), strict=True))
+        keep = np.ones(both.num_rows, bool)
+        keep[rows.take(dropped).to_numpy()] = False
+    ended = both["ended_at"].combine_chunks()
+    if keep is None and _strictly_increasing(ended):
+        return both, dups
+    kept_idx = pa.array(np.arange(both.num_rows) if keep is None else np.flatnonzero(keep))
+    sub = pa.table({"ended_at": ended.take(kept_idx), "play_id": ids.take(kept_idx)})
+    return both.take(kept_idx.take(pc.sort_indices(sub, [("ended_at", "ascending"), ("play_id", "ascending")]))), dups
+
+
+def _strictly_increasing(values: pa.Array) -> bool:
+    if values.null_count:
+        return False
+    return len(values) < 2 or pc.all(pc.less(values[:-1], values[1:])).as_py()
 
 
 def _replace_api_rows(kept: pa.Table, tolerance_s: float, repl: set[int]
