@@ -321,6 +321,39 @@ def test_parallel_import_equals_one_by_one(small_world, tmp_path):
     assert par_index.to_pylist() == seq_index.to_pylist()
 
 
+def test_the_prepared_parse_reads_each_file_and_user_afresh(real_dir):
+    """The uniform pass is prepared once per layout and reads whatever file is current: files of one layout parsed
+    in turn, for different users, each give what the record-by-record path gives, with that user's playback ids."""
+    import concurrent.futures
+
+    import pyarrow as pa
+
+    from tunelake.curate import plays as curated_plays
+    from tunelake.sources import extended_fast
+    from tunelake.sources.export import parse_extended
+
+    folder = real_dir / "Efrrowini__spotify-music-analysis"
+    audio = sorted(folder.glob("Streaming_History_Audio_*.json"))
+    runs = [(audio[0], 11), (audio[1], 22), (audio[0], 22), (folder / "Streaming_History_Video_2023.json", 11)]
+    prepared: list[int] = []
+
+    def parse_in_turn() -> None:  # in a thread of its own: a connection (and statements) of its own
+        for f, user in runs:
+            data = f.read_bytes()
+            fast = parse_extended(data, f.name, user_key=user)
+            exact = parse_extended(data, f.name, fast=False)
+            assert fast.read == exact.read > 0
+            for col in exact.rows.column_names:
+                assert fast.rows[col].to_pylist() == exact.rows[col].cast(fast.rows[col].type).to_pylist(), (f, col)
+            rows = exact.rows.append_column("user_key", pa.array([user] * exact.rows.num_rows, pa.int64()))
+            assert fast.rows["play_id"].to_pylist() == curated_plays._play_ids(curated_plays.conform(rows)).to_pylist()
+        prepared.append(len(extended_fast._local.prepared))
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(parse_in_turn).result()
+    assert prepared == [2]  # one statement per layout (audio, video), not one per file
+
+
 def test_a_spawned_import_worker_runs_without_pandas():
     """Spawned import workers keep pandas out (pyarrow would import it with the first array, ~0.15 s each): arrays,
     Parquet and DuckDB still work there, and an explicit `import pandas` fails instead of loading it."""
