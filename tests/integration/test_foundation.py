@@ -354,6 +354,32 @@ def test_the_prepared_parse_reads_each_file_and_user_afresh(real_dir):
     assert prepared == [2]  # one statement per layout (audio, video), not one per file
 
 
+def test_record_numbers_follow_the_file_on_many_threads(real_dir, monkeypatch):
+    """Record numbers are row positions, so the parse must keep file order even when DuckDB reads a large file
+    (here ~40 MB, 90,000 records) on several threads; each record's own ts says where it was."""
+    import concurrent.futures
+    from datetime import datetime, timedelta
+
+    from tunelake.sources.export import parse_extended
+
+    base = json.loads((real_dir / "Efrrowini__spotify-music-analysis" / "Streaming_History_Audio_2023.json")
+                      .read_text())
+    start = datetime(2015, 1, 1)
+    records = [{**base[i % len(base)], "ts": (start + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "ms_played": i} for i in range(90_000)]
+    records[45_000]["ms_played"] = -5  # one quarantined record: its number must be its position too
+    data = json.dumps(records).encode()
+    monkeypatch.setenv("TUNELAKE_IMPORT_THREADS", "4")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a thread of its own: a 4-thread connection
+        parsed = pool.submit(parse_extended, data, "Streaming_History_Audio_2015.json", user_key=5).result()
+    assert parsed.read == 90_000
+    assert [(q["record_no"], q["reason"]) for q in parsed.quarantine] == [(45_000, "negative_ms_played")]
+    assert parsed.quarantine[0]["record"]["ms_played"] == -5
+    want = [i for i in range(90_000) if i != 45_000]
+    assert parsed.rows["record_no"].to_pylist() == want
+    assert parsed.rows["ms_played"].to_pylist() == want
+
+
 def test_a_spawned_import_worker_runs_without_pandas():
     """Spawned import workers keep pandas out (pyarrow would import it with the first array, ~0.15 s each): arrays,
     Parquet and DuckDB still work there, and an explicit `import pandas` fails instead of loading it."""

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -61,6 +62,8 @@ def _connection() -> tuple[duckdb.DuckDBPyConnection, MemoryFileSystem]:
         # Prepared statements read changing bytes under one path: nothing may be cached by path (DuckDB does not
         # cache Python filesystems today; this says so for good).
         con.execute("SET enable_external_file_cache = false")
+        # Rows come out in file order (record numbers are positions: see `_number_records`).
+        con.execute("SET preserve_insertion_order = true")
         mem = _BytesFS(skip_instance_cache=True, global_store=False)
         con.register_filesystem(mem)
         _local.con, _local.mem, _local.prepared = con, mem, {}
@@ -157,7 +160,6 @@ def _rows_sql(view: str) -> str:
         user_agent_decrypted AS user_agent,
         username,
         'extended' AS source,
-        CAST(record_no AS INTEGER) AS record_no,
         _reason, ts AS _ts, ms_played AS _ms, _nk
     FROM {view} AS r
     """
@@ -195,9 +197,17 @@ def _uniform_source(path: str, keys: list[str], fields: dict[str, str]) -> str:
     read followed by a scan of every record's keys, and as exact. Fields of the other layout become NULL columns."""
     struct = "{" + ", ".join(f'"{k}": "{_DUCK[fields[k]]}"' for k in keys) + "}"
     absent = "".join(f", NULL::{_DUCK[t]} AS {k}" for k, t in fields.items() if k not in keys)
-    return (f"(SELECT row_number() OVER () - 1 AS record_no, r.*, _nk{absent} FROM ("
+    return (f"(SELECT r.*, _nk{absent} FROM ("
             f"SELECT json_transform_strict(json, '{struct}') AS r, len(json_keys(json)) AS _nk "
             f"FROM read_json_objects('memory://{path}', format = 'array', maximum_object_size = 67108864)))")
+
+
+def _number_records(table: pa.Table) -> pa.Table:
+    """Each row's record number (its position in the file's array), after `source` as the exact path has it. The
+    parse keeps insertion order, so a row's position is its record's; numbering them in SQL took a window over every
+    row — a blocking step that cost ~1 ms per file and ~0.7 µs per play (a tenth of the parse)."""
+    at = table.column_names.index("source") + 1
+    return table.add_column(at, "record_no", pa.array(np.arange(table.num_rows, dtype=np.int32)))
 
 
 def _with_ids(rows_sql: str, user: str | None) -> str:
@@ -211,7 +221,7 @@ def _with_ids(rows_sql: str, user: str | None) -> str:
 
 def _typed_source(path: str, fields: dict[str, str]) -> str:
     columns = "{" + ", ".join(f"'{k}': '{_DUCK[t]}'" for k, t in fields.items()) + "}"
-    return (f"(SELECT row_number() OVER () - 1 AS record_no, *, NULL::BIGINT AS _nk FROM read_json("
+    return (f"(SELECT *, NULL::BIGINT AS _nk FROM read_json("
             f"'memory://{path}', format = 'array', columns = {columns}, maximum_object_size = 67108864))")
 
 
@@ -269,7 +279,7 @@ def parse_extended_fast(data: bytes, name: str, fields: dict[str, str], *, now: 
         return None
     finally:
         mem.pipe_file(path, b"[]")  # let go of the file's bytes; the path stays for the prepared statements
-    table = table.drop_columns(["_nk"])
+    table = _number_records(table.drop_columns(["_nk"]))
     unknown = keys - set(fields)
     n = table.num_rows
     reasons = table["_reason"]
