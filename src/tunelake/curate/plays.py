@@ -278,9 +278,11 @@ def _dedupe(existing: pa.Table, fresh: pa.Table) -> tuple[pa.Table, dict[str, in
     ended = both["ended_at"].combine_chunks()
     if keep is None and _strictly_increasing(ended):
         return both, dups
-    kept_idx = pa.array(np.arange(both.num_rows) if keep is None else np.flatnonzero(keep))
-    sub = pa.table({"ended_at": ended.take(kept_idx), "play_id": ids.take(kept_idx)})
-    return both.take(kept_idx.take(pc.sort_indices(sub, [("ended_at", "ascending"), ("play_id", "ascending")]))), dups
+    sub = pa.table({"ended_at": ended, "play_id": ids})
+    kept = None if keep is None else pa.array(np.flatnonzero(keep))
+    order = pc.sort_indices(sub if kept is None else sub.take(kept), [("ended_at", "ascending"),
+                                                                      ("play_id", "ascending")])
+    return both.take(order if kept is None else kept.take(order)), dups
 
 
 def _strictly_increasing(values: pa.Array) -> bool:
