@@ -3,26 +3,27 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-HASH := $(shell cat pyproject.toml | md5sum | cut -c1-12)
+HASH := $(shell cat pyproject.toml constraints.txt | md5sum | cut -c1-12)
 STAMP := $(VENV)/.installed-all-$(HASH)
 DEMO_STAMP := $(VENV)/.installed-demo-$(HASH)
 DEMO_ARGS ?=
 
-.PHONY: setup system demo test test-fast bench lint clean
+.PHONY: setup system demo test test-fast bench lint lock clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# Everything (tests, benchmarks): every extra plus the dev tools.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[all,dev]"
+# Everything (tests, benchmarks): every extra plus the dev tools, at the versions CI last passed with (constraints.txt;
+# `make lock` moves them to the newest releases).
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt -e ".[all,dev]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP) $(DEMO_STAMP)
 
 # What the demo needs (no Spark, Azure or test tools), so `make demo` on a fresh machine is quick.
-$(DEMO_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[api,analytics,dashboard,report]"
+$(DEMO_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt -e ".[api,analytics,dashboard,report]"
 	touch $(DEMO_STAMP)
 
 setup: $(STAMP)
@@ -50,6 +51,12 @@ bench: setup system
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
+
+# Move every pinned package to its newest release, then `make test` before committing constraints.txt.
+lock: | $(BIN)/python
+	$(BIN)/pip install -q --upgrade --upgrade-strategy eager -e ".[all,dev]"
+	{ echo "# Versions \`make setup\` installs (pip -c): the set the test suite last passed with. Refresh: make lock."; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v -i '^tunelake'; } > constraints.txt
 
 clean:
 	rm -rf $(VENV) node_modules tunelake-data benchmarks/work tests/artifacts

@@ -28,7 +28,7 @@ def play_id_sql(user: str = "CAST(user_key AS VARCHAR)") -> str:
     """The playback id as SQL over the curated column names; `user` is the user part (a column, or a literal when
     the parse computes the ids of one user's file in the same pass)."""
     return f"""
-md5(concat_ws('|', {user}, CAST(epoch_ms(ended_at) AS VARCHAR),
+md5(concat_ws('|', {user}, CAST(epoch_ms(CAST(ended_at AS TIMESTAMP)) AS VARCHAR),
     coalesce(track_id, episode_id, chapter_id, audiobook_id,
              'n:' || coalesce(track_name, '') || '/' || coalesce(artist_name, '') || '/' || coalesce(episode_name, ''),
              ''),

@@ -71,7 +71,7 @@ def _cast_select(select_sql: str, spec: Table, type_of: Callable[[Any], str]) ->
 
 
 DUCKDB_MACROS: dict[str, Callable[..., str]] = {
-    "ts_ms": lambda x: f"epoch_ms({x})",  # TIMESTAMP → ms since epoch
+    "ts_ms": lambda x: f"epoch_ms(CAST({x} AS TIMESTAMP))",  # TIMESTAMP → ms since epoch
     "ms_ts": lambda x: f"make_timestamp(CAST({x} AS BIGINT) * 1000)",  # ms since epoch → TIMESTAMP
     "to_local": lambda ts, tz: f"timezone({tz}, timezone('UTC', {ts}))",  # UTC TIMESTAMP → local TIMESTAMP
     "isodow": lambda x: f"isodow({x})",
