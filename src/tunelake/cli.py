@@ -203,10 +203,11 @@ def import_catalog_cmd(
 ) -> None:
     """Import a track catalogue with audio features and genres (plain track_id layout or TidyTuesday)."""
     from tunelake.ingest import open_lake
+    from tunelake.lake.lock import writing
     from tunelake.sources.catalog import import_catalog
 
     cfg = get_config(ctx)
-    with progress_bar("Importing catalogue") as update:
+    with writing(cfg, command="import-catalog"), progress_bar("Importing catalogue") as update:
         s = import_catalog(open_lake(cfg), path, progress=update)
     if s.already_imported:
         console.print(f"{path}: already imported, nothing to do")

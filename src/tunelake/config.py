@@ -45,6 +45,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("spotify_api_url", "https://api.spotify.com/v1/",
                 "Spotify Web API base URL (the fake server in tests)"),
         Setting("spotify_accounts_url", "https://accounts.spotify.com", "Spotify accounts service URL"),
+        Setting("lock_timeout_s", 300, "How long a writer waits for another one to finish before it gives up "
+                "(exit 75)", int),
         Setting("retry_after_cap_s", 60, "Longest Retry-After tunelake waits before stopping a pull cleanly", int),
         Setting("dashboard_host", "127.0.0.1", "Address the dashboard binds to"),
         Setting("dashboard_port", 8050, "Port the dashboard listens on", int),

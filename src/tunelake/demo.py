@@ -65,6 +65,7 @@ def run_demo(
     from contextlib import nullcontext
 
     from tunelake.ingest import import_many, open_lake
+    from tunelake.lake.lock import writing
     from tunelake.sources.catalog import import_catalog
     from tunelake.synthetic.world import generate_world
     from tunelake.warehouse.build import build
@@ -98,7 +99,8 @@ def run_demo(
             # Both views of each listener (extended history and account data, library, playlists): the overlap
             # rule must merge them into exactly the extended history's playbacks. Listeners run in parallel.
             import_many(cfg, [(h, [str(world / "exports" / h)]) for h in handles], progress=update)
-    import_catalog(open_lake(cfg), world / "catalog")
+    with writing(cfg, command="demo: catalogue"):
+        import_catalog(open_lake(cfg), world / "catalog")
     result.timings["import"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -61,6 +61,12 @@ class TransientSourceError(SourceError):
     exit_code = 75  # EX_TEMPFAIL
 
 
+class WorkspaceBusyError(TunelakeError):
+    """Another writer held the workspace lock for longer than the wait allowed; trying again later will work."""
+
+    exit_code = 75  # EX_TEMPFAIL
+
+
 class QualityGateError(TunelakeError):
     """A data-quality gate failed after a build; carries the offending keys."""
 

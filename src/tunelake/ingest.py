@@ -7,6 +7,7 @@ same bytes imported again are recognised by their hash and add nothing.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from tunelake.curate.privacy import PII_COLUMNS, apply_pii_policy, workspace_sal
 from tunelake.curate.schemas import USERS
 from tunelake.errors import InputError
 from tunelake.lake import manifest, zones
+from tunelake.lake.lock import worker_hold, writing
 from tunelake.lake.manifest import Batch, utcnow
 from tunelake.lake.store import Lake
 from tunelake.sources import library
@@ -146,11 +148,60 @@ def _pii(rows: pa.Table, policy: str, salt: bytes | None) -> pa.Table:
     return rows
 
 
-def _write_quarantine(lake: Lake, source: str, handle: str, batch_id: str, origin: str, items: list[dict]) -> None:
-    lines = b"".join(
-        orjson.dumps({"file": origin, **q}, default=str) + b"\n" for q in items
-    )
-    lake.write_bytes(zones.quarantine_path(source, handle, batch_id), lines)
+# Fields of a received record that identify a person: what `--pii` decides for curated rows decides for
+# quarantined records too (the raw zone keeps the original).
+RECORD_PII_FIELDS = frozenset({"ip_addr", "ip_addr_decrypted", "username", "user_agent_decrypted", "user_agent"})
+
+
+def scrub_record(value: Any, policy: str, salt: bytes | None) -> Any:
+    """A received record with its personal fields dropped (null) or pseudonymised, at any depth."""
+    if isinstance(value, dict):
+        return {k: (_scrub_value(v, policy, salt) if k in RECORD_PII_FIELDS else scrub_record(v, policy, salt))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_record(v, policy, salt) for v in value]
+    return value
+
+
+def _scrub_value(v: Any, policy: str, salt: bytes | None) -> Any:
+    if v is None:
+        return None
+    if policy == "pseudonymize" and salt is not None:
+        from tunelake.curate.privacy import pseudonymize
+
+        return pseudonymize(v if isinstance(v, str) else orjson.dumps(v).decode(), salt)
+    return None
+
+
+def record_hash(record: Any) -> str:
+    """SHA-256 of a record's canonical JSON (sorted keys): finds the original among the raw file's records."""
+    return hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
+
+
+def _write_quarantine(lake: Lake, source: str, handle: str, batch_id: str, origin: str, items: list[dict],
+                      policy: str = "drop", salt: bytes | None = None) -> None:
+    """One JSON line per rejected record: where it came from (file relative to the import, record number), why,
+    the record with its personal fields treated as in the curated zone, and the hash of the original."""
+    lines = []
+    for q in items:
+        item = {"file": origin, **q}
+        if "record" in q:
+            item["record_sha256"] = record_hash(q["record"])
+            item["record"] = scrub_record(q["record"], policy, salt)
+        lines.append(orjson.dumps(item, default=str) + b"\n")
+    lake.write_bytes(zones.quarantine_path(source, handle, batch_id), b"".join(lines), private=True)
+
+
+def display_origin(origin: str, roots: list[str]) -> str:
+    """A file's name relative to the folder of the path it was imported from ("my_spotify_data.zip!…/x.json"):
+    absolute paths say who ran the import, so nothing kept in the lake carries one."""
+    disk = origin.split("!", 1)[0]
+    for root in sorted(roots, key=len, reverse=True):
+        r = os.path.normpath(str(root))
+        if disk == r or disk.startswith(r.rstrip("/") + "/"):
+            parent = os.path.dirname(r)
+            return origin[len(parent) + 1:] if parent and origin.startswith(parent + "/") else origin.lstrip("/")
+    return os.path.basename(disk) + origin[len(disk):]
 
 
 def write_users_table(lake: Lake, user: dict[str, Any] | None = None) -> None:
@@ -176,7 +227,7 @@ def write_users_table(lake: Lake, user: dict[str, Any] | None = None) -> None:
 
 
 def store_raw(lake: Lake, f: ExportFile, data: bytes, source: str, handle: str, batch_id: str,
-              content_hash: str, when, compression: str = "zstd") -> str:
+              content_hash: str, when, compression: str = "zstd", origin: str | None = None) -> str:
     """Keep the bytes exactly as received, with an envelope saying what they are.
 
     zstd (level 1) by default: extended history shrinks 8–20×, and compressing costs less CPU than writing the
@@ -187,12 +238,12 @@ def store_raw(lake: Lake, f: ExportFile, data: bytes, source: str, handle: str, 
         suffix += ".zst"
         stored = pa.Codec("zstd", compression_level=1).compress(data, asbytes=True)
     raw = zones.raw_path(source, handle, when, batch_id, suffix)
-    lake.write_bytes(raw, stored)
+    lake.write_bytes(raw, stored, private=True)
     lake.write_json(zones.envelope_path(raw), {
-        "source": source, "kind": f.kind, "file_name": f.name, "origin": f.origin, "user": handle,
+        "source": source, "kind": f.kind, "file_name": f.name, "origin": origin or f.name, "user": handle,
         "imported_at": when.isoformat(), "sha256": content_hash, "bytes": len(data),
         "compression": compression, "stored_bytes": len(stored),
-    })
+    }, private=True)
     return raw
 
 
@@ -280,14 +331,32 @@ def import_paths(
     timezone: str | None = None,
     pii: str | None = None,
     progress: Progress | None = None,
+) -> ImportSummary:
+    """Import every Spotify export file under `paths` for one user, as one commit: the raw files, curated rows,
+    quarantine and manifest entries of the import become visible together, or (after a failure or a crash) not
+    at all, and a retry imports exactly what a clean run would have."""
+    zones.check_handle(handle)
+    with writing(cfg, command=f"import --user {handle}"):
+        lake = open_lake(cfg)
+        with lake.transaction(f"import {handle}"):
+            return _import_user(cfg, lake, paths, handle, timezone=timezone, pii=pii, progress=progress)
+
+
+def _import_user(
+    cfg: Config,
+    lake: Lake,
+    paths: list[str],
+    handle: str,
+    *,
+    timezone: str | None = None,
+    pii: str | None = None,
+    progress: Progress | None = None,
     shared_writes: bool = True,
 ) -> ImportSummary:
-    """Import every Spotify export file under `paths` for one user.
+    """The import of one user inside the caller's lock and transaction.
 
     `shared_writes=False` leaves out the two lake-wide files every import touches (the users table and the name
     index): `import_many` runs many users in parallel that way and writes both once at the end."""
-    zones.check_handle(handle)
-    lake = open_lake(cfg)
     policy = pii or cfg.pii
     salt = workspace_salt(cfg.secrets_dir) if policy == "pseudonymize" else None
     user = manifest.register_user(lake, handle, timezone)
@@ -310,6 +379,7 @@ def import_paths(
             if progress:
                 progress(done, total_bytes, f.name)
             continue
+        origin = display_origin(f.origin, paths)
         try:
             data = f.read()
         except InputError as exc:
@@ -327,10 +397,12 @@ def import_paths(
             except InputError as exc:
                 result.status = "failed"
                 result.error = exc.one_line()
-                _write_quarantine(lake, source, handle, batch_id, f.origin,
-                                  [{"record_no": None, "reason": "invalid_file", "message": exc.one_line()}])
+                message = exc.one_line().replace(f.origin, origin)
+                _write_quarantine(lake, source, handle, batch_id, origin,
+                                  [{"record_no": None, "reason": "invalid_file", "message": message}])
             else:
-                raw = store_raw(lake, f, data, source, handle, batch_id, content_hash, now, cfg.raw_compression)
+                raw = store_raw(lake, f, data, source, handle, batch_id, content_hash, now, cfg.raw_compression,
+                                origin=origin)
                 rows = parsed.rows
                 rows = _put(rows, "user_key", pa.array([user_key] * rows.num_rows, pa.int64()))
                 rows = _put(rows, "batch_id", pa.array([batch_id] * rows.num_rows, pa.string()))
@@ -339,7 +411,7 @@ def import_paths(
                     result.ms_played = pc.sum(rows["ms_played"]).as_py() or 0
                 parsed.rows = rows
                 if parsed.quarantine:
-                    _write_quarantine(lake, source, handle, batch_id, f.origin, parsed.quarantine)
+                    _write_quarantine(lake, source, handle, batch_id, origin, parsed.quarantine, policy, salt)
                 result.read = parsed.read
                 result.quarantined = parsed.quarantine_counts()
                 result.unknown_fields = sorted(parsed.unknown_fields)
@@ -422,7 +494,6 @@ def _init_worker() -> None:
     same cores). glibc would otherwise map and unmap every large buffer afresh, a page fault per 4 KB of every
     file's bytes and columns: keeping them in the heap took a third of the page faults away (~2 % of the CPU)."""
     import ctypes
-    import os
 
     os.environ.setdefault("TUNELAKE_IMPORT_THREADS", "1")
     try:
@@ -461,7 +532,10 @@ def _import_job(args: tuple[Config, list[str], str, str | None, str | None]) -> 
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return import_paths(cfg, paths, handle, timezone=timezone, pii=pii, shared_writes=False)
+        with worker_hold(cfg.workspace):
+            lake = open_lake(cfg)
+            with lake.transaction(f"import {handle}"):
+                return _import_user(cfg, lake, paths, handle, timezone=timezone, pii=pii, shared_writes=False)
     finally:
         if enabled:
             gc.enable()
@@ -469,8 +543,6 @@ def _import_job(args: tuple[Config, list[str], str, str | None, str | None]) -> 
 
 def _job_bytes(paths: list[str]) -> int:
     """How much a listener's files weigh, to start the largest first."""
-    import os
-
     total = 0
     for p in paths:
         if os.path.isdir(p):
@@ -496,13 +568,27 @@ def import_many(
 
     Name-only rows (account data) of a listener resolve against that listener's own files and what the lake knew
     before the run, not against listeners imported in the same run; import such a listener again to use those."""
+    for handle, _ in jobs:
+        zones.check_handle(handle)
+    with writing(cfg, command=f"import ({len(jobs)} listeners)"):
+        return _import_many(cfg, jobs, workers=workers, timezone=timezone, pii=pii, progress=progress)
+
+
+def _import_many(
+    cfg: Config,
+    jobs: list[tuple[str, list[str]]],
+    *,
+    workers: int = 0,
+    timezone: str | None = None,
+    pii: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[ImportSummary]:
+    """import_many under the workspace lock: each listener is its own commit (a worker process's transaction),
+    the users table and name index one more at the end."""
     import multiprocessing as mp
-    import os
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    for handle, _ in jobs:
-        zones.check_handle(handle)
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     summaries: dict[str, ImportSummary] = {}
     lake = open_lake(cfg)
@@ -555,6 +641,7 @@ def import_many(
                 else:
                     os.environ[k] = v
             curated_plays.apply_import_threads()
-    write_users_table(lake)
-    resolve.record_items(lake, [s.known for s in summaries.values() if s.known is not None])
+    with lake.transaction("import: users table and name index"):
+        write_users_table(lake)
+        resolve.record_items(lake, [s.known for s in summaries.values() if s.known is not None])
     return [summaries[h] for h, _ in jobs]

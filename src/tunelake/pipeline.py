@@ -26,6 +26,7 @@ from typing import Any
 from tunelake.config import Config
 from tunelake.errors import InputError, PipelineError, QualityGateError, TunelakeError
 from tunelake.lake import zones
+from tunelake.lake.lock import writing
 from tunelake.lake.store import Lake
 
 STEPS = ("import", "build", "quality", "analytics", "report")
@@ -228,16 +229,50 @@ def run_pipeline(
     Raises PipelineError (naming the step and how to retry) when a step fails; the previous warehouse stays
     current unless the failing step came after the switch (report).
     """
+    if paths and not user:  # a usage error, not a failed step: nothing is started or logged
+        raise InputError("--user is required with paths to import", field="--user",
+                         hint="say whose export it is: tunelake run PATH --user NAME")
+    with writing(cfg, command="run"):
+        return _run_pipeline(cfg, paths=paths, user=user, timezone=timezone, force=force, report=report, bar=bar,
+                             run_id=run_id)
+
+
+def mark_interrupted(lake: Lake) -> list[str]:
+    """Runs the log still shows as running, seen by a holder of the workspace lock, were stopped (killed, power
+    cut): say so in their log. Returns their ids."""
+    stopped = []
+    for run in read_run_logs(lake, last=20):
+        if run.get("status") != "running":
+            continue
+        run["status"], run["ended_at"] = "interrupted", run.get("ended_at") or utcnow().isoformat()
+        for s in run.get("steps", []):
+            if s.get("ended_at") is None:
+                s["status"], s["ended_at"] = "interrupted", run["ended_at"]
+                s["error"] = "the process stopped before the step ended (killed or crashed)"
+        lake.write_json(run_log_path(run["run_id"]), run)
+        stopped.append(run["run_id"])
+    return stopped
+
+
+def _run_pipeline(
+    cfg: Config,
+    *,
+    paths: list[str] | None,
+    user: str | None,
+    timezone: str | None,
+    force: bool,
+    report: bool,
+    bar: Bar | None,
+    run_id: str | None,
+) -> RunResult:
     from tunelake.warehouse import quality
     from tunelake.warehouse.build import MODEL_ORDER, build
     from tunelake.warehouse.engine import read_pointer
     from tunelake.warehouse.tables import warehouse_tables
 
-    if paths and not user:  # a usage error, not a failed step: nothing is started or logged
-        raise InputError("--user is required with paths to import", field="--user",
-                         hint="say whose export it is: tunelake run PATH --user NAME")
     bar = _bar_factory(bar)
     lake = Lake(cfg.lake)
+    mark_interrupted(lake)
     run = RunResult(run_id or new_run_id(), started_at=utcnow().isoformat())
     rec = _Recorder(lake, run)
 
@@ -368,12 +403,26 @@ def _last_report_warehouse(lake: Lake) -> str | None:
 def post_build_steps(cfg: Config, result: Any, serve: bool = False, say: Callable[[str], None] = lambda s: None,
                      bar: Bar | None = None, report: bool = True) -> dict[str, Any]:
     """After the demo's build: quality summary, analytics (into a copy of the warehouse, then switched),
-    report, and the dashboard when `serve`. Returns lines for the demo summary."""
+    report, and the dashboard when `serve` (served without holding the workspace lock). Returns lines for the
+    demo summary."""
+    with writing(cfg, command="demo: analytics and report"):
+        lines = _post_build(cfg, bar, report)
+    serve_fn = optional("tunelake.dashboard.app", "serve") if serve else None
+    if serve_fn is not None:
+        host, port = cfg.dashboard_host, int(cfg.dashboard_port)
+        for k, v in lines.items():
+            say(f"{k}: {v}")
+        serve_fn(cfg, host, port, say=say)
+    return lines
+
+
+def _post_build(cfg: Config, bar: Bar | None, report: bool) -> dict[str, Any]:
     from tunelake.warehouse import quality
     from tunelake.warehouse.engine import open_warehouse, read_pointer, warehouse_writer
 
     bar = _bar_factory(bar)
     lake = Lake(cfg.lake)
+    mark_interrupted(lake)
     run = RunResult(new_run_id(), started_at=utcnow().isoformat())
     rec = _Recorder(lake, run)
     lines: dict[str, Any] = {}
@@ -421,11 +470,4 @@ def post_build_steps(cfg: Config, result: Any, serve: bool = False, say: Callabl
     run.status, run.ended_at = "ok", utcnow().isoformat()
     save_run(lake, run)
     lines["run"] = run.run_id
-
-    serve_fn = optional("tunelake.dashboard.app", "serve") if serve else None
-    if serve_fn is not None:
-        host, port = cfg.dashboard_host, int(cfg.dashboard_port)
-        for k, v in lines.items():
-            say(f"{k}: {v}")
-        serve_fn(cfg, host, port, say=say)
     return lines

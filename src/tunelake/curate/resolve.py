@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from tunelake.lake import zones
 from tunelake.lake.store import Lake
@@ -166,7 +165,7 @@ def _read_columns(lake: Lake, rels: list[str], columns: list[str]) -> pa.Table |
     tables = []
     for rel in rels:
         try:
-            tables.append(pq.read_table(lake.path(rel), columns=columns, filesystem=lake.fs))
+            tables.append(lake.read_parquet(rel, columns=columns))
         except (OSError, KeyError, pa.ArrowInvalid):
             continue  # a file without these columns (older layout) adds nothing
     if not tables:
@@ -174,7 +173,7 @@ def _read_columns(lake: Lake, rels: list[str], columns: list[str]) -> pa.Table |
     return pa.concat_tables(tables, promote_options="default")
 
 
-INDEX = f"{zones.CURATED}/_name_index/data.parquet"
+INDEX = zones.NAME_INDEX
 INDEX_SCHEMA = pa.schema([("kind", pa.string()), ("item_id", pa.string()), ("first", pa.string()),
                           ("second", pa.string()), ("key", pa.string()), ("weight", pa.int64())])
 

@@ -48,6 +48,11 @@ def quarantine_path(source: str, handle: str, batch_id: str) -> str:
     return f"{QUARANTINE}/{source}/{handle}/{batch_id}.jsonl"
 
 
+# Lake-wide caches derived from the curated zone: a writer that takes over from a crashed one drops them (they
+# may miss what the crashed writer committed last) and the next import rebuilds them from the curated zone.
+NAME_INDEX = f"{CURATED}/_name_index/data.parquet"
+
+
 def batch_entry(batch_id: str) -> str:
     return f"{MANIFEST}/batches/{batch_id}.json"
 

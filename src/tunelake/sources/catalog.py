@@ -343,6 +343,12 @@ def import_catalog(lake: Lake, path: str | Path, progress: Callable[[int, int, s
     batch_id = manifest.batch_id_for("catalog", "_catalog", content_hash)
     if manifest.find_batch(lake, batch_id):
         return CatalogSummary(str(path), "", already_imported=True)
+    with lake.transaction(f"catalog {path.name}"):  # the tables and their batch entry become visible together
+        return _import_catalog(lake, path, files, batch_id, content_hash, progress)
+
+
+def _import_catalog(lake: Lake, path: Path, files: list[Path], batch_id: str, content_hash: str,
+                    progress: Callable[[int, int, str], None] | None) -> CatalogSummary:
     mapped, layout = load_catalog(path, source=path.name)
     summary = CatalogSummary(str(path), layout)
     steps = [("catalog_tracks", mapped.tracks, ["track_id"], CATALOG_TRACKS),

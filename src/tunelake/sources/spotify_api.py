@@ -36,6 +36,7 @@ from tunelake.curate.schemas import TS
 from tunelake.errors import ConfigError, SourceError, TransientSourceError
 from tunelake.ingest import write_users_table
 from tunelake.lake import manifest, zones
+from tunelake.lake.lock import writing
 from tunelake.lake.manifest import Batch, utcnow
 from tunelake.lake.store import Lake
 
@@ -387,9 +388,12 @@ class SpotifyClient:
                     rate_waits += 1
                     if wait > p.retry_after_cap_s or rate_waits > p.max_rate_limit_waits:
                         resume = datetime.now(UTC) + timedelta(seconds=wait)
+                        why = (f"asked to wait {wait:g} s (cap retry_after_cap_s={p.retry_after_cap_s:g} s)"
+                               if wait > p.retry_after_cap_s else
+                               f"still rate limited after waiting {rate_waits - 1} times on {method} (at most "
+                               f"{p.max_rate_limit_waits} waits per call)")
                         raise TransientSourceError(
-                            f"Spotify rate limit: asked to wait {wait:g} s (cap retry_after_cap_s="
-                            f"{p.retry_after_cap_s:g} s); stopped cleanly, resume after "
+                            f"Spotify rate limit: {why}; stopped cleanly, resume after "
                             f"{resume:%Y-%m-%d %H:%M:%S} UTC",
                             hint=f"run `tunelake pull --user {self.handle}` again then; it continues where it stopped",
                         ) from None
@@ -654,30 +658,42 @@ def pull(
         )
     zones.check_handle(handle)
     client = SpotifyClient(cfg, handle, policy)
+    with writing(cfg, command=f"pull --user {handle}"):
+        return _pull(cfg, client, handle, what, page_hook, progress)
+
+
+def _pull(cfg: Config, client: SpotifyClient, handle: str, what: list[str],
+          page_hook: Callable[[int], None] | None, progress: Callable[[int, int, str], None] | None) -> PullResult:
+    """`pull` under the workspace lock. Each recently-played page is one commit (its raw response, curated rows,
+    manifest entry and the cursor past it); each snapshot (top items, saved tracks, playlists, enrichment) is one
+    commit of all its pages, so a pull stopped at any point keeps exactly what it finished."""
     lake = Lake(cfg.lake)
-    user_key = manifest.register_user(lake, handle)["user_key"]
+    with lake.transaction(f"pull {handle}: user"):
+        user_key = manifest.register_user(lake, handle)["user_key"]
+        write_users_table(lake)  # the curated users table mirrors the manifest (dim_user)
     result = PullResult(handle)
     seen_tracks: dict[str, dict[str, Any]] = {}
     top_artists: dict[str, dict[str, Any]] = {}
     for step, name in enumerate(what):
         if progress:
             progress(step, len(what), name)
-        if name == "profile":
-            me = client.call("me")
-            now = utcnow()
-            raw = _store_raw(lake, handle, "me", {}, me, now)
-            _commit(lake, raw, handle, user_key, "me", now)
-        elif name == "recent":
+        if name == "recent":
             _pull_recent(cfg, client, lake, handle, user_key, result, seen_tracks, page_hook)
-        elif name == "top":
-            _pull_top(client, lake, handle, user_key, result, seen_tracks, top_artists)
-        elif name == "saved":
-            _pull_saved(client, lake, handle, user_key, result, seen_tracks)
-        elif name == "playlists":
-            _pull_playlists(client, lake, handle, user_key, result, seen_tracks)
-        elif name == "enrich":
-            enrich(client, lake, user_key, result, seen_tracks, top_artists)
-    write_users_table(lake)  # the curated users table mirrors the manifest (dim_user)
+            continue
+        with lake.transaction(f"pull {handle}: {name}"):
+            if name == "profile":
+                me = client.call("me")
+                now = utcnow()
+                raw = _store_raw(lake, handle, "me", {}, me, now)
+                _commit(lake, raw, handle, user_key, "me", now)
+            elif name == "top":
+                _pull_top(client, lake, handle, user_key, result, seen_tracks, top_artists)
+            elif name == "saved":
+                _pull_saved(client, lake, handle, user_key, result, seen_tracks)
+            elif name == "playlists":
+                _pull_playlists(client, lake, handle, user_key, result, seen_tracks)
+            elif name == "enrich":
+                enrich(client, lake, user_key, result, seen_tracks, top_artists)
     if progress:
         progress(len(what), len(what), "done")
     result.calls = dict(client.stats)
@@ -701,50 +717,60 @@ def _pull_recent(
         items = page.get("items") or []
         if not items:
             break
-        now = utcnow()
-        raw = _store_raw(lake, handle, "me/player/recently-played", {"after": after, "limit": 50}, page, now)
-        for item in items:
-            if (item.get("track") or {}).get("id"):
-                seen[item["track"]["id"]] = item["track"]
-        rows = play_rows(items, user_key, raw.batch_id)
-        existing = curated_plays.read_user_plays(lake, user_key)
-        same = find_overlaps(existing, rows, cfg.overlap_tolerance_s)
-        merged = sum(same)
-        fresh = rows.filter(pa.array([not s for s in same], pa.bool_()))
-        dups = 0
-        if fresh.num_rows:
-            m = curated_plays.merge_plays(lake, user_key, fresh, tolerance_s=cfg.overlap_tolerance_s)
-            dups = m.duplicates_by_batch.get(raw.batch_id, 0)
-            merged += m.merged_by_batch.get(raw.batch_id, 0)  # same playback as an account-data row
-        new = rows.num_rows - dups - merged
-        _commit(
-            lake,
-            raw,
-            handle,
-            user_key,
-            "me/player/recently-played",
-            now,
-            read=len(items),
-            accepted=new,
-            duplicates=dups,
-            merged=merged,
-        )
-        result.pages += 1
-        result.plays_read += len(items)
-        result.plays_new += new
-        result.duplicates += dups
-        result.merged += merged
-        cursors = page.get("cursors") or {}
-        newest = int(
-            cursors.get("after") or max(int(_ts(i["played_at"]).replace(tzinfo=UTC).timestamp() * 1000) for i in items)
-        )
-        # The cursor moves only now, after the data it covers is in the lake.
-        manifest.set_cursor(lake, name, newest)
-        result.cursor = after = newest
+        with lake.transaction(f"pull {handle}: recently-played after {after}"):
+            after = _recent_page(cfg, lake, handle, user_key, result, seen, page, items, after)
         if page_hook:
             page_hook(result.pages)
         if not page.get("next"):
             break
+
+
+def _recent_page(cfg: Config, lake: Lake, handle: str, user_key: int, result: PullResult,
+                 seen: dict[str, dict[str, Any]], page: dict[str, Any], items: list[dict[str, Any]],
+                 after: int) -> int:
+    """One recently-played page into the lake (inside the caller's transaction); returns the new cursor."""
+    name = recent_cursor_name(handle)
+    now = utcnow()
+    raw = _store_raw(lake, handle, "me/player/recently-played", {"after": after, "limit": 50}, page, now)
+    for item in items:
+        if (item.get("track") or {}).get("id"):
+            seen[item["track"]["id"]] = item["track"]
+    rows = play_rows(items, user_key, raw.batch_id)
+    existing = curated_plays.read_user_plays(lake, user_key)
+    same = find_overlaps(existing, rows, cfg.overlap_tolerance_s)
+    merged = sum(same)
+    fresh = rows.filter(pa.array([not s for s in same], pa.bool_()))
+    dups = 0
+    if fresh.num_rows:
+        m = curated_plays.merge_plays(lake, user_key, fresh, tolerance_s=cfg.overlap_tolerance_s)
+        dups = m.duplicates_by_batch.get(raw.batch_id, 0)
+        merged += m.merged_by_batch.get(raw.batch_id, 0)  # same playback as an account-data row
+    new = rows.num_rows - dups - merged
+    _commit(
+        lake,
+        raw,
+        handle,
+        user_key,
+        "me/player/recently-played",
+        now,
+        read=len(items),
+        accepted=new,
+        duplicates=dups,
+        merged=merged,
+    )
+    result.pages += 1
+    result.plays_read += len(items)
+    result.plays_new += new
+    result.duplicates += dups
+    result.merged += merged
+    cursors = page.get("cursors") or {}
+    newest = int(
+        cursors.get("after") or max(int(_ts(i["played_at"]).replace(tzinfo=UTC).timestamp() * 1000) for i in items)
+    )
+    # The cursor moves in the same commit as the data it covers.
+    manifest.set_cursor(lake, name, newest)
+    result.cursor = newest
+    return newest
 
 
 def _pull_top(

@@ -23,6 +23,7 @@ import pytz
 from tunelake.config import Config
 from tunelake.curate.schemas import CURATED
 from tunelake.lake import manifest, zones
+from tunelake.lake.lock import writing
 from tunelake.lake.store import Lake
 from tunelake.warehouse.engine import (
     Engine,
@@ -98,12 +99,22 @@ def render_model(name: str, engine: Engine, cfg: Config) -> str:
 def curated_uris(lake: Lake, table: str) -> list[str]:
     rels = lake.glob(f"{zones.curated_table_dir(table)}/**/*.parquet") + lake.glob(
         f"{zones.curated_table_dir(table)}/*.parquet")
-    return [lake.uri(r) for r in sorted(set(rels)) if "/." not in r]
+    return [lake.read_uri(r) for r in sorted(set(rels)) if "/." not in r]
 
 
 def register_curated(engine: Engine, lake: Lake) -> int:
-    """Views cur_<table> over the curated zone (empty when a table has no data yet). Returns curated play rows."""
+    """Views cur_<table> over the curated zone (empty when a table has no data yet). Returns curated play rows.
+
+    `cur_users` comes from the manifest's user entries, which are the truth the curated users table mirrors: a
+    writer stopped between a commit and that mirror's rewrite must not cost a listener their dim_user row."""
     for table, schema in CURATED.items():
+        if table == "users":
+            users = sorted(manifest.list_users(lake), key=lambda u: u["handle"])
+            engine.register_arrow("cur_users", pa.table({
+                "user_key": pa.array([u["user_key"] for u in users], pa.int64()),
+                "handle": pa.array([u["handle"] for u in users], pa.string()),
+                "timezone": pa.array([u.get("timezone") for u in users], pa.string())}, schema=schema))
+            continue
         engine.register_parquet(f"cur_{table}", curated_uris(lake, table), schema)
     engine.register_arrow("ref_country_tz", country_timezones())
     return int(engine.query("SELECT count(*) AS n FROM cur_plays")["n"][0].as_py())
@@ -166,7 +177,22 @@ def build(
     With `gates` the data-quality gates run on the new file before the switch (results in meta_quality); a failed
     gate raises QualityGateError and the new file is discarded. `after_models(engine)` runs after the gates, on
     the new file, before the switch: later steps (analytics, the run log) land in the same warehouse.
+
+    Holds the workspace lock: a second build waits for the first (two at once would each prune the other's file).
     """
+    with writing(cfg, command="build"):
+        return _build(cfg, force=force, run_id=run_id, progress=progress, after_models=after_models, gates=gates)
+
+
+def _build(
+    cfg: Config,
+    *,
+    force: bool,
+    run_id: str | None,
+    progress: Callable[[int, int, str], None] | None,
+    after_models: Callable[[Engine], Any] | None,
+    gates: bool,
+) -> BuildInfo:
     lake = Lake(cfg.lake)
     fp = input_fingerprint(lake, cfg)
     pointer = read_pointer(cfg)
@@ -204,7 +230,8 @@ def build(
         raise
     engine.close()
     write_pointer(cfg, {"file": new_file.name, "fingerprint": fp, "built_at": datetime.now(UTC).isoformat(),
-                        "engine": cfg.engine, "rows": {k: v for k, v in info.rows.items() if not k.startswith("int_")}})
-    prune_warehouse_files(cfg, {new_file.name} | ({previous.name} if previous else set()))
+                        "engine": cfg.engine, "rows": {k: v for k, v in info.rows.items() if not k.startswith("int_")},
+                        "previous": previous.name if previous else None})
+    prune_warehouse_files(cfg)
     info.seconds = time.perf_counter() - started
     return info

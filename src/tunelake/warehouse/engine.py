@@ -207,12 +207,26 @@ def current_warehouse_file(cfg: Config) -> Path:
     return cfg.warehouse_dir / info["file"]
 
 
-def open_warehouse(cfg: Config, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+def open_warehouse(cfg: Config, read_only: bool = True, *, sandboxed: bool = False) -> duckdb.DuckDBPyConnection:
     """A connection to the current warehouse. Readers open the file the pointer names; a build writes a new file
-    and switches the pointer, so a reader never waits for a build and never sees a half-built table."""
-    path = current_warehouse_file(cfg)
-    con = duckdb.connect(str(path), read_only=read_only)
+    and switches the pointer, so a reader never waits for a build and never sees a half-built table.
+
+    A writer prunes files older than the previous one: a reader that read the pointer just before two switches
+    in a row finds its file gone, and reads the pointer again. `sandboxed`: for SQL typed by a user — no file
+    other than the warehouse may be read or written, no extension loaded, and no setting changed."""
+    config = ({"enable_external_access": False, "autoinstall_known_extensions": False,
+               "autoload_known_extensions": False} if sandboxed else {})
+    for attempt in range(3):
+        path = current_warehouse_file(cfg)
+        try:
+            con = duckdb.connect(str(path), read_only=read_only, config=config)
+            break
+        except duckdb.IOException:
+            if path.exists() or attempt == 2:
+                raise
     con.execute("SET TimeZone = 'UTC'")
+    if sandboxed:
+        con.execute("SET lock_configuration = true")
     return con
 
 
@@ -226,25 +240,28 @@ def warehouse_writer(cfg: Config, step: str = "write") -> Iterator[duckdb.DuckDB
     import shutil
     from datetime import UTC, datetime
 
-    pointer = read_pointer(cfg)
-    if not pointer:
-        raise TunelakeError(f"no warehouse in {cfg.workspace} yet", hint="run `tunelake build` first")
-    src = cfg.warehouse_dir / pointer["file"]
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    dst = cfg.warehouse_dir / f"wh-{stamp}.duckdb"
-    shutil.copyfile(src, dst)
-    con = duckdb.connect(str(dst))
-    con.execute("SET TimeZone = 'UTC'")
-    try:
-        yield con
-        con.execute("CHECKPOINT")
-    except BaseException:
+    from tunelake.lake.lock import writing
+
+    with writing(cfg, command=f"write warehouse ({step})"):
+        pointer = read_pointer(cfg)
+        if not pointer:
+            raise TunelakeError(f"no warehouse in {cfg.workspace} yet", hint="run `tunelake build` first")
+        src = cfg.warehouse_dir / pointer["file"]
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        dst = cfg.warehouse_dir / f"wh-{stamp}.duckdb"
+        shutil.copyfile(src, dst)
+        con = duckdb.connect(str(dst))
+        con.execute("SET TimeZone = 'UTC'")
+        try:
+            yield con
+            con.execute("CHECKPOINT")
+        except BaseException:
+            con.close()
+            remove_warehouse_file(dst)
+            raise
         con.close()
-        remove_warehouse_file(dst)
-        raise
-    con.close()
-    write_pointer(cfg, {**pointer, "file": dst.name, "updated_by": step})
-    prune_warehouse_files(cfg, {dst.name, src.name})
+        write_pointer(cfg, {**pointer, "file": dst.name, "updated_by": step, "previous": src.name})
+        prune_warehouse_files(cfg)
 
 
 def remove_warehouse_file(path: Path) -> None:
@@ -254,9 +271,24 @@ def remove_warehouse_file(path: Path) -> None:
     Path(str(path) + ".wal").unlink(missing_ok=True)
 
 
-def prune_warehouse_files(cfg: Config, keep: set[str]) -> None:
-    """Drop every warehouse file but `keep` (the current one and the previous one, which a reader may still
-    hold), so the warehouse folder does not grow with every build or write."""
+def prune_warehouse_files(cfg: Config) -> list[str]:
+    """Drop every warehouse file but the current one and the previous one (which a reader may still hold), and
+    what a stopped writer left: files it was building, scratch files, a pointer it was writing. Only a holder of
+    the workspace lock calls this, so no other process is writing any of them. Returns the names removed."""
+    pointer = read_pointer(cfg) or {}
+    keep = {pointer.get("file"), pointer.get("previous")}
+    removed = []
     for path in sorted(cfg.warehouse_dir.glob("wh-*.duckdb")):
         if path.name not in keep:
             remove_warehouse_file(path)
+            removed.append(path.name)
+    for path in sorted(cfg.warehouse_dir.glob("wh-*.duckdb.wal")):
+        if path.name[: -len(".wal")] not in keep:
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    for pattern in ("spill/*", f"{Path(POINTER).stem}.tmp-*"):  # scratch files and DuckDB's spill
+        for path in sorted(cfg.warehouse_dir.glob(pattern)):
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                removed.append(path.name)
+    return removed
