@@ -100,7 +100,21 @@ def main_callback(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version"),
 ) -> None:
     """Global options apply to every command."""
+    _log_to_stderr()
     ctx.ensure_object(dict)["config"] = load_config(workspace, {"engine": engine, "lake_url": lake}, debug=debug)
+
+
+def _log_to_stderr() -> None:
+    """Warnings of the library (a writer waiting for the workspace lock, a recovery) as one line each on stderr."""
+    import logging
+
+    logger = logging.getLogger("tunelake")
+    if not any(getattr(h, "_tunelake", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        handler._tunelake = True  # type: ignore[attr-defined]
+        handler.setLevel(logging.WARNING)
+        logger.addHandler(handler)
 
 
 # --- commands -------------------------------------------------------------------------------------------------
@@ -238,18 +252,20 @@ def build(
 @app.command()
 def sql(
     ctx: typer.Context,
-    query: str = typer.Argument(..., help="A read-only SQL query on the warehouse"),
+    query: str = typer.Argument(..., help="One read-only SQL query on the warehouse"),
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json"),
     limit: int = typer.Option(1000, "--limit", help="Rows shown at most (table format)"),
 ) -> None:
-    """Run read-only SQL on the warehouse (DuckDB dialect)."""
+    """Run one read-only SQL query on the warehouse (DuckDB dialect): SELECT, WITH, FROM, VALUES, DESCRIBE,
+    SHOW or SUMMARIZE. Nothing outside the warehouse can be read or written, and no setting changed."""
     import duckdb
 
-    from tunelake.warehouse.engine import open_warehouse
+    from tunelake.warehouse.engine import check_read_only_sql, open_warehouse
 
     if fmt not in ("table", "csv", "json"):
         raise TunelakeError(f"--format must be table, csv or json, not {fmt!r}")
-    con = open_warehouse(get_config(ctx), read_only=True)
+    check_read_only_sql(query)
+    con = open_warehouse(get_config(ctx), read_only=True, sandboxed=True)
     try:
         cur = con.execute(query)
         if cur.description is None:

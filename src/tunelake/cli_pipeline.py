@@ -135,6 +135,22 @@ def register(app: typer.Typer) -> None:
         else:
             console.print("No runs yet (`tunelake run`).")
 
+    @app.command("doctor")
+    def doctor_cmd(
+        ctx: typer.Context,
+        check: bool = typer.Option(False, "--check", help="Only report; change nothing"),
+        fmt: str = typer.Option("table", "--format", "-f", help="table or json"),
+    ) -> None:
+        """Check the workspace and repair what can be repaired: unfinished commits, leftovers of stopped writers,
+        runs left running, warehouse files, curated rows against the manifest, the name index, file modes."""
+        from tunelake.cli import emit, get_config
+        from tunelake.doctor import diagnose
+
+        findings = diagnose(get_config(ctx), repair=not check)
+        emit([f.as_dict() for f in findings], "json" if fmt == "json" else "table", title="tunelake doctor")
+        if any(f.status == "problem" for f in findings):
+            raise typer.Exit(1)
+
 
 def _note(details: dict[str, Any]) -> str:
     for key in ("summary", "reason", "path"):

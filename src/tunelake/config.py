@@ -81,6 +81,13 @@ class Config:
         return self.workspace / "secrets"
 
 
+def private_dir(path: Path) -> Path:
+    """Create a folder only its owner can enter (mode 0700), with any missing parents: secrets live there."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
 def _coerce(setting: Setting, raw: Any, origin: str) -> Any:
     try:
         value = setting.type(raw)

@@ -75,7 +75,6 @@ class ImportSummary:
     ms_played: int = 0  # of valid play rows read (accepted + duplicates + merged)
     replaced: int = 0  # stored account-data plays replaced by the same playback from extended history
     upgraded: int = 0  # stored account-data plays whose surrogate id was resolved thanks to this import
-    known: pa.Table | None = field(default=None, repr=False)  # names → ids for the lake's index (import_many)
 
     def total(self, name: str) -> int:
         return sum(getattr(f, name) for f in self.files)
@@ -459,7 +458,9 @@ def _import_user(
     if not shared_writes:  # import_many records what every listener taught, once, at the end
         taught = [resolve.known_items(t) for t in ([incoming] if plays else []) + names if t.num_rows]
         taught = [t for t in taught if t.num_rows]
-        summary.known = resolve.with_keys(pa.concat_tables(taught)) if taught else None
+        if taught:  # committed with the listener's rows; merged into the index by import_many's last step
+            lake.write_parquet(zones.name_index_pending(user_key, lake.txn.id if lake.txn else "0"),
+                               resolve.with_keys(pa.concat_tables(taught)))
     for table, merge_fn in (("saved_tracks", library.merge_saved), ("playlist_items", library.merge_playlist_items)):
         group = [(b, r, p) for b, r, p in pending if r.table == table]
         if not group:
@@ -643,5 +644,5 @@ def _import_many(
             curated_plays.apply_import_threads()
     with lake.transaction("import: users table and name index"):
         write_users_table(lake)
-        resolve.record_items(lake, [s.known for s in summaries.values() if s.known is not None])
+        resolve.record_items(lake, [])  # what the listeners' processes committed as pending contributions
     return [summaries[h] for h, _ in jobs]

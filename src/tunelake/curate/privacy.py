@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from tunelake.config import private_dir
+
 PII_COLUMNS = ("ip_addr", "user_agent", "username")
 
 
 def workspace_salt(secrets_dir: Path) -> bytes:
     """Create the salt once (mode 0600) and reuse it, so pseudonyms are stable within a workspace."""
-    secrets_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(secrets_dir, 0o700)
+    private_dir(secrets_dir)
     path = secrets_dir / "pii_salt"
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -232,11 +232,20 @@ def record_items(lake: Lake, items: list[pa.Table]) -> int:
     Only triples not yet in the index are normalised, so an import of tracks the lake already knows costs a join,
     not a pass of Python over every name; the index is what `lake_resolver` reads instead of every user's plays.
     """
+    with lake.transaction("name index"):  # the index and the pending contributions it absorbs change together
+        return _record_items(lake, items)
+
+
+def _record_items(lake: Lake, items: list[pa.Table]) -> int:
     from tunelake.curate.plays import cursor  # late: plays imports this module
     from tunelake.warehouse.engine import arrow_of
 
+    pending = lake.glob(f"{zones.NAME_INDEX_PENDING}/*.parquet")
+    items = [*items, *(lake.read_parquet(r) for r in pending)]
     contrib = [i if "key" in i.column_names else i.append_column("key", pa.nulls(i.num_rows, pa.string()))
                for i in items if i.num_rows]
+    for rel in pending:
+        lake.delete(rel)  # merged below: the same transaction writes the index and drops these
     existing = _read_index(lake)
     if existing is None:
         existing = _full_scan(lake)
@@ -313,6 +322,9 @@ def lake_resolver(lake: Lake) -> Resolver:
         index = _full_scan(lake)
         if index.num_rows:
             lake.write_parquet(INDEX, index)
+    pending = [lake.read_parquet(r) for r in lake.glob(f"{zones.NAME_INDEX_PENDING}/*.parquet")]
+    if pending:  # committed by listeners whose import's last step did not run: they count as merged
+        index = pa.concat_tables([index, *(p.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA) for p in pending)])
     r = Resolver()
     if not index.num_rows:
         return r

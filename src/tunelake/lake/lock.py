@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tunelake.config import Config
+from tunelake.config import Config, private_dir
 from tunelake.errors import WorkspaceBusyError
 
 LOCK_NAME = ".tunelake.lock"
@@ -78,6 +78,11 @@ def _describe(info: dict[str, Any] | None) -> str:
     if not info:
         return "another process"
     return f"pid {info.get('pid')} ({info.get('command', '?')}, since {str(info.get('since', '?'))[:19]})"
+
+
+def last_takeover(workspace: Path) -> dict[str, Any] | None:
+    """The holder this process took the lock over from after it died mid-write (None after clean releases)."""
+    return _state(lock_path(workspace)).crashed_before
 
 
 def is_held_here(workspace: Path) -> bool:
@@ -145,6 +150,7 @@ def workspace_lock(
             os.close(fd)
             raise
         st.fd, st.owner, st.depth = fd, me, 1
+        st.crashed_before = None
         try:
             if previous.strip():
                 try:
@@ -201,16 +207,23 @@ def writing(cfg: Config, command: str | None = None) -> Iterator[None]:
     """Hold the workspace's writer lock (waiting up to `lock_timeout_s`); when the last holder died mid-write,
     the lake is recovered first (`lake.txn.recover`). Re-entrant: inner writers of the same thread just go on."""
     def takeover(info: dict[str, Any]) -> None:
-        from tunelake.lake import zones
         from tunelake.lake.store import Lake
         from tunelake.lake.txn import recover
 
-        lake = Lake(cfg.lake)
-        done = recover(lake)
-        lake.delete(zones.NAME_INDEX)
+        done = recover(Lake(cfg.lake))
         log.warning("the last writer (%s) stopped without finishing; recovered the lake: %d commits finished, "
                     "%d unfinished files removed", _describe(info), len(done.rolled_forward), len(done.removed))
 
     with workspace_lock(cfg.workspace, timeout_s=float(cfg.lock_timeout_s), command=command,
                         on_wait=log.warning, on_takeover=takeover):
+        if _depth(cfg.workspace) == 1:
+            private_dir(cfg.secrets_dir)  # before anything is put in it
+            from tunelake.lake.store import Lake
+            from tunelake.lake.txn import finish_committed
+
+            finish_committed(Lake(cfg.lake))  # a commit whose files a failed write could not all move in place
         yield
+
+
+def _depth(workspace: Path) -> int:
+    return _state(lock_path(workspace)).depth

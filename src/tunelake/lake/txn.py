@@ -107,20 +107,30 @@ class Recovery:
         return bool(self.rolled_forward or self.removed)
 
 
-def recover(lake: Lake) -> Recovery:
-    """Finish committed transactions and remove every staged or temporary file of uncommitted ones. Call only
-    while holding the workspace lock (no transaction of another writer may be in flight)."""
-    out = Recovery()
+def finish_committed(lake: Lake) -> list[str]:
+    """Apply every commit document still in the lake (its writer stopped, or failed, while applying it): one
+    listing when there is none. Call only while holding the workspace lock. Returns the transaction ids."""
+    done = []
     for name in lake.listdir(TXN_DIR):
         rel = f"{TXN_DIR}/{name}"
         if not name.endswith(".json") or name.startswith("."):
             continue
         try:
             doc = orjson.loads(lake.read_bytes(rel))
-        except (orjson.JSONDecodeError, FileNotFoundError):
+        except FileNotFoundError:
+            continue
+        except orjson.JSONDecodeError:  # cannot be torn (atomic put); if it is anyway, it never committed
+            lake.fs.rm(lake.path(rel))
             continue
         apply(lake, doc)
-        out.rolled_forward.append(doc["txn"])
+        done.append(doc["txn"])
+    return done
+
+
+def recover(lake: Lake) -> Recovery:
+    """Finish committed transactions and remove every staged or temporary file of uncommitted ones. Call only
+    while holding the workspace lock (no transaction of another writer may be in flight)."""
+    out = Recovery(rolled_forward=finish_committed(lake))
     root = lake.root.rstrip("/") + "/"
     for path in lake.fs.find(lake.root):
         base = posixpath.basename(path)

@@ -48,9 +48,14 @@ def quarantine_path(source: str, handle: str, batch_id: str) -> str:
     return f"{QUARANTINE}/{source}/{handle}/{batch_id}.jsonl"
 
 
-# Lake-wide caches derived from the curated zone: a writer that takes over from a crashed one drops them (they
-# may miss what the crashed writer committed last) and the next import rebuilds them from the curated zone.
+# The lake-wide name index (names → ids) and the contributions not merged into it yet: a listener imported in a
+# worker process commits its contribution with its rows, and whoever writes the index next merges it.
 NAME_INDEX = f"{CURATED}/_name_index/data.parquet"
+NAME_INDEX_PENDING = f"{CURATED}/_name_index/pending"
+
+
+def name_index_pending(user_key: int, token: str) -> str:
+    return f"{NAME_INDEX_PENDING}/{user_key}-{token}.parquet"
 
 
 def batch_entry(batch_id: str) -> str:

@@ -29,7 +29,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tunelake.config import Config
+from tunelake.config import Config, private_dir
 from tunelake.curate import plays as curated_plays
 from tunelake.curate import schemas as curated_schemas
 from tunelake.curate.schemas import TS
@@ -168,8 +168,8 @@ def _cache_handler_class() -> type:
                 return None
 
         def save_token_to_cache(self, token_info: dict[str, Any]) -> None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.path.parent, 0o700)
+            private_dir(self.path.parent.parent)  # secrets/
+            private_dir(self.path.parent)  # secrets/tokens/
             tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:

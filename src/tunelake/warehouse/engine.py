@@ -207,6 +207,25 @@ def current_warehouse_file(cfg: Config) -> Path:
     return cfg.warehouse_dir / info["file"]
 
 
+def check_read_only_sql(query: str) -> None:
+    """Refuse anything but one read statement, parsed by DuckDB itself: a second statement, COPY, EXPORT,
+    ATTACH, INSERT, SET, PRAGMA, INSTALL, CALL … are refused before the query reaches the warehouse (which is
+    also opened sandboxed: see `open_warehouse`)."""
+    from tunelake.errors import InputError
+
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise InputError(f"SQL error: {str(exc).splitlines()[0]}", field="query") from None
+    if len(statements) != 1:
+        raise InputError(f"one SQL statement at a time, got {len(statements)}", field="query",
+                         hint="run each query on its own")
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:  # EXPLAIN ANALYZE would run what it explains
+        raise InputError(f"only read-only queries are allowed, not {kind.name}", field="query",
+                         hint="SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW or SUMMARIZE")
+
+
 def open_warehouse(cfg: Config, read_only: bool = True, *, sandboxed: bool = False) -> duckdb.DuckDBPyConnection:
     """A connection to the current warehouse. Readers open the file the pointer names; a build writes a new file
     and switches the pointer, so a reader never waits for a build and never sees a half-built table.
