@@ -164,7 +164,7 @@ class Lake:
             entries = self.fs.ls(self.path(rel), detail=False)
         except FileNotFoundError:
             entries = []
-        names = {posixpath.basename(e.rstrip("/")) for e in entries}
+        names = {n for n in (posixpath.basename(e.rstrip("/")) for e in entries) if not n.startswith(".staged-")}
         txn = self.txn
         if txn is not None:
             prefix = rel.rstrip("/") + "/" if rel else ""
@@ -177,7 +177,8 @@ class Lake:
     def glob(self, pattern: str) -> list[str]:
         """Lake-relative paths matching a glob."""
         root = self.root.rstrip("/") + "/"
-        found = {p[len(root):] if p.startswith(root) else p for p in self.fs.glob(self.path(pattern))}
+        found = {p[len(root):] if p.startswith(root) else p for p in self.fs.glob(self.path(pattern))
+                 if not posixpath.basename(p).startswith(".staged-")}
         txn = self.txn
         if txn is not None:
             found |= {r for r in txn.staged if fnmatch.fnmatchcase(r, pattern) or

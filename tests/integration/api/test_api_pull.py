@@ -179,6 +179,17 @@ def test_429_storm_small_cap_stops_cleanly(cfg: Config, server: FakeSpotify, log
     assert manifest.get_cursor(Lake(cfg.lake), api.recent_cursor_name(H)) is None
 
 
+def test_429_retry_limit_is_named_as_the_cause(cfg: Config, server: FakeSpotify, logged_in: str) -> None:
+    """Each wait is under the cap, but the waits run out: the message says so, not "asked to wait 1 s (cap …)"."""
+    server.faults.add("429", count=50, retry_after=1)
+    pol = policy(cap=5)
+    with pytest.raises(TransientSourceError) as exc:
+        api.pull(cfg, H, ["recent"], policy=pol)
+    msg = str(exc.value)
+    assert f"still rate limited after waiting {pol.max_rate_limit_waits} times" in msg
+    assert "cap retry_after_cap_s" not in msg
+
+
 def test_429_storm_larger_cap_succeeds(cfg: Config, server: FakeSpotify, logged_in: str) -> None:
     server.faults.add("429", count=3, retry_after=2)
     waits: list[float] = []
