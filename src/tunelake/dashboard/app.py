@@ -17,6 +17,7 @@ from dash import Input, Output, dcc, html
 
 from tunelake.config import Config
 from tunelake.dashboard import DEFAULT_HOST, DEFAULT_PORT, FilterState, Warehouse
+from tunelake.dashboard.hosts import allowed_hosts, install_host_check
 from tunelake.dashboard.pages import PAGES, Page
 
 ASSETS = Path(__file__).parent / "assets"
@@ -67,14 +68,16 @@ def _nav() -> html.Nav:
                     className="nav")
 
 
-def create_app(cfg: Config, cache_size: int = 512, warm: bool = False) -> dash.Dash:
+def create_app(cfg: Config, cache_size: int = 512, warm: bool = False, host: str | None = None) -> dash.Dash:
     """A Dash app over the workspace's current warehouse (read-only; every asset served from the packages).
 
     Chart outputs are cached per (warehouse file, chart, filters): a warehouse file never changes once current,
     so a cached chart is exactly what recomputing it would give, and a new build starts a new cache key.
     `cache_size=0` turns the cache off (the benchmark measures uncached callbacks). `warm=True` computes the
     unfiltered view of every chart in a background thread at start, so the first visitor of a large warehouse
-    does not wait for the slowest metrics (`serve` does this)."""
+    does not wait for the slowest metrics (`serve` does this). `host` is the address the server binds to
+    (default: the dashboard_host setting); it is one of the `Host` names answered, see `dashboard.hosts`."""
+    allowed = allowed_hosts(cfg, host)  # a bad setting fails here, before anything is served
     wh = Warehouse(cfg)
     wh.has("dim_user")  # fail now, with the CLI's one-line hint, when there is no warehouse yet
     app = dash.Dash(
@@ -82,6 +85,7 @@ def create_app(cfg: Config, cache_size: int = 512, warm: bool = False) -> dash.D
         suppress_callback_exceptions=True, external_scripts=[], external_stylesheets=[],
     )
     app._tunelake_warehouse = wh  # the benchmark and tests reach the same connection cache
+    install_host_check(app.server, allowed)
 
     def serve_layout() -> html.Div:
         return html.Div([
@@ -187,12 +191,14 @@ def chart_functions() -> list[tuple[str, Page, Any]]:
 def serve(cfg: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, say: Any = None,
           debug: bool = False) -> None:
     """Serve the dashboard until interrupted. Anything but loopback exposes listening data to the network, so it
-    gets a warning (there is no login)."""
+    gets a warning (there is no login); whatever the address, only the allowed `Host` names are answered."""
     say = say or (lambda s: print(s, file=sys.stderr))
     if host != DEFAULT_HOST:
         say(f"WARNING: binding the dashboard to {host} exposes every listener's data to the network without "
-            "authentication; use 127.0.0.1 unless you trust that network.")
-    app = create_app(cfg, warm=True)
+            "authentication; use 127.0.0.1 unless you trust that network. Requests are answered only for the "
+            f"Host names {host}, 127.0.0.1, localhost and [::1]; add others with the dashboard_allowed_hosts "
+            "setting.")
+    app = create_app(cfg, warm=True, host=host)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     say(f"Dashboard on http://{host}:{port}/ (Ctrl+C to stop)")
     app.run(host=host, port=port, debug=debug, use_reloader=False, dev_tools_ui=False, dev_tools_props_check=False)
