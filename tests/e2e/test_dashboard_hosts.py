@@ -1,6 +1,6 @@
 """The served dashboard over real HTTP: a request whose `Host` is not an allowed name (what a DNS-rebinding page
-sends) gets a plain-text 400 on every kind of route, and `serve` itself binds loopback by default. Requests are
-written on a raw socket so the `Host` header is exactly the one under test."""
+sends) gets a plain-text 400 on every kind of route, a crafted filter gets a 400 too, and `serve` itself binds
+loopback by default. Requests are written on a raw socket so the `Host` header is exactly the one under test."""
 
 from __future__ import annotations
 
@@ -64,6 +64,18 @@ def test_loopback_names_are_answered(dash_url: str) -> None:
         status, _, page = raw(dash_url, "/_dash-layout", host)
         assert status == 200, host
         assert json.loads(page)["props"]["className"] == "app"
+
+
+def test_a_crafted_filter_gets_400_over_http(dash_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    body = json.loads(KPIS)
+    body["inputs"][0]["value"] = {"start": "2024-13-45", "user": "'; DROP"}
+    status, headers, page = raw(dash_url, "/_dash-update-component", "127.0.0.1",
+                                "POST", json.dumps(body).encode())
+    assert status == 400
+    assert headers["content-type"].startswith("text/plain")
+    assert page.startswith(b"400 Bad Request: field '") and len(page) < 200
+    assert not any(r.exc_info for r in caplog.records) and "Traceback" not in caplog.text
 
 
 def _listening(pid: int) -> list[tuple[str, int]]:

@@ -16,7 +16,7 @@ import dash
 from dash import Input, Output, dcc, html
 
 from tunelake.config import Config
-from tunelake.dashboard import DEFAULT_HOST, DEFAULT_PORT, FilterState, Warehouse
+from tunelake.dashboard import DEFAULT_HOST, DEFAULT_PORT, FilterError, FilterState, Warehouse
 from tunelake.dashboard.hosts import allowed_hosts, install_host_check
 from tunelake.dashboard.pages import PAGES, Page
 
@@ -86,6 +86,7 @@ def create_app(cfg: Config, cache_size: int = 512, warm: bool = False, host: str
     )
     app._tunelake_warehouse = wh  # the benchmark and tests reach the same connection cache
     install_host_check(app.server, allowed)
+    app.server.register_error_handler(FilterError, _refuse_filter)
 
     def serve_layout() -> html.Div:
         return html.Div([
@@ -104,14 +105,15 @@ def create_app(cfg: Config, cache_size: int = 512, warm: bool = False, host: str
 
     @app.callback(Output("page", "children"), Input("url", "pathname"))
     def route(pathname: str | None) -> Any:
-        page = pages.get(pathname or "/") or pages["/"]
+        # an unknown path shows the overview, whatever its type (a crafted one must not become a 500)
+        page = pages.get(pathname if isinstance(pathname, str) else "/") or pages["/"]
         return page.layout()
 
     @app.callback(Output("filters", "data"), Output("f-summary", "children"),
                   Input("f-start", "value"), Input("f-end", "value"), Input("f-user", "value"),
                   Input("f-segment", "value"))
-    def update_filters(start: str | None, end: str | None, user: str | None, segment: Any) -> Any:
-        fs = FilterState(start or None, end or None, user, segment)
+    def update_filters(start: Any, end: Any, user: Any, segment: Any) -> Any:
+        fs = FilterState.parse(start, end, user, segment).checked(wh)
         parts = []
         if fs.start or fs.end:
             parts.append(f"{fs.start or '…'} → {fs.end or '…'}")
@@ -155,6 +157,17 @@ def create_app(cfg: Config, cache_size: int = 512, warm: bool = False, host: str
     return app
 
 
+def _refuse_filter(exc: FilterError) -> Any:
+    """A crafted filter is the caller's error: a one-line 400 and one log line, no traceback (Flask would log
+    an unhandled exception with its stack and answer an HTML 500)."""
+    from flask import Response, request
+
+    logging.getLogger(__name__).warning("dashboard: refused %s: %s", request.path, exc)
+    resp = Response(f"400 Bad Request: {exc}\n", status=400, mimetype="text/plain")
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp
+
+
 def _register_chart(app: dash.Dash, wh: Warehouse, chart: Any, cache_size: int) -> Any:
     import json
     from collections import OrderedDict
@@ -163,7 +176,7 @@ def _register_chart(app: dash.Dash, wh: Warehouse, chart: Any, cache_size: int) 
     lock = threading.Lock()
 
     def fill(data: dict[str, Any] | None) -> Any:
-        fs = FilterState.from_store(data)
+        fs = FilterState.from_store(data).checked(wh)
         if cache_size <= 0:
             return chart.fn(wh, fs)
         key = (wh.current_file(), json.dumps(fs.__dict__, sort_keys=True))
