@@ -12,7 +12,8 @@ def register(app: typer.Typer) -> None:
     def dashboard(
         ctx: typer.Context,
         host: str = typer.Option(None, "--host", help="Interface to bind (default 127.0.0.1, setting "
-                                 "dashboard_host); anything else exposes the data to the network (there is no login)"),
+                                 "dashboard_host); anything else exposes the data to the network (there is no login). "
+                                 "Only loopback names, this address and dashboard_allowed_hosts are answered"),
         port: int = typer.Option(None, "--port", "-p", min=1, max=65535,
                                  help="Port to serve on (default 8050, setting dashboard_port)"),
     ) -> None:

@@ -50,6 +50,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("retry_after_cap_s", 60, "Longest Retry-After tunelake waits before stopping a pull cleanly", int),
         Setting("dashboard_host", "127.0.0.1", "Address the dashboard binds to"),
         Setting("dashboard_port", 8050, "Port the dashboard listens on", int),
+        Setting("dashboard_allowed_hosts", "", "Extra Host names the dashboard answers, comma-separated (e.g. a "
+                "reverse proxy's name); loopback and the bound address are always allowed"),
     ]
 }
 

@@ -16,7 +16,8 @@ import dash
 from dash import Input, Output, dcc, html
 
 from tunelake.config import Config
-from tunelake.dashboard import DEFAULT_HOST, DEFAULT_PORT, FilterState, Warehouse
+from tunelake.dashboard import DEFAULT_HOST, DEFAULT_PORT, FilterError, FilterState, Warehouse
+from tunelake.dashboard.hosts import allowed_hosts, install_host_check
 from tunelake.dashboard.pages import PAGES, Page
 
 ASSETS = Path(__file__).parent / "assets"
@@ -67,14 +68,16 @@ def _nav() -> html.Nav:
                     className="nav")
 
 
-def create_app(cfg: Config, cache_size: int = 512, warm: bool = False) -> dash.Dash:
+def create_app(cfg: Config, cache_size: int = 512, warm: bool = False, host: str | None = None) -> dash.Dash:
     """A Dash app over the workspace's current warehouse (read-only; every asset served from the packages).
 
     Chart outputs are cached per (warehouse file, chart, filters): a warehouse file never changes once current,
     so a cached chart is exactly what recomputing it would give, and a new build starts a new cache key.
     `cache_size=0` turns the cache off (the benchmark measures uncached callbacks). `warm=True` computes the
     unfiltered view of every chart in a background thread at start, so the first visitor of a large warehouse
-    does not wait for the slowest metrics (`serve` does this)."""
+    does not wait for the slowest metrics (`serve` does this). `host` is the address the server binds to
+    (default: the dashboard_host setting); it is one of the `Host` names answered, see `dashboard.hosts`."""
+    allowed = allowed_hosts(cfg, host)  # a bad setting fails here, before anything is served
     wh = Warehouse(cfg)
     wh.has("dim_user")  # fail now, with the CLI's one-line hint, when there is no warehouse yet
     app = dash.Dash(
@@ -82,6 +85,8 @@ def create_app(cfg: Config, cache_size: int = 512, warm: bool = False) -> dash.D
         suppress_callback_exceptions=True, external_scripts=[], external_stylesheets=[],
     )
     app._tunelake_warehouse = wh  # the benchmark and tests reach the same connection cache
+    install_host_check(app.server, allowed)
+    app.server.register_error_handler(FilterError, _refuse_filter)
 
     def serve_layout() -> html.Div:
         return html.Div([
@@ -100,14 +105,15 @@ def create_app(cfg: Config, cache_size: int = 512, warm: bool = False) -> dash.D
 
     @app.callback(Output("page", "children"), Input("url", "pathname"))
     def route(pathname: str | None) -> Any:
-        page = pages.get(pathname or "/") or pages["/"]
+        # an unknown path shows the overview, whatever its type (a crafted one must not become a 500)
+        page = pages.get(pathname if isinstance(pathname, str) else "/") or pages["/"]
         return page.layout()
 
     @app.callback(Output("filters", "data"), Output("f-summary", "children"),
                   Input("f-start", "value"), Input("f-end", "value"), Input("f-user", "value"),
                   Input("f-segment", "value"))
-    def update_filters(start: str | None, end: str | None, user: str | None, segment: Any) -> Any:
-        fs = FilterState(start or None, end or None, user, segment)
+    def update_filters(start: Any, end: Any, user: Any, segment: Any) -> Any:
+        fs = FilterState.parse(start, end, user, segment).checked(wh)
         parts = []
         if fs.start or fs.end:
             parts.append(f"{fs.start or '…'} → {fs.end or '…'}")
@@ -151,6 +157,17 @@ def create_app(cfg: Config, cache_size: int = 512, warm: bool = False) -> dash.D
     return app
 
 
+def _refuse_filter(exc: FilterError) -> Any:
+    """A crafted filter is the caller's error: a one-line 400 and one log line, no traceback (Flask would log
+    an unhandled exception with its stack and answer an HTML 500)."""
+    from flask import Response, request
+
+    logging.getLogger(__name__).warning("dashboard: refused %s: %s", request.path, exc)
+    resp = Response(f"400 Bad Request: {exc}\n", status=400, mimetype="text/plain")
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp
+
+
 def _register_chart(app: dash.Dash, wh: Warehouse, chart: Any, cache_size: int) -> Any:
     import json
     from collections import OrderedDict
@@ -159,7 +176,7 @@ def _register_chart(app: dash.Dash, wh: Warehouse, chart: Any, cache_size: int) 
     lock = threading.Lock()
 
     def fill(data: dict[str, Any] | None) -> Any:
-        fs = FilterState.from_store(data)
+        fs = FilterState.from_store(data).checked(wh)
         if cache_size <= 0:
             return chart.fn(wh, fs)
         key = (wh.current_file(), json.dumps(fs.__dict__, sort_keys=True))
@@ -187,12 +204,14 @@ def chart_functions() -> list[tuple[str, Page, Any]]:
 def serve(cfg: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, say: Any = None,
           debug: bool = False) -> None:
     """Serve the dashboard until interrupted. Anything but loopback exposes listening data to the network, so it
-    gets a warning (there is no login)."""
+    gets a warning (there is no login); whatever the address, only the allowed `Host` names are answered."""
     say = say or (lambda s: print(s, file=sys.stderr))
     if host != DEFAULT_HOST:
         say(f"WARNING: binding the dashboard to {host} exposes every listener's data to the network without "
-            "authentication; use 127.0.0.1 unless you trust that network.")
-    app = create_app(cfg, warm=True)
+            "authentication; use 127.0.0.1 unless you trust that network. Requests are answered only for the "
+            f"Host names {host}, 127.0.0.1, localhost and [::1]; add others with the dashboard_allowed_hosts "
+            "setting.")
+    app = create_app(cfg, warm=True, host=host)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     say(f"Dashboard on http://{host}:{port}/ (Ctrl+C to stop)")
     app.run(host=host, port=port, debug=debug, use_reloader=False, dev_tools_ui=False, dev_tools_props_check=False)

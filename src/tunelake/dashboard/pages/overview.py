@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, html, no_update
 
-from tunelake.dashboard import FilterState, Warehouse
+from tunelake.dashboard import FilterState, Warehouse, clicked, parse_date
 from tunelake.dashboard.pages.common import (
     PALETTE,
     Chart,
@@ -143,11 +143,11 @@ CHARTS = [
 def _click_period(app: Any, wh: Warehouse) -> None:
     @app.callback(Output("f-start", "value", allow_duplicate=True), Output("f-end", "value", allow_duplicate=True),
                   Input("over-time", "clickData"), prevent_initial_call=True)
-    def zoom(click: dict[str, Any] | None) -> Any:
-        if not click or not click.get("points") or "customdata" not in click["points"][0]:
+    def zoom(click: Any) -> Any:
+        data = clicked(click, 2)  # a period bar carries [start, end, plays]
+        if data is None:
             return no_update, no_update
-        lo, hi = click["points"][0]["customdata"][:2]
-        return lo, hi
+        return parse_date(data[0], "start"), parse_date(data[1], "end")
 
 
 CLICKS = [_click_period]

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, html, no_update
 
-from tunelake.dashboard import FilterState, Warehouse, profile_summary
+from tunelake.dashboard import FilterState, Warehouse, clicked, parse_key, profile_summary
 from tunelake.dashboard.pages.common import (
     PALETTE,
     Chart,
@@ -199,23 +199,23 @@ CHARTS = [
 ]
 
 
-def _segment_of(click: dict[str, Any] | None) -> Any:
-    if not click or not click.get("points"):
+def _segment_of(wh: Warehouse, click: Any) -> Any:
+    data = clicked(click, 1)  # a map point carries [segment, handle], a size bar [segment]
+    if data is None:
         return no_update
-    data = click["points"][0].get("customdata")
-    return int(data[0]) if data else no_update
+    return FilterState(segment=parse_key(data[0], "segment")).checked(wh).segment
 
 
 def _click_segment(app: Any, wh: Warehouse) -> None:
     @app.callback(Output("f-segment", "value", allow_duplicate=True), Input("segment-map", "clickData"),
                   prevent_initial_call=True)
-    def from_map(click: dict[str, Any] | None) -> Any:
-        return _segment_of(click)
+    def from_map(click: Any) -> Any:
+        return _segment_of(wh, click)
 
     @app.callback(Output("f-segment", "value", allow_duplicate=True), Input("segment-sizes", "clickData"),
                   prevent_initial_call=True)
-    def from_sizes(click: dict[str, Any] | None) -> Any:
-        return _segment_of(click)
+    def from_sizes(click: Any) -> Any:
+        return _segment_of(wh, click)
 
 
 CLICKS = [_click_segment]
