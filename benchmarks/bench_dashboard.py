@@ -26,12 +26,12 @@ TARGETS_MS = {"demo": 300.0, "big": 1000.0}
 
 def demo_workspace() -> Path:
     """The demo-size workspace, built once (`tunelake demo --no-serve` at its default size)."""
-    from tunelake.config import load_config
     from tunelake.demo import run_demo
-    from tunelake.warehouse.engine import read_pointer
+    from tunelake.warehouse.store import read_pointer
+    from tunelake.workspace import open_workspace
 
     ws = WORK / "dashboard-demo"
-    cfg = load_config(ws)
+    cfg = open_workspace(ws)
     if read_pointer(cfg) is None:
         run_demo(cfg, users=DEMO["users"], days=DEMO["days"], seed=DEMO["seed"], serve=False)
     _ensure_analytics(ws)
@@ -40,10 +40,10 @@ def demo_workspace() -> Path:
 
 def _ensure_analytics(ws: Path) -> None:
     """Segments and recommendations, so the Segments and Recommendations callbacks have real work to do."""
-    from tunelake.config import load_config
-    from tunelake.warehouse.engine import open_warehouse, warehouse_writer
+    from tunelake.warehouse.store import open_warehouse, warehouse_writer
+    from tunelake.workspace import open_workspace
 
-    cfg = load_config(ws)
+    cfg = open_workspace(ws)
     con = open_warehouse(cfg)
     has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'user_segment'").fetchone()
     con.close()
@@ -78,10 +78,10 @@ def filter_states(wh: Any) -> dict[str, Any]:
 def time_callbacks(ws: Path, runs: int) -> dict[str, Any]:
     from dash._utils import to_json
 
-    from tunelake.config import load_config
     from tunelake.dashboard.app import chart_functions, create_app
+    from tunelake.workspace import open_workspace
 
-    app = create_app(load_config(ws), cache_size=0)  # every call computes; nothing is served from cache
+    app = create_app(open_workspace(ws), cache_size=0)  # every call computes; nothing is served from cache
     wh = app._tunelake_warehouse
     with wh.cursor() as cur:
         plays, users = cur.execute("SELECT count(*), count(DISTINCT user_key) FROM fact_play").fetchone()

@@ -37,12 +37,11 @@ result = {"plays": s.track_plays + s.episode_plays + s.video_plays, "bytes": s.b
 
 PIPELINE = """
 from pathlib import Path
-from tunelake.config import load_config
-from tunelake.ingest import open_lake
+from tunelake.workspace import open_workspace
 from tunelake.pipeline import run_pipeline
 from tunelake.sources.catalog import import_catalog
-cfg = load_config(Path(sys.argv[1]), {"duckdb_memory_limit": sys.argv[3]})
-import_catalog(open_lake(cfg), Path(sys.argv[2]))
+cfg = open_workspace(Path(sys.argv[1]), {"duckdb_memory_limit": sys.argv[3]})
+import_catalog(cfg.lake, Path(sys.argv[2]))
 t1 = time.perf_counter()
 run = run_pipeline(cfg, report=False)
 result = {"catalog_s": round(t1 - _t0, 1), "pipeline_s": round(time.perf_counter() - t1, 1),

@@ -25,16 +25,15 @@ from pathlib import Path
 
 import duckdb
 
-from tunelake.config import load_config
 from tunelake.curate.plays import PLAY_ID_SQL
 from tunelake.curate.schemas import PLAYS
 from tunelake.ingest import write_users_table
 from tunelake.lake import manifest, zones
-from tunelake.lake.store import Lake
 from tunelake.sources.catalog import import_catalog
 from tunelake.synthetic.world import generate_world
 from tunelake.warehouse.build import build
-from tunelake.warehouse.engine import open_warehouse
+from tunelake.warehouse.store import open_warehouse
+from tunelake.workspace import open_workspace
 
 PLAYS_PER_USER_DAY = 18.0  # measured on the synthetic world (track plays, all listener types)
 TARGET_P95_MS = 250.0
@@ -168,8 +167,8 @@ def make_world(workspace: Path, plays: int, seed: int) -> dict[str, float]:
     timings["users"] = users
     timings["generated_track_plays"] = summary.track_plays
 
-    cfg = load_config(workspace)
-    lake = Lake(cfg.lake)
+    cfg = open_workspace(workspace)
+    lake = cfg.lake
     t0 = time.perf_counter()
     handles = sorted(p.name for p in (world / "exports").iterdir() if p.is_dir())
     for h in handles:
@@ -206,7 +205,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def time_queries(workspace: Path, runs: int) -> dict[str, dict[str, dict[str, float]]]:
-    cfg = load_config(workspace)
+    cfg = open_workspace(workspace)
     con = open_warehouse(cfg)
     hi_date = con.execute("SELECT max(date) FROM agg_user_day").fetchone()[0]
     quarter_lo = con.execute("SELECT CAST(date_trunc('month', max(date) - INTERVAL 3 MONTH) AS DATE) "

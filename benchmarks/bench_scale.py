@@ -61,20 +61,19 @@ TIMEOUT_S = {"0.1m": 1800, "1m": 3 * 3600, "10m": 4 * 3600, "100m": 10 * 3600}
 PIPELINE = """
 from pathlib import Path
 from benchmarks.common import tree_peak_rss_mb
-from tunelake.config import load_config
-from tunelake.ingest import open_lake
+from tunelake.workspace import open_workspace
 from tunelake.pipeline import run_pipeline
 from tunelake.sources.catalog import import_catalog
-from tunelake.warehouse.engine import open_warehouse
+from tunelake.warehouse.store import open_warehouse
 imp = dict(result)
 if imp:
     imp["seconds"] = round(time.perf_counter() - _t0, 3)
     imp["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     imp["plays_per_s"] = round(imp["plays"] / imp["seconds"])
     imp["cpu_s"] = round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1)
-cfg = load_config(sys.argv[2])
+cfg = open_workspace(sys.argv[2])
 _t = time.perf_counter()
-import_catalog(open_lake(cfg), Path(sys.argv[4]) if len(sys.argv) > 4 else Path(sys.argv[1]) / "catalog")
+import_catalog(cfg.lake, Path(sys.argv[4]) if len(sys.argv) > 4 else Path(sys.argv[1]) / "catalog")
 catalog_s = time.perf_counter() - _t
 _t = time.perf_counter()
 run = run_pipeline(cfg, force=sys.argv[3] == "force", report=False)
@@ -100,7 +99,8 @@ analytics = {k: details[k]["seconds"] for k in ("features", "segments", "recomme
              if isinstance(details.get(k), dict) and "seconds" in details[k]}
 if rec and rec.status != "ok":
     analytics["status"] = rec.status + ": " + str(details.get("reason") or rec.error or "")[:300]
-result = {"engine": cfg.engine, "duckdb_memory_limit": cfg.duckdb_memory_limit or "default (80% of RAM)",
+result = {"engine": cfg.settings.engine,
+          "duckdb_memory_limit": cfg.settings.duckdb_memory_limit or "default (80% of RAM)",
           "catalog_s": round(catalog_s, 3), "pipeline_s": round(pipeline_s, 3), "steps": steps,
           "analytics_s": analytics, "fact_play_rows": fact_play, "status": run.status,
           "skipped_steps": ",".join(skipped) or "none"}
@@ -117,9 +117,9 @@ result["python_cpu_s"] = round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
 DASHBOARD = """
 from benchmarks.common import percentiles_ms
 from tunelake.analytics import insights as I
-from tunelake.config import load_config
-from tunelake.warehouse.engine import open_warehouse
-cfg = load_config(sys.argv[1])
+from tunelake.workspace import open_workspace
+from tunelake.warehouse.store import open_warehouse
+cfg = open_workspace(sys.argv[1])
 runs = int(sys.argv[2])
 _t = time.perf_counter()
 con = open_warehouse(cfg)

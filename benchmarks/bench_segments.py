@@ -30,12 +30,12 @@ TARGET_S = 60.0
 
 
 def demo_workspace() -> Path:
-    from tunelake.config import load_config
     from tunelake.demo import run_demo
-    from tunelake.warehouse.engine import read_pointer
+    from tunelake.warehouse.store import read_pointer
+    from tunelake.workspace import open_workspace
 
     ws = WORK / "segments-demo"
-    cfg = load_config(ws)
+    cfg = open_workspace(ws)
     if read_pointer(cfg) is None:
         run_demo(cfg, users=DEMO["users"], days=DEMO["days"], seed=DEMO["seed"], serve=False)
     return ws
@@ -43,11 +43,11 @@ def demo_workspace() -> Path:
 
 def demo_figures(ws: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     from tunelake.analytics.steps import run_analytics
-    from tunelake.config import load_config
     from tunelake.synthetic.world import load_truth
-    from tunelake.warehouse.engine import warehouse_writer
+    from tunelake.warehouse.store import warehouse_writer
+    from tunelake.workspace import open_workspace
 
-    cfg = load_config(ws)
+    cfg = open_workspace(ws)
     t0 = time.perf_counter()
     with warehouse_writer(cfg, "bench-segments") as con:
         out = run_analytics(cfg, con, "bench-segments")

@@ -121,9 +121,9 @@ def maxrss_self_mb() -> float:
 # Every listener of a world (argv[1]) imported through the regular importer into a workspace (argv[2]).
 IMPORT_ALL = """
 from pathlib import Path
-from tunelake.config import load_config
+from tunelake.workspace import open_workspace
 from tunelake.ingest import import_many
-cfg = load_config(sys.argv[2])
+cfg = open_workspace(sys.argv[2])
 workers = int(__import__("os").environ.get("BENCH_IMPORT_WORKERS") or 0)  # 0 = one process per core
 jobs = [(d.name, [str(d)]) for d in sorted((Path(sys.argv[1]) / "exports").iterdir()) if d.is_dir()]
 summaries = import_many(cfg, jobs, workers=workers)

@@ -25,8 +25,9 @@ from rich.progress import (
 from rich.table import Table as RichTable
 
 from tunelake import __version__
-from tunelake.config import SETTINGS, Config, load_config
 from tunelake.errors import TunelakeError
+from tunelake.settings import OTHER_ENVIRONMENT, SETTINGS
+from tunelake.workspace import Workspace, open_workspace
 
 app = typer.Typer(
     name="tunelake",
@@ -44,7 +45,7 @@ err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 # --- shared plumbing ------------------------------------------------------------------------------------------
 
 
-def get_config(ctx: typer.Context) -> Config:
+def get_config(ctx: typer.Context) -> Workspace:
     return ctx.ensure_object(dict)["config"]
 
 
@@ -101,7 +102,7 @@ def main_callback(
 ) -> None:
     """Global options apply to every command."""
     _log_to_stderr()
-    ctx.ensure_object(dict)["config"] = load_config(workspace, {"engine": engine, "lake_url": lake}, debug=debug)
+    ctx.ensure_object(dict)["config"] = open_workspace(workspace, {"engine": engine, "lake_url": lake}, debug=debug)
 
 
 def _log_to_stderr() -> None:
@@ -187,13 +188,13 @@ def import_(
     """Import Spotify privacy exports (extended streaming history, account data, library, playlists)."""
     from tunelake.ingest import import_paths
 
-    cfg = get_config(ctx)
+    ws = get_config(ctx)
     if tz:
         _check_tz(tz)
     if pii and pii not in ("drop", "pseudonymize"):
         raise TunelakeError(f"--pii must be drop or pseudonymize, not {pii!r}")
     with progress_bar(f"Importing {user}") as update:
-        summary = import_paths(cfg, [str(p) for p in paths], user, timezone=tz, pii=pii, progress=update)
+        summary = import_paths(ws, [str(p) for p in paths], user, timezone=tz, pii=pii, progress=update)
     print_import_summary(summary)
     if summary.errors:
         for e in summary.errors:
@@ -216,13 +217,11 @@ def import_catalog_cmd(
     path: Path = typer.Argument(..., help="Catalogue CSV/Parquet file, or a folder with tracks/artists/albums"),
 ) -> None:
     """Import a track catalogue with audio features and genres (plain track_id layout or TidyTuesday)."""
-    from tunelake.ingest import open_lake
-    from tunelake.lake.lock import writing
     from tunelake.sources.catalog import import_catalog
 
-    cfg = get_config(ctx)
-    with writing(cfg, command="import-catalog"), progress_bar("Importing catalogue") as update:
-        s = import_catalog(open_lake(cfg), path, progress=update)
+    ws = get_config(ctx)
+    with ws.writing(command="import-catalog"), progress_bar("Importing catalogue") as update:
+        s = import_catalog(ws.lake, path, progress=update)
     if s.already_imported:
         console.print(f"{path}: already imported, nothing to do")
         return
@@ -239,9 +238,9 @@ def build(
     """Build the star schema from the curated zone (does nothing when nothing changed)."""
     from tunelake.warehouse.build import build as build_warehouse
 
-    cfg = get_config(ctx)
+    ws = get_config(ctx)
     with progress_bar("Building warehouse") as update:
-        info = build_warehouse(cfg, force=force, progress=update)
+        info = build_warehouse(ws, force=force, progress=update)
     if info.skipped:
         console.print("Warehouse is up to date: nothing new since the last build.")
         return
@@ -260,7 +259,7 @@ def sql(
     SHOW or SUMMARIZE. Nothing outside the warehouse can be read or written, and no setting changed."""
     import duckdb
 
-    from tunelake.warehouse.engine import check_read_only_sql, open_warehouse
+    from tunelake.warehouse.store import check_read_only_sql, open_warehouse
 
     if fmt not in ("table", "csv", "json"):
         raise TunelakeError(f"--format must be table, csv or json, not {fmt!r}")
@@ -282,9 +281,12 @@ def sql(
 @app.command("config")
 def config_cmd(ctx: typer.Context) -> None:
     """Show every setting, its value and where to change it."""
-    cfg = get_config(ctx)
-    emit([{"setting": s.name, "value": cfg.values[s.name], "env": f"TUNELAKE_{s.name.upper()}", "help": s.help}
-          for s in SETTINGS.values()], "table", title=f"Settings ({cfg.workspace / 'tunelake.toml'})")
+    ws = get_config(ctx)
+    values = ws.settings.as_dict()
+    emit([{"setting": s.name, "value": values[s.name], "env": s.env, "help": s.help} for s in SETTINGS.values()],
+         "table", title=f"Settings ({ws.root / 'tunelake.toml'})")
+    emit([{"environment": k, "help": v} for k, v in OTHER_ENVIRONMENT.items()], "table",
+         title="Other environment variables read")
 
 
 @app.command()
@@ -300,8 +302,8 @@ def demo(
     recommendations → report, then serve the dashboard (--no-serve stops after the report)."""
     from tunelake.demo import run_demo
 
-    cfg = get_config(ctx)
-    result = run_demo(cfg, users=users, days=days, seed=seed, source=source, serve=serve,
+    ws = get_config(ctx)
+    result = run_demo(ws, users=users, days=days, seed=seed, source=source, serve=serve,
                       progress_factory=progress_bar, say=console.print)
     console.print(result.summary_text)
 

@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
         """A Wrapped-style summary of one listener: top artists/tracks/genres, habits, streaks, discovery."""
         from tunelake.analytics.insights import wrapped
         from tunelake.cli import console, get_config
-        from tunelake.warehouse.engine import open_warehouse
+        from tunelake.warehouse.store import open_warehouse
 
         con = open_warehouse(get_config(ctx))
         try:
@@ -102,21 +102,21 @@ def register(app: typer.Typer) -> None:
         from tunelake.analytics.steps import run_segments, truth_file
         from tunelake.cli import console, emit, get_config, progress_bar
         from tunelake.errors import InputError
-        from tunelake.warehouse.engine import warehouse_writer
+        from tunelake.warehouse.store import warehouse_writer
 
         if k != "auto" and not (k.isdigit() and int(k) >= 1):
             raise InputError(f"bad --k {k!r}", field="k", hint="use auto or a whole number ≥ 1")
-        cfg = get_config(ctx)
+        ws = get_config(ctx)
         from datetime import UTC, datetime
 
         run_id = "segment-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        with progress_bar("Segmenting") as update, warehouse_writer(cfg, "segment") as con:
+        with progress_bar("Segmenting") as update, warehouse_writer(ws, "segment") as con:
             update(0, 2, "features")
             features = compute_features(con)
             write_features(con, features, run_id)
             update(1, 2, "segments")
-            info, _ = run_segments(con, features, run_id, k=k if k == "auto" else int(k), truth=truth_file(cfg),
-                                   engine=cfg.engine)
+            info, _ = run_segments(con, features, run_id, k=k if k == "auto" else int(k), truth=truth_file(ws),
+                                   engine=ws.settings.engine)
             selection = con.execute("SELECT k, silhouette, inertia, calinski_harabasz, chosen FROM segment_selection "
                                     "ORDER BY k").df() if info.get("rows") else None
             update(2, 2, "done")
@@ -153,27 +153,27 @@ def register(app: typer.Typer) -> None:
         from tunelake.analytics.steps import run_recommendations
         from tunelake.cli import console, emit, get_config, progress_bar
         from tunelake.errors import InputError, TunelakeError
-        from tunelake.warehouse.engine import open_warehouse, warehouse_writer
+        from tunelake.warehouse.store import open_warehouse, warehouse_writer
 
         if method is not None and method not in METHODS:
             raise InputError(f"unknown method {method!r}", field="method", hint=f"one of {', '.join(METHODS)}")
         if n < 1:
             raise InputError("--n must be at least 1", field="n", hint="e.g. --n 20")
-        cfg = get_config(ctx)
-        con = open_warehouse(cfg)
+        ws = get_config(ctx)
+        con = open_warehouse(ws)
         needs_eval = evaluate_ or not table_exists(con, "rec_evaluation")
         con.close()
         if needs_eval:
             from datetime import UTC, datetime
 
             run_id = "recommend-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-            with progress_bar("Evaluating recommenders") as update, warehouse_writer(cfg, "recommend") as wcon:
+            with progress_bar("Evaluating recommenders") as update, warehouse_writer(ws, "recommend") as wcon:
                 update(0, 1, "evaluation")
                 segs = (wcon.execute("SELECT user_key, segment, segment_name FROM user_segment").df()
                         if table_exists(wcon, "user_segment") else None)
                 run_recommendations(wcon, run_id, segs)
                 update(1, 1, "done")
-        con = open_warehouse(cfg)
+        con = open_warehouse(ws)
         try:
             if user is None:
                 ev = con.execute("""SELECT method, precision_at_k, recall_at_k, ndcg_at_k, coverage, novelty, users,
@@ -204,7 +204,7 @@ def register(app: typer.Typer) -> None:
             except ImportError as exc:
                 raise TunelakeError(f"pushing playlists needs the Spotify API module ({exc})",
                                     hint="pip install 'tunelake[api]' and run `tunelake auth login`") from None
-            result = push_playlist(cfg, handle, playlist, [r["track_id"] for r in rows])
+            result = push_playlist(ws, handle, playlist, [r["track_id"] for r in rows])
             verb = "new" if result.get("created") else "updated"
             console.print(f"Pushed {result.get('tracks', len(rows))} tracks to the {verb} playlist “{playlist}” "
                           f"({result.get('playlist_id', '')})", highlight=False)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import typer
 
-from tunelake.config import Config
+from tunelake.workspace import Workspace
 
 
-def _cfg(ctx: typer.Context) -> Config:
+def _cfg(ctx: typer.Context) -> Workspace:
     return ctx.ensure_object(dict)["config"]
 
 

@@ -21,9 +21,9 @@ def register(app: typer.Typer) -> None:
         from tunelake.cli import err_console, get_config
         from tunelake.dashboard.app import serve
 
-        cfg = get_config(ctx)
-        serve(cfg, host=host or cfg.dashboard_host, port=port or cfg.dashboard_port, say=lambda s: err_console.print(
-            f"[yellow]{s}[/]" if s.startswith("WARNING") else s, highlight=False))
+        ws = get_config(ctx)
+        serve(ws, host=host or ws.settings.dashboard_host, port=port or ws.settings.dashboard_port,
+              say=lambda s: err_console.print(f"[yellow]{s}[/]" if s.startswith("WARNING") else s, highlight=False))
 
     @app.command()
     def report(
@@ -36,8 +36,8 @@ def register(app: typer.Typer) -> None:
         from tunelake.cli import console, get_config
         from tunelake.report.build import write_report
 
-        cfg = get_config(ctx)
-        path = write_report(cfg, out or cfg.workspace / "report.html", pdf=pdf)
+        ws = get_config(ctx)
+        path = write_report(ws, out or ws.root / "report.html", pdf=pdf)
         console.print(f"[green]Wrote[/] {path}")
         if pdf:
             console.print(f"[green]Wrote[/] {path.with_suffix('.pdf')}")

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from tunelake.config import Config, load_config
+from tunelake.workspace import Workspace, open_workspace
 
 console = Console()
 
@@ -19,14 +19,14 @@ export_app = typer.Typer(
 )
 
 
-def _config(ctx: typer.Context) -> Config:
-    """The Config the main callback resolved, or one loaded from the environment when run standalone."""
+def _config(ctx: typer.Context) -> Workspace:
+    """The Workspace the main callback resolved, or one loaded from the environment when run standalone."""
     obj = ctx.find_root().obj
-    if isinstance(obj, Config):
+    if isinstance(obj, Workspace):
         return obj
-    if isinstance(obj, dict) and isinstance(obj.get("config"), Config):
+    if isinstance(obj, dict) and isinstance(obj.get("config"), Workspace):
         return obj["config"]
-    return load_config()
+    return open_workspace()
 
 
 @export_app.command("synapse")
@@ -60,11 +60,11 @@ def gold_cmd(
     table: list[str] = typer.Option(None, "--table", "-t", help="Only this table (repeatable); default all"),
 ) -> None:
     """Write the warehouse star schema as Parquet, one folder per table (<out>/<table>/part-N.parquet)."""
-    from tunelake.warehouse.engine import open_warehouse
     from tunelake.warehouse.exports import export_gold
+    from tunelake.warehouse.store import open_warehouse
 
-    cfg = _config(ctx)
-    con = open_warehouse(cfg, read_only=True)
+    ws = _config(ctx)
+    con = open_warehouse(ws, read_only=True)
     try:
         with console.status("Exporting gold Parquet…"):
             counts = export_gold(con, out, table or None)

@@ -9,14 +9,13 @@ from typing import Any
 import typer
 
 
-def lake_status(cfg: Any) -> dict[str, Any]:
+def lake_status(ws: Any) -> dict[str, Any]:
     """Batches by source, users, play date ranges and quarantined counts, from the manifest and curated zone."""
     from tunelake.lake import manifest
-    from tunelake.lake.store import Lake
     from tunelake.warehouse.build import register_curated
-    from tunelake.warehouse.engine import DuckDBEngine
+    from tunelake.warehouse.engines.duckdb import DuckDBEngine
 
-    lake = Lake(cfg.lake)
+    lake = ws.lake
     batches = manifest.list_batches(lake)
     sources: dict[str, dict[str, Any]] = {}
     for b in batches:
@@ -44,13 +43,13 @@ def lake_status(cfg: Any) -> dict[str, Any]:
     return {"users": len(manifest.list_users(lake)), "sources": rows}
 
 
-def warehouse_status(cfg: Any) -> dict[str, Any] | None:
-    from tunelake.warehouse.engine import open_warehouse, read_pointer
+def warehouse_status(ws: Any) -> dict[str, Any] | None:
+    from tunelake.warehouse.store import open_warehouse, read_pointer
 
-    pointer = read_pointer(cfg)
+    pointer = read_pointer(ws)
     if not pointer:
         return None
-    con = open_warehouse(cfg)
+    con = open_warehouse(ws)
     try:
         tables = con.execute("SELECT table_name, estimated_size FROM duckdb_tables() ORDER BY table_name").fetchall()
         counts = [{"table": t, "rows": con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]} for t, _ in tables]
@@ -88,8 +87,8 @@ def register(app: typer.Typer) -> None:
         from tunelake.cli import console, emit, get_config, progress_bar
         from tunelake.pipeline import run_pipeline
 
-        cfg = get_config(ctx)
-        result = run_pipeline(cfg, paths=[str(p) for p in paths or []], user=user, timezone=tz, force=force,
+        ws = get_config(ctx)
+        result = run_pipeline(ws, paths=[str(p) for p in paths or []], user=user, timezone=tz, force=force,
                               report=report, bar=progress_bar)
         emit([{"step": s.step, "status": s.status, "rows in": s.rows_in, "rows out": s.rows_out,
                "seconds": _seconds(s.started_at, s.ended_at),
@@ -106,20 +105,19 @@ def register(app: typer.Typer) -> None:
         """Show the lake (batches, sources, users, date ranges), the warehouse (tables, rows, freshness) and the
         last runs."""
         from tunelake.cli import console, emit, get_config
-        from tunelake.lake.store import Lake
         from tunelake.pipeline import read_run_logs
 
-        cfg = get_config(ctx)
-        lake = lake_status(cfg)
-        wh = warehouse_status(cfg)
-        logged = read_run_logs(Lake(cfg.lake), last=runs)
+        ws = get_config(ctx)
+        lake = lake_status(ws)
+        wh = warehouse_status(ws)
+        logged = read_run_logs(ws.lake, last=runs)
         run_rows = [{"run": r["run_id"], "step": s["step"], "status": s["status"], "rows in": s.get("rows_in"),
                      "rows out": s.get("rows_out"), "seconds": _seconds(s["started_at"], s.get("ended_at")),
                      "error": (s.get("error") or "")[:120]} for r in reversed(logged) for s in r.get("steps", [])]
         if fmt == "json":
             emit([{"lake": lake, "warehouse": wh, "runs": list(reversed(logged))}], "json")
             return
-        console.print(f"[bold]Lake[/] {cfg.lake}: {lake['users']} users")
+        console.print(f"[bold]Lake[/] {ws.lake_url}: {lake['users']} users")
         if lake["sources"]:
             emit(lake["sources"], "table", title="Batches by source")
         if wh is None:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunelake.config import Config
 from tunelake.errors import TunelakeError
+from tunelake.workspace import Workspace
 
 
 @dataclass
@@ -35,10 +35,10 @@ class DemoResult:
         return "\n".join(lines)
 
 
-def summarize(cfg: Config, result: DemoResult) -> None:
-    from tunelake.warehouse.engine import open_warehouse
+def summarize(ws: Workspace, result: DemoResult) -> None:
+    from tunelake.warehouse.store import open_warehouse
 
-    con = open_warehouse(cfg)
+    con = open_warehouse(ws)
     try:
         result.listeners = con.execute("SELECT count(*) FROM dim_user").fetchone()[0]
         result.plays, ms = con.execute("SELECT count(*), coalesce(sum(ms_played), 0) FROM fact_play").fetchone()
@@ -51,7 +51,7 @@ def summarize(cfg: Config, result: DemoResult) -> None:
 
 
 def run_demo(
-    cfg: Config,
+    ws: Workspace,
     *,
     users: int = 120,
     days: int = 180,
@@ -64,8 +64,7 @@ def run_demo(
     """Generate → import every listener → import the catalogue → build (→ analytics, report, dashboard)."""
     from contextlib import nullcontext
 
-    from tunelake.ingest import import_many, open_lake
-    from tunelake.lake.lock import writing
+    from tunelake.ingest import import_many
     from tunelake.sources.catalog import import_catalog
     from tunelake.synthetic.world import generate_world
     from tunelake.warehouse.build import build
@@ -75,7 +74,7 @@ def run_demo(
 
     if source not in ("export", "api"):
         raise TunelakeError(f"--source must be export or api, not {source!r}")
-    world = cfg.workspace / "world"
+    world = ws.root / "world"
     result = DemoResult(world)
     t0 = time.perf_counter()
     params = {"users": users, "days": days, "seed": seed}
@@ -92,27 +91,27 @@ def run_demo(
     if source == "api":
         from tunelake.sources.spotify_api import api_demo
 
-        api_demo(cfg, world, progress=None)
+        api_demo(ws, world, progress=None)
     else:
         handles = sorted(p.name for p in (world / "exports").iterdir() if p.is_dir())
         with bar("Importing listeners") as update:
             # Both views of each listener (extended history and account data, library, playlists): the overlap
             # rule must merge them into exactly the extended history's playbacks. Listeners run in parallel.
-            import_many(cfg, [(h, [str(world / "exports" / h)]) for h in handles], progress=update)
-    with writing(cfg, command="demo: catalogue"):
-        import_catalog(open_lake(cfg), world / "catalog")
+            import_many(ws, [(h, [str(world / "exports" / h)]) for h in handles], progress=update)
+    with ws.writing(command="demo: catalogue"):
+        import_catalog(ws.lake, world / "catalog")
     result.timings["import"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     with bar("Building warehouse") as update:
-        build(cfg, progress=update)
+        build(ws, progress=update)
     result.timings["build"] = time.perf_counter() - t0
 
     from tunelake.pipeline import post_build_steps
 
     if serve:  # serving blocks until Ctrl-C: say what was built before the dashboard takes over
-        summarize(cfg, result)
+        summarize(ws, result)
         say(result.summary_text)
-    result.extras.update(post_build_steps(cfg, result, serve=serve, say=say, bar=bar))
-    summarize(cfg, result)
+    result.extras.update(post_build_steps(ws, result, serve=serve, say=say, bar=bar))
+    summarize(ws, result)
     return result

@@ -18,11 +18,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tunelake.config import Config, private_dir
 from tunelake.lake import manifest, zones
-from tunelake.lake.lock import last_takeover, writing
+from tunelake.lake.lock import last_takeover
 from tunelake.lake.store import Lake
 from tunelake.lake.txn import recover
+from tunelake.settings import private_dir
+from tunelake.workspace import Workspace
 
 
 @dataclass
@@ -35,20 +36,20 @@ class Finding:
         return asdict(self)
 
 
-def diagnose(cfg: Config, *, repair: bool = True) -> list[Finding]:
+def diagnose(ws: Workspace, *, repair: bool = True) -> list[Finding]:
     """Every check; with `repair`, fix what can be fixed. Holds the workspace lock throughout."""
-    with writing(cfg, command="doctor"):
-        lake = Lake(cfg.lake)
+    with ws.writing(command="doctor"):
+        lake = ws.lake
         out = []
-        crashed = last_takeover(cfg.workspace)
+        crashed = last_takeover(ws.root)
         if crashed:
             out.append(Finding("lock", "repaired", f"the last writer (pid {crashed.get('pid')}, "
                                                    f"{crashed.get('command')}) stopped mid-write; the lake was "
                                                    "recovered when this command took the lock over"))
         else:
             out.append(Finding("lock", "ok", "the last writer finished cleanly"))
-        out += [_lake_recovery(lake, repair), _runs(lake, repair), *_warehouse(cfg, repair),
-                *_curated(lake, repair), _index(lake, repair), _modes(cfg, lake, repair)]
+        out += [_lake_recovery(lake, repair), _runs(lake, repair), *_warehouse(ws, repair),
+                *_curated(lake, repair), _index(lake, repair), _modes(ws, lake, repair)]
     return out
 
 
@@ -80,36 +81,36 @@ def _runs(lake: Lake, repair: bool) -> Finding:
                                           f"{', '.join(stopped)}")
 
 
-def _warehouse(cfg: Config, repair: bool) -> list[Finding]:
+def _warehouse(ws: Workspace, repair: bool) -> list[Finding]:
     import duckdb
 
-    from tunelake.warehouse.engine import POINTER, prune_warehouse_files, read_pointer, write_pointer
+    from tunelake.warehouse.store import POINTER, prune_warehouse_files, read_pointer, write_pointer
 
     out = []
     try:
-        pointer = read_pointer(cfg)
+        pointer = read_pointer(ws)
     except ValueError:
         pointer = {"file": None}
-        out.append(Finding("warehouse pointer", "problem", f"{cfg.warehouse_dir / POINTER} is not valid JSON"))
+        out.append(Finding("warehouse pointer", "problem", f"{ws.warehouse_dir / POINTER} is not valid JSON"))
     if pointer is None:
         return [Finding("warehouse", "ok", "no warehouse built yet")]
-    target = cfg.warehouse_dir / str(pointer.get("file"))
+    target = ws.warehouse_dir / str(pointer.get("file"))
     try:
         duckdb.connect(str(target), read_only=True).close()
         out.append(Finding("warehouse", "ok", f"{target.name} opens"))
     except (duckdb.Error, OSError) as exc:
         prev = pointer.get("previous")
-        if repair and prev and (cfg.warehouse_dir / prev).exists():
-            write_pointer(cfg, {**pointer, "file": prev, "previous": None, "updated_by": "doctor"})
+        if repair and prev and (ws.warehouse_dir / prev).exists():
+            write_pointer(ws, {**pointer, "file": prev, "previous": None, "updated_by": "doctor"})
             out.append(Finding("warehouse", "repaired", f"{target.name} cannot be opened ({str(exc)[:80]}); "
                                                         f"pointed readers back at {prev}; run `tunelake build`"))
         else:
             out.append(Finding("warehouse", "problem", f"{target.name} cannot be opened ({str(exc)[:80]}): run "
                                                        "`tunelake build --force`"))
-    orphans = [p.name for p in sorted(cfg.warehouse_dir.glob("wh-*.duckdb"))
+    orphans = [p.name for p in sorted(ws.warehouse_dir.glob("wh-*.duckdb"))
                if p.name not in (pointer.get("file"), pointer.get("previous"))]
     if orphans and repair:
-        removed = prune_warehouse_files(cfg)
+        removed = prune_warehouse_files(ws)
         out.append(Finding("warehouse files", "repaired", f"removed {len(removed)} files a stopped build or "
                                                           f"write left: {', '.join(removed[:5])}"))
     elif orphans:
@@ -175,11 +176,11 @@ def _index(lake: Lake, repair: bool) -> Finding:
     return Finding("name index", "repaired", f"rebuilt from the curated zone ({n:,} names)")
 
 
-def _modes(cfg: Config, lake: Lake, repair: bool) -> Finding:
+def _modes(ws: Workspace, lake: Lake, repair: bool) -> Finding:
     """Secrets 0700/0600; raw and quarantine files (what listeners sent, personal fields included) 0600."""
     wrong: list[Path] = []
-    if cfg.secrets_dir.exists():
-        for p in [cfg.secrets_dir, *cfg.secrets_dir.rglob("*")]:
+    if ws.secrets_dir.exists():
+        for p in [ws.secrets_dir, *ws.secrets_dir.rglob("*")]:
             want = 0o700 if p.is_dir() else 0o600
             if stat.S_IMODE(p.stat().st_mode) & 0o077:
                 wrong.append(p)
@@ -196,6 +197,6 @@ def _modes(cfg: Config, lake: Lake, repair: bool) -> Finding:
     if not wrong:
         return Finding("file modes", "ok", "secrets, raw and quarantine files are private to their owner")
     if repair:
-        private_dir(cfg.secrets_dir)
+        private_dir(ws.secrets_dir)
     return Finding("file modes", "repaired" if repair else "problem",
                    f"{len(wrong)} files or folders readable by others" + (": made private" if repair else ""))

@@ -16,19 +16,20 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tunelake.config import Config
+from tunelake import duck
 from tunelake.curate import plays as curated_plays
 from tunelake.curate import resolve
 from tunelake.curate.privacy import PII_COLUMNS, apply_pii_policy, workspace_salt
 from tunelake.curate.schemas import USERS
 from tunelake.errors import InputError
 from tunelake.lake import manifest, zones
-from tunelake.lake.lock import worker_hold, writing
+from tunelake.lake.lock import worker_hold
 from tunelake.lake.manifest import Batch, utcnow
 from tunelake.lake.store import Lake
 from tunelake.sources import library
 from tunelake.sources.account import parse_account
 from tunelake.sources.export import PARSERS, ExportFile, Parsed, find_export_files, source_of_kind
+from tunelake.workspace import Workspace
 
 Progress = Callable[[int, int, str], None]
 
@@ -132,10 +133,6 @@ class ImportSummary:
             "unknown_fields": sorted({u for f in self.files for u in f.unknown_fields}),
             "failed": self.errors,
         }
-
-
-def open_lake(cfg: Config) -> Lake:
-    return Lake(cfg.lake)
 
 
 def _pii(rows: pa.Table, policy: str, salt: bytes | None) -> pa.Table:
@@ -323,7 +320,7 @@ def _user_has_account_plays(lake: Lake, user_key: int) -> bool:
 
 
 def import_paths(
-    cfg: Config,
+    ws: Workspace,
     paths: list[str],
     handle: str,
     *,
@@ -335,14 +332,15 @@ def import_paths(
     quarantine and manifest entries of the import become visible together, or (after a failure or a crash) not
     at all, and a retry imports exactly what a clean run would have."""
     zones.check_handle(handle)
-    with writing(cfg, command=f"import --user {handle}"):
-        lake = open_lake(cfg)
+    duck.set_import_threads(ws.settings.import_threads)
+    with ws.writing(command=f"import --user {handle}"):
+        lake = ws.lake
         with lake.transaction(f"import {handle}"):
-            return _import_user(cfg, lake, paths, handle, timezone=timezone, pii=pii, progress=progress)
+            return _import_user(ws, lake, paths, handle, timezone=timezone, pii=pii, progress=progress)
 
 
 def _import_user(
-    cfg: Config,
+    ws: Workspace,
     lake: Lake,
     paths: list[str],
     handle: str,
@@ -356,8 +354,8 @@ def _import_user(
 
     `shared_writes=False` leaves out the two lake-wide files every import touches (the users table and the name
     index): `import_many` runs many users in parallel that way and writes both once at the end."""
-    policy = pii or cfg.pii
-    salt = workspace_salt(cfg.secrets_dir) if policy == "pseudonymize" else None
+    policy = pii or ws.settings.pii
+    salt = workspace_salt(ws.secrets_dir) if policy == "pseudonymize" else None
     user = manifest.register_user(lake, handle, timezone)
     user_key = user["user_key"]
     files = find_export_files(paths)
@@ -400,7 +398,7 @@ def _import_user(
                 _write_quarantine(lake, source, handle, batch_id, origin,
                                   [{"record_no": None, "reason": "invalid_file", "message": message}])
             else:
-                raw = store_raw(lake, f, data, source, handle, batch_id, content_hash, now, cfg.raw_compression,
+                raw = store_raw(lake, f, data, source, handle, batch_id, content_hash, now, ws.settings.raw_compression,
                                 origin=origin)
                 rows = parsed.rows
                 rows = _put(rows, "user_key", pa.array([user_key] * rows.num_rows, pa.int64()))
@@ -442,8 +440,8 @@ def _import_user(
             resolver = resolver or resolve.lake_resolver(lake)
             resolver.add_plays(incoming)
         merge = curated_plays.merge_plays(
-            lake, user_key, incoming, tolerance_s=cfg.overlap_tolerance_s if has_account else None,
-            resolver=resolver, api_tolerance_s=cfg.overlap_tolerance_s, record_names=shared_writes)
+            lake, user_key, incoming, tolerance_s=ws.settings.overlap_tolerance_s if has_account else None,
+            resolver=resolver, api_tolerance_s=ws.settings.overlap_tolerance_s, record_names=shared_writes)
         summary.replaced += merge.replaced
         summary.upgraded += merge.upgraded
         for batch, result, parsed in plays:
@@ -496,7 +494,7 @@ def _init_worker() -> None:
     file's bytes and columns: keeping them in the heap took a third of the page faults away (~2 % of the CPU)."""
     import ctypes
 
-    os.environ.setdefault("TUNELAKE_IMPORT_THREADS", "1")
+    duck.set_import_threads(1)
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD: keep buffers up to 32 MB in the heap
@@ -524,19 +522,19 @@ class _NoPandas:
             raise ModuleNotFoundError("an import worker does not load pandas", name=name)
 
 
-def _import_job(args: tuple[Config, list[str], str, str | None, str | None]) -> ImportSummary:
+def _import_job(args: tuple[Workspace, list[str], str, str | None, str | None]) -> ImportSummary:
     """One listener of import_many. The cycle collector waits until the listener is done: a listener makes few
     cycles but many short-lived objects, and collections over every loaded module took ~4 % of the import."""
     import gc
 
-    cfg, paths, handle, timezone, pii = args
+    ws, paths, handle, timezone, pii = args
     enabled = gc.isenabled()
     gc.disable()
     try:
-        with worker_hold(cfg.workspace):
-            lake = open_lake(cfg)
+        with worker_hold(ws.root):
+            lake = ws.lake
             with lake.transaction(f"import {handle}"):
-                return _import_user(cfg, lake, paths, handle, timezone=timezone, pii=pii, shared_writes=False)
+                return _import_user(ws, lake, paths, handle, timezone=timezone, pii=pii, shared_writes=False)
     finally:
         if enabled:
             gc.enable()
@@ -555,7 +553,7 @@ def _job_bytes(paths: list[str]) -> int:
 
 
 def import_many(
-    cfg: Config,
+    ws: Workspace,
     jobs: list[tuple[str, list[str]]],
     *,
     workers: int = 0,
@@ -571,12 +569,12 @@ def import_many(
     before the run, not against listeners imported in the same run; import such a listener again to use those."""
     for handle, _ in jobs:
         zones.check_handle(handle)
-    with writing(cfg, command=f"import ({len(jobs)} listeners)"):
-        return _import_many(cfg, jobs, workers=workers, timezone=timezone, pii=pii, progress=progress)
+    with ws.writing(command=f"import ({len(jobs)} listeners)"):
+        return _import_many(ws, jobs, workers=workers, timezone=timezone, pii=pii, progress=progress)
 
 
 def _import_many(
-    cfg: Config,
+    ws: Workspace,
     jobs: list[tuple[str, list[str]]],
     *,
     workers: int = 0,
@@ -592,13 +590,13 @@ def _import_many(
 
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     summaries: dict[str, ImportSummary] = {}
-    lake = open_lake(cfg)
+    lake = ws.lake
     if not lake.exists(resolve.INDEX):
         resolve.rebuild_index(lake)  # what the lake knew before; the listeners' contributions are added below
     merged: dict[str, list[str]] = {}
     for handle, paths in jobs:  # a listener named twice is one job: two at once would race on one partition
         merged.setdefault(handle, []).extend(paths)
-    args = {handle: (cfg, paths, handle, timezone, pii) for handle, paths in merged.items()}
+    args = {handle: (ws, paths, handle, timezone, pii) for handle, paths in merged.items()}
 
     def done(handle: str, summary: ImportSummary) -> None:
         summaries[handle] = summary
@@ -614,11 +612,10 @@ def _import_many(
         todo = deque(sorted(args, key=lambda h: -_job_bytes(args[h][1])))
         # For the spawned workers only (read when a process starts): no OpenBLAS threads spinning beside the import.
         spawn_env = {"OPENBLAS_NUM_THREADS": "1"}
-        saved = {k: os.environ.get(k) for k in ("TUNELAKE_IMPORT_THREADS", *spawn_env)}
+        saved = {k: os.environ.get(k) for k in spawn_env}
         for k, v in spawn_env.items():
             os.environ.setdefault(k, v)
         _init_worker()
-        curated_plays.apply_import_threads()
         ctx = mp.get_context("spawn")  # no fork: DuckDB connections must not be shared with children
         try:
             with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx, initializer=_init_spawned_worker) as pool:
@@ -641,7 +638,7 @@ def _import_many(
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-            curated_plays.apply_import_threads()
+            duck.set_import_threads(ws.settings.import_threads)
     with lake.transaction("import: users table and name index"):
         write_users_table(lake)
         resolve.record_items(lake, [])  # what the listeners' processes committed as pending contributions

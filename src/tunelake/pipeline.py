@@ -23,11 +23,10 @@ from datetime import UTC, datetime
 from importlib import import_module
 from typing import Any
 
-from tunelake.config import Config
 from tunelake.errors import InputError, PipelineError, QualityGateError, TunelakeError
 from tunelake.lake import zones
-from tunelake.lake.lock import writing
 from tunelake.lake.store import Lake
+from tunelake.workspace import Workspace
 
 STEPS = ("import", "build", "quality", "analytics", "report")
 RUNS_DIR = f"{zones.MANIFEST}/runs"
@@ -176,7 +175,7 @@ def optional(module: str, name: str) -> Callable[..., Any] | None:
         return None
 
 
-def _analytics_steps(rec_factory: _Recorder, cfg: Config, con: Any, run_id: str) -> dict[str, Any]:
+def _analytics_steps(rec_factory: _Recorder, ws: Workspace, con: Any, run_id: str) -> dict[str, Any]:
     """Run the analytics engineer's steps on `con`; one meta_run row per sub-step it reports."""
     run_analytics = optional("tunelake.analytics.steps", "run_analytics")
     if run_analytics is None:
@@ -185,7 +184,7 @@ def _analytics_steps(rec_factory: _Recorder, cfg: Config, con: Any, run_id: str)
     rec = rec_factory.start("analytics")
     t0 = time.perf_counter()
     try:
-        out = run_analytics(cfg, con, run_id) or {}
+        out = run_analytics(ws, con, run_id) or {}
     except InputError as exc:
         # Not enough data to learn from (one listener, a few days) is no reason to withhold a good warehouse.
         rec_factory.finish(rec, "skipped", details={"reason": exc.one_line(), "seconds":
@@ -214,7 +213,7 @@ def _bar_factory(bar: Bar | None) -> Bar:
 
 
 def run_pipeline(
-    cfg: Config,
+    ws: Workspace,
     *,
     paths: list[str] | None = None,
     user: str | None = None,
@@ -232,8 +231,8 @@ def run_pipeline(
     if paths and not user:  # a usage error, not a failed step: nothing is started or logged
         raise InputError("--user is required with paths to import", field="--user",
                          hint="say whose export it is: tunelake run PATH --user NAME")
-    with writing(cfg, command="run"):
-        return _run_pipeline(cfg, paths=paths, user=user, timezone=timezone, force=force, report=report, bar=bar,
+    with ws.writing(command="run"):
+        return _run_pipeline(ws, paths=paths, user=user, timezone=timezone, force=force, report=report, bar=bar,
                              run_id=run_id)
 
 
@@ -255,7 +254,7 @@ def mark_interrupted(lake: Lake) -> list[str]:
 
 
 def _run_pipeline(
-    cfg: Config,
+    ws: Workspace,
     *,
     paths: list[str] | None,
     user: str | None,
@@ -267,11 +266,11 @@ def _run_pipeline(
 ) -> RunResult:
     from tunelake.warehouse import quality
     from tunelake.warehouse.build import MODEL_ORDER, build
-    from tunelake.warehouse.engine import read_pointer
+    from tunelake.warehouse.store import read_pointer
     from tunelake.warehouse.tables import warehouse_tables
 
     bar = _bar_factory(bar)
-    lake = Lake(cfg.lake)
+    lake = ws.lake
     mark_interrupted(lake)
     run = RunResult(run_id or new_run_id(), started_at=utcnow().isoformat())
     rec = _Recorder(lake, run)
@@ -283,7 +282,7 @@ def _run_pipeline(
             from tunelake.ingest import import_paths
 
             with bar(f"Importing {user}") as update:
-                summary = import_paths(cfg, list(paths), user, timezone=timezone, progress=update)
+                summary = import_paths(ws, list(paths), user, timezone=timezone, progress=update)
         except BaseException as exc:
             raise rec.fail(step, exc) from exc
         totals = summary.as_dict()
@@ -322,7 +321,7 @@ def _run_pipeline(
         if hasattr(engine, "con"):
             state["current"] = None
             update(len(MODEL_ORDER), len(MODEL_ORDER), "analytics: features, segments, recommendations")
-            state["analytics"] = _analytics_steps(rec, cfg, engine.con, run.run_id)
+            state["analytics"] = _analytics_steps(rec, ws, engine.con, run.run_id)
         else:
             rec.skip("analytics", f"the {engine.name} engine writes no analytics tables here")
         # This run's rows so far go into the new file, so the warehouse that becomes current lists them.
@@ -335,7 +334,7 @@ def _run_pipeline(
     try:
         with bar("Building warehouse") as update:
             state["update"] = update
-            info = build(cfg, force=force, run_id=run.run_id, progress=update, after_models=after_models,
+            info = build(ws, force=force, run_id=run.run_id, progress=update, after_models=after_models,
                          gates=False)
     except BaseException as exc:
         if build_rec.ended_at is not None:  # the models were built; a later step discarded the new file
@@ -352,7 +351,7 @@ def _run_pipeline(
         rec.finish(build_rec, "ok", rows_in=info.rows_in, rows_out=info.rows_out, ended_at=build_rec.ended_at,
                    details={**build_rec.details, "warehouse": info.file, "seconds": round(info.seconds, 3),
                             "rows": {k: v for k, v in info.rows.items() if not k.startswith("int_")}})
-    pointer = read_pointer(cfg) or {}
+    pointer = read_pointer(ws) or {}
     run.warehouse = pointer.get("file")
 
     # 5. report: after the switch, because it reads the current warehouse
@@ -362,26 +361,27 @@ def _run_pipeline(
     elif info.skipped and not force and _last_report_warehouse(lake) == run.warehouse:
         rec.skip("report", "the report is up to date with the current warehouse")
     else:
-        _report_step(rec, cfg, bar, write_report, run.warehouse)
+        _report_step(rec, ws, bar, write_report, run.warehouse)
 
     run.status, run.ended_at = "ok", utcnow().isoformat()
     save_run(lake, run)
     return run
 
 
-def report_path(cfg: Config) -> Any:
+def report_path(ws: Workspace) -> Any:
     """Where the pipeline writes the report: the same default as `tunelake report`."""
-    return cfg.workspace / "report.html"
+    return ws.root / "report.html"
 
 
-def _report_step(rec: _Recorder, cfg: Config, bar: Bar, write_report: Callable[..., Any], warehouse: str | None) -> Any:
+def _report_step(rec: _Recorder, ws: Workspace, bar: Bar, write_report: Callable[..., Any],
+                 warehouse: str | None) -> Any:
     """The report step of `run` and of the demo. The step's log names the warehouse file the report describes, so
     a later run can tell that the report is already up to date (`_last_report_warehouse`)."""
     step = rec.start("report")
     try:
         with bar("Writing report") as update:
             update(0, 1, "report")
-            path = write_report(cfg, report_path(cfg))
+            path = write_report(ws, report_path(ws))
             update(1, 1, "done")
     except BaseException as exc:
         raise rec.fail(step, exc) from exc
@@ -400,28 +400,28 @@ def _last_report_warehouse(lake: Lake) -> str | None:
 # --- the demo's later steps -----------------------------------------------------------------------------------
 
 
-def post_build_steps(cfg: Config, result: Any, serve: bool = False, say: Callable[[str], None] = lambda s: None,
+def post_build_steps(ws: Workspace, result: Any, serve: bool = False, say: Callable[[str], None] = lambda s: None,
                      bar: Bar | None = None, report: bool = True) -> dict[str, Any]:
     """After the demo's build: quality summary, analytics (into a copy of the warehouse, then switched),
     report, and the dashboard when `serve` (served without holding the workspace lock). Returns lines for the
     demo summary."""
-    with writing(cfg, command="demo: analytics and report"):
-        lines = _post_build(cfg, bar, report)
+    with ws.writing(command="demo: analytics and report"):
+        lines = _post_build(ws, bar, report)
     serve_fn = optional("tunelake.dashboard.app", "serve") if serve else None
     if serve_fn is not None:
-        host, port = cfg.dashboard_host, int(cfg.dashboard_port)
+        host, port = ws.settings.dashboard_host, ws.settings.dashboard_port
         for k, v in lines.items():
             say(f"{k}: {v}")
-        serve_fn(cfg, host, port, say=say)
+        serve_fn(ws, host, port, say=say)
     return lines
 
 
-def _post_build(cfg: Config, bar: Bar | None, report: bool) -> dict[str, Any]:
+def _post_build(ws: Workspace, bar: Bar | None, report: bool) -> dict[str, Any]:
     from tunelake.warehouse import quality
-    from tunelake.warehouse.engine import open_warehouse, read_pointer, warehouse_writer
+    from tunelake.warehouse.store import open_warehouse, read_pointer, warehouse_writer
 
     bar = _bar_factory(bar)
-    lake = Lake(cfg.lake)
+    lake = ws.lake
     mark_interrupted(lake)
     run = RunResult(new_run_id(), started_at=utcnow().isoformat())
     rec = _Recorder(lake, run)
@@ -429,7 +429,7 @@ def _post_build(cfg: Config, bar: Bar | None, report: bool) -> dict[str, Any]:
 
     # The build ran the gates on the file that is now current; read their results (or run them now).
     step = rec.start("quality")
-    con = open_warehouse(cfg)
+    con = open_warehouse(ws)
     try:
         rows = con.execute(
             "SELECT check_name, table_name, status, failing_rows, sample_keys FROM meta_quality "
@@ -440,7 +440,7 @@ def _post_build(cfg: Config, bar: Bar | None, report: bool) -> dict[str, Any]:
     if rows:  # already stored under the build's run id: report them, do not store them twice
         results = [quality.GateResult(r[0], r[1], r[2], r[3], json.loads(r[4] or "[]")) for r in rows]
     else:
-        results = quality.check_current(cfg)
+        results = quality.check_current(ws)
         run.quality = quality.as_dicts(results)
     lines["quality"] = quality.summary_line(results)
     status = "ok" if all(r.passed for r in results) else "failed"
@@ -448,9 +448,9 @@ def _post_build(cfg: Config, bar: Bar | None, report: bool) -> dict[str, Any]:
                details={"summary": lines["quality"]})
 
     if optional("tunelake.analytics.steps", "run_analytics") is not None:
-        with bar("Analytics") as update, warehouse_writer(cfg, "analytics") as wcon:
+        with bar("Analytics") as update, warehouse_writer(ws, "analytics") as wcon:
             update(0, 1, "features, segments, recommendations")
-            out = _analytics_steps(rec, cfg, wcon, run.run_id)
+            out = _analytics_steps(rec, ws, wcon, run.run_id)
             insert_meta_rows(wcon, json.loads(json.dumps(run.as_dict(), default=str)))
             update(1, 1, "done")
         for key in ("segments", "recommendations"):
@@ -461,12 +461,12 @@ def _post_build(cfg: Config, bar: Bar | None, report: bool) -> dict[str, Any]:
 
     write_report = optional("tunelake.report.build", "write_report") if report else None
     if write_report is not None:
-        path = _report_step(rec, cfg, bar, write_report, (read_pointer(cfg) or {}).get("file"))
+        path = _report_step(rec, ws, bar, write_report, (read_pointer(ws) or {}).get("file"))
         lines["report"] = str(path)
     else:
         rec.skip("report", "disabled" if not report else "tunelake.report.build is not installed")
 
-    run.warehouse = (read_pointer(cfg) or {}).get("file")
+    run.warehouse = (read_pointer(ws) or {}).get("file")
     run.status, run.ended_at = "ok", utcnow().isoformat()
     save_run(lake, run)
     lines["run"] = run.run_id

@@ -56,10 +56,10 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def dash_workspace(demo_workspace: Path) -> Path:
     """The shared demo workspace, with analytics (segments, recommendations) when the demo did not add them."""
-    from tunelake.config import load_config
-    from tunelake.warehouse.engine import open_warehouse
+    from tunelake.warehouse.store import open_warehouse
+    from tunelake.workspace import open_workspace
 
-    cfg = load_config(demo_workspace)
+    cfg = open_workspace(demo_workspace)
     con = open_warehouse(cfg)
     has_segments = con.execute("SELECT count(*) FROM information_schema.tables "
                                "WHERE table_name = 'user_segment'").fetchone()[0]
@@ -69,7 +69,7 @@ def dash_workspace(demo_workspace: Path) -> Path:
             from tunelake.analytics.steps import run_analytics
         except ImportError:
             return demo_workspace
-        from tunelake.warehouse.engine import warehouse_writer
+        from tunelake.warehouse.store import warehouse_writer
 
         with warehouse_writer(cfg, "analytics") as con:
             run_analytics(cfg, con, "test-analytics")
@@ -81,10 +81,10 @@ def dash_url(dash_workspace: Path) -> Iterator[str]:
     require("dash")
     from werkzeug.serving import make_server
 
-    from tunelake.config import load_config
     from tunelake.dashboard.app import create_app
+    from tunelake.workspace import open_workspace
 
-    app = create_app(load_config(dash_workspace))
+    app = create_app(open_workspace(dash_workspace))
     port = free_port()
     server = make_server("127.0.0.1", port, app.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="dash-e2e", daemon=True)

@@ -92,10 +92,10 @@ def wait_kpi_change(page: Any, name: str, before: float) -> float:
 
 def expected(ws: Path, where: str = "TRUE", params: list[Any] | None = None) -> tuple[int, float, int]:
     """(plays, hours, listeners) straight from fact_play."""
-    from tunelake.config import load_config
-    from tunelake.warehouse.engine import current_warehouse_file
+    from tunelake.warehouse.store import current_warehouse_file
+    from tunelake.workspace import open_workspace
 
-    con = duckdb.connect(str(current_warehouse_file(load_config(ws))), read_only=True)
+    con = duckdb.connect(str(current_warehouse_file(open_workspace(ws))), read_only=True)
     try:
         plays, ms, users = con.execute(
             f"SELECT count(*), coalesce(sum(ms_played), 0), count(DISTINCT user_key) FROM fact_play WHERE {where}",
@@ -106,10 +106,10 @@ def expected(ws: Path, where: str = "TRUE", params: list[Any] | None = None) -> 
 
 
 def query(ws: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    from tunelake.config import load_config
-    from tunelake.warehouse.engine import current_warehouse_file
+    from tunelake.warehouse.store import current_warehouse_file
+    from tunelake.workspace import open_workspace
 
-    con = duckdb.connect(str(current_warehouse_file(load_config(ws))), read_only=True)
+    con = duckdb.connect(str(current_warehouse_file(open_workspace(ws))), read_only=True)
     try:
         return con.execute(sql, params or []).fetchall()
     finally:
@@ -277,12 +277,12 @@ def test_no_write_path(dash_url: str) -> None:
 
 def test_serving_beyond_loopback_warns(dash_workspace: Path) -> None:
     """`serve` warns before binding anything but 127.0.0.1 (checked without binding: port 0 fails fast)."""
-    from tunelake.config import load_config
     from tunelake.dashboard.app import serve
+    from tunelake.workspace import open_workspace
 
     said: list[str] = []
     with pytest.raises((OSError, OverflowError, ValueError, AssertionError)):
-        serve(load_config(dash_workspace), host="0.0.0.0", port=-1, say=said.append)
+        serve(open_workspace(dash_workspace), host="0.0.0.0", port=-1, say=said.append)
     assert said and said[0].startswith("WARNING") and "0.0.0.0" in said[0]
 
 
@@ -302,13 +302,13 @@ def test_copy_screenshots_for_docs(artifacts: Path) -> None:
 def test_a_new_warehouse_is_picked_up_without_restart(dash_workspace: Path, tmp_path: Path) -> None:
     """A build or analytics step switches CURRENT.json; the running app answers from the new file on the next
     request, and its chart cache (keyed by file) never serves the old numbers."""
-    from tunelake.config import load_config
     from tunelake.dashboard.app import create_app
-    from tunelake.warehouse.engine import warehouse_writer
+    from tunelake.warehouse.store import warehouse_writer
+    from tunelake.workspace import open_workspace
 
     ws = tmp_path / "ws"
     shutil.copytree(dash_workspace / "warehouse", ws / "warehouse")
-    cfg = load_config(ws)
+    cfg = open_workspace(ws)
     client = create_app(cfg).server.test_client()
     body = {"output": "kpis.children", "outputs": {"id": "kpis", "property": "children"},
             "inputs": [{"id": "filters", "property": "data", "value": {}}], "changedPropIds": ["filters.data"],

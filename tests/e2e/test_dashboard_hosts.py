@@ -95,8 +95,8 @@ def test_serve_binds_loopback_by_default(dash_workspace: Path, tmp_path: Path, r
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    code = ("import sys; from tunelake.config import load_config; from tunelake.dashboard.app import serve; "
-            "serve(load_config(sys.argv[1]), port=int(sys.argv[2]))")
+    code = ("import sys; from tunelake.workspace import open_workspace; from tunelake.dashboard.app import serve; "
+            "serve(open_workspace(sys.argv[1]), port=int(sys.argv[2]))")
     env = {**os.environ, "PYTHONPATH": str(Path(tunelake.__file__).parents[1])}
     env.pop("TUNELAKE_DASHBOARD_HOST", None)
     log = tmp_path / "serve.log"
@@ -128,16 +128,16 @@ def test_serve_binds_loopback_by_default(dash_workspace: Path, tmp_path: Path, r
 
 
 def test_serve_warns_beyond_loopback_and_names_the_setting(dash_workspace: Path) -> None:
-    from tunelake.config import load_config
     from tunelake.dashboard.app import serve
+    from tunelake.workspace import open_workspace
 
     said: list[str] = []
     with pytest.raises((OSError, OverflowError, ValueError, AssertionError)):
-        serve(load_config(dash_workspace), host="0.0.0.0", port=-1, say=said.append)
+        serve(open_workspace(dash_workspace), host="0.0.0.0", port=-1, say=said.append)
     assert said[0].startswith("WARNING") and "dashboard_allowed_hosts" in said[0]
     said.clear()
     with pytest.raises((OSError, OverflowError, ValueError, AssertionError)):
-        serve(load_config(dash_workspace), port=-1, say=said.append)
+        serve(open_workspace(dash_workspace), port=-1, say=said.append)
     assert said and not any(s.startswith("WARNING") for s in said)
     assert "http://127.0.0.1:-1/" in said[0]
 

@@ -18,16 +18,16 @@ from typer.testing import CliRunner
 from tunelake.analytics import insights as ins
 from tunelake.analytics.steps import run_analytics
 from tunelake.cli import app
-from tunelake.config import Config, load_config
 from tunelake.demo import run_demo
 from tunelake.errors import InputError
 from tunelake.synthetic.world import load_truth
-from tunelake.warehouse.engine import open_warehouse, warehouse_writer
+from tunelake.warehouse.store import open_warehouse, warehouse_writer
+from tunelake.workspace import Workspace, open_workspace
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, dict]:
-    cfg = load_config(tmp_path_factory.mktemp("analytics-demo"))
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, dict]:
+    cfg = open_workspace(tmp_path_factory.mktemp("analytics-demo"))
     run_demo(cfg, users=120, days=180, seed=42, serve=False)
     # The demo runs the analytics step when the pipeline is installed; run it here too so the figures below are
     # the step's own return value.
@@ -38,11 +38,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, dict]:
     return cfg, out
 
 
-def test_planted_listener_types_are_recovered(demo: tuple[Config, dict]) -> None:
+def test_planted_listener_types_are_recovered(demo: tuple[Workspace, dict]) -> None:
     cfg, out = demo
     con = open_warehouse(cfg)
     seg = con.execute("SELECT s.segment, u.handle FROM user_segment s JOIN dim_user u USING (user_key)").df()
-    truth = load_truth(cfg.workspace / "world").merge(seg, on="handle")
+    truth = load_truth(cfg.root / "world").merge(seg, on="handle")
     assert len(truth) == 120
     ari = adjusted_rand_score(truth["listener_type"], truth["segment"])
     assert ari >= 0.8, f"ARI {ari:.3f}"
@@ -60,7 +60,7 @@ def test_planted_listener_types_are_recovered(demo: tuple[Config, dict]) -> None
     assert feats == (120, 1)
 
 
-def test_best_recommender_beats_popularity(demo: tuple[Config, dict]) -> None:
+def test_best_recommender_beats_popularity(demo: tuple[Workspace, dict]) -> None:
     cfg, out = demo
     con = open_warehouse(cfg)
     ev = con.execute("SELECT * FROM rec_evaluation").df().set_index("method")
@@ -83,7 +83,7 @@ def test_best_recommender_beats_popularity(demo: tuple[Config, dict]) -> None:
     assert con.execute("SELECT count(*) FROM recommendations WHERE reason = ''").fetchone()[0] == 0
 
 
-def test_metrics_agree_on_the_real_warehouse(demo: tuple[Config, dict]) -> None:
+def test_metrics_agree_on_the_real_warehouse(demo: tuple[Workspace, dict]) -> None:
     cfg, _ = demo
     con = open_warehouse(cfg)
     k = ins.kpis(con)
@@ -105,10 +105,10 @@ def test_metrics_agree_on_the_real_warehouse(demo: tuple[Config, dict]) -> None:
     assert 0 < d["artist_entropy_bits"] <= d["artist_entropy_max_bits"]
 
 
-def test_cli(demo: tuple[Config, dict], tmp_path: Path) -> None:
+def test_cli(demo: tuple[Workspace, dict], tmp_path: Path) -> None:
     cfg, out = demo
     runner = CliRunner()
-    ws = ["-w", str(cfg.workspace)]
+    ws = ["-w", str(cfg.root)]
     res = runner.invoke(app, [*ws, "insights", "--user", "listener-0001", "--period", "2026", "--format", "json"])
     assert res.exit_code == 0, res.output
     w = json.loads(res.output)
@@ -135,7 +135,7 @@ def test_cli(demo: tuple[Config, dict], tmp_path: Path) -> None:
     assert isinstance(res.exception, InputError) and "--k" in str(res.exception)
 
 
-def test_recommend_push_to_fake_spotify(demo: tuple[Config, dict], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recommend_push_to_fake_spotify(demo: tuple[Workspace, dict], monkeypatch: pytest.MonkeyPatch) -> None:
     """`recommend --push` through the API engineer's client against the fake Spotify server."""
     for module in ("spotipy", "werkzeug", "requests"):
         if os.environ.get("CI") == "true":
@@ -146,12 +146,12 @@ def test_recommend_push_to_fake_spotify(demo: tuple[Config, dict], monkeypatch: 
     from tunelake.synthetic.server import FakeSpotify
 
     cfg, _ = demo
-    with FakeSpotify(cfg.workspace / "world") as srv:
+    with FakeSpotify(cfg.root / "world") as srv:
         for name, value in (("SPOTIFY_API_URL", srv.api_url), ("SPOTIFY_ACCOUNTS_URL", srv.accounts_url),
                             ("SPOTIFY_CLIENT_ID", "tunelake-test")):
             monkeypatch.setenv(f"TUNELAKE_{name}", value)
-        api.login(load_config(cfg.workspace), "listener-0002", method="auto")
-        res = CliRunner().invoke(app, ["-w", str(cfg.workspace), "recommend", "--user", "listener-0002", "--n", "7",
+        api.login(open_workspace(cfg.root), "listener-0002", method="auto")
+        res = CliRunner().invoke(app, ["-w", str(cfg.root), "recommend", "--user", "listener-0002", "--n", "7",
                                        "--push", "--name", "tunelake picks", "--format", "json"])
         assert res.exit_code == 0, res.output
         assert "Pushed 7 tracks" in res.output

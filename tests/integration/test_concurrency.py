@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tunelake.config import load_config
 from tunelake.ingest import import_many
 from tunelake.lake.lock import workspace_lock
+from tunelake.workspace import open_workspace
 
 SRC = Path(__file__).parents[2] / "src"
 
@@ -53,7 +53,7 @@ def healthy(ws: Path) -> dict:
 @pytest.fixture(scope="module")
 def imported(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     ws = tmp_path_factory.mktemp("conc") / "ws"
-    cfg = load_config(ws)
+    cfg = open_workspace(ws)
     handles = sorted(p.name for p in (small_world / "exports").iterdir())
     import_many(cfg, [(h, [str(small_world / "exports" / h)]) for h in handles])
     rc, out, err = finish(tunelake(ws, "build"))

@@ -7,22 +7,21 @@ import json
 import os
 from pathlib import Path
 
-from tunelake.config import load_config
 from tunelake.doctor import diagnose
 from tunelake.ingest import import_paths
 from tunelake.lake import manifest
-from tunelake.lake.store import Lake
 from tunelake.synthetic.world import generate_world
 from tunelake.warehouse.build import build
+from tunelake.workspace import open_workspace
 
 
 def test_rows_of_a_batch_that_never_committed_are_removed_and_come_back_on_reimport(tmp_path):
     world = tmp_path / "world"
     generate_world(world, users=1, days=10, seed=2, account_data=False)
     export = world / "exports" / "listener-0001"
-    cfg = load_config(tmp_path / "ws")
+    cfg = open_workspace(tmp_path / "ws")
     first = import_paths(cfg, [str(export)], "l1")
-    lake = Lake(cfg.lake)
+    lake = cfg.lake
     plays = next(b for b in manifest.list_batches(lake) if b.source == "extended")
     # the state the old import left after a crash between the curated write and the batch commit
     os.remove(lake.path(f"_manifest/batches/{plays.batch_id}.json"))
@@ -44,11 +43,11 @@ def test_rows_of_a_batch_that_never_committed_are_removed_and_come_back_on_reimp
 def test_leftovers_and_modes_are_repaired_and_reported(tmp_path):
     world = tmp_path / "world"
     generate_world(world, users=1, days=5, seed=2, account_data=False)
-    cfg = load_config(tmp_path / "ws")
+    cfg = open_workspace(tmp_path / "ws")
     import_paths(cfg, [str(world / "exports" / "listener-0001")], "l1")
     build(cfg)
-    ws = Path(cfg.workspace)
-    lake_root = Path(cfg.lake)
+    ws = Path(cfg.root)
+    lake_root = Path(cfg.lake_url)
     (lake_root / "curated" / "plays" / ".staged-T9-data.parquet").write_bytes(b"half")
     (ws / "warehouse" / "wh-19990101T000000000000.duckdb").write_bytes(b"orphan")
     runs = lake_root / "_manifest" / "runs"

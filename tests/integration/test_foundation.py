@@ -12,10 +12,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tunelake.config import load_config
 from tunelake.ingest import import_paths
 from tunelake.warehouse.build import build
-from tunelake.warehouse.engine import open_warehouse
+from tunelake.warehouse.store import open_warehouse
+from tunelake.workspace import open_workspace
 
 EXTENDED = ["Efrrowini__spotify-music-analysis", "CandidlyRed__spotify"]
 
@@ -50,7 +50,7 @@ def _run(*args: str, ws: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def real_ws(tmp_path_factory, real_dir):
     ws = tmp_path_factory.mktemp("real-ws")
-    cfg = load_config(ws)
+    cfg = open_workspace(ws)
     summaries = {d: import_paths(cfg, [str(real_dir / d)], d.split("__")[0].lower()) for d in EXTENDED}
     build(cfg)
     return cfg, summaries
@@ -90,12 +90,12 @@ def test_endsong_exact_duplicate_and_pii(real_ws, real_dir):
     assert summaries["CandidlyRed__spotify"].total("duplicates") >= exact
     # Personal fields never reach the curated zone in clear (dropped by default).
     con = duckdb.connect()
-    curated = str(Path(cfg.lake) / "curated" / "plays" / "**" / "*.parquet")
+    curated = str(Path(cfg.lake_url) / "curated" / "plays" / "**" / "*.parquet")
     ips, agents, users = con.execute(
         f"SELECT count(ip_addr), count(user_agent), count(username) FROM read_parquet('{curated}')").fetchone()
     assert (ips, agents, users) == (0, 0, 0)
     raw_ips = {r["ip_addr_decrypted"] for r in data}
-    text = b"".join(p.read_bytes() for p in (Path(cfg.lake) / "curated").rglob("*.parquet"))
+    text = b"".join(p.read_bytes() for p in (Path(cfg.lake_url) / "curated").rglob("*.parquet"))
     assert not any(ip.encode() in text for ip in raw_ips if ip)
 
 
@@ -136,7 +136,7 @@ def test_semantics_of_fact_play(real_ws):
 
 def test_synthetic_world_end_to_end(small_world, tmp_path):
     """Every listener imported: fact_play holds exactly the distinct music playbacks the files hold."""
-    cfg = load_config(tmp_path / "ws")
+    cfg = open_workspace(tmp_path / "ws")
     expected_music = 0
     for folder in sorted((small_world / "exports").iterdir()):
         ext = [p for p in folder.rglob("*.json") if "Account Data" not in str(p)]
@@ -177,7 +177,7 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 def test_bad_records_are_quarantined_and_valid_ones_kept(tmp_path):
-    cfg = load_config(tmp_path / "ws")
+    cfg = open_workspace(tmp_path / "ws")
     good = {"ts": "2024-03-01T10:00:00Z", "ms_played": 200000, "spotify_track_uri": "spotify:track:" + "a" * 22,
             "master_metadata_track_name": "Song", "master_metadata_album_artist_name": "Band"}
     records = [
@@ -199,7 +199,7 @@ def test_bad_records_are_quarantined_and_valid_ones_kept(tmp_path):
     assert d["quarantined"] == {"wrong_type": 1, "bad_timestamp": 1, "ts_out_of_range": 1, "negative_ms_played": 1,
                                 "not_an_object": 1, "missing_field": 1, "bad_uri": 1}
     assert s.files[0].unknown_fields == ["extra_field"]
-    qfile = next((Path(cfg.lake) / "quarantine").rglob("*.jsonl"))
+    qfile = next((Path(cfg.lake_url) / "quarantine").rglob("*.jsonl"))
     lines = [json.loads(x) for x in qfile.read_text().splitlines()]
     assert sorted(q["record_no"] for q in lines) == [1, 2, 3, 4, 5, 6, 7]
     # the file is named relative to the folder it was imported from: no absolute path is kept in the lake
@@ -288,36 +288,35 @@ def test_parallel_import_equals_one_by_one(small_world, tmp_path):
     import pyarrow.compute as pc
 
     from tunelake.curate.plays import read_user_plays
-    from tunelake.ingest import import_many, open_lake
+    from tunelake.ingest import import_many
     from tunelake.lake import manifest
 
     jobs = [(d.name, [str(d)]) for d in sorted((small_world / "exports").iterdir())][:6]
-    seq_cfg, par_cfg = load_config(tmp_path / "seq"), load_config(tmp_path / "par")
+    seq_cfg, par_cfg = open_workspace(tmp_path / "seq"), open_workspace(tmp_path / "par")
     seq = [import_paths(seq_cfg, paths, h) for h, paths in jobs]
     import os
 
-    from tunelake.curate.plays import cursor, import_threads
+    from tunelake.duck import cursor, import_threads
 
-    env_before = os.environ.get("TUNELAKE_IMPORT_THREADS")
     par = import_many(par_cfg, jobs, workers=2)
     # This process imported beside the worker with one DuckDB thread; afterwards its setting is what it was.
-    assert os.environ.get("TUNELAKE_IMPORT_THREADS") == env_before
+    assert import_threads() == (par_cfg.settings.import_threads or os.cpu_count())
     assert cursor().execute("SELECT current_setting('threads')").fetchall()[0][0] == import_threads()
     assert [s.as_dict()["accepted"] for s in par] == [s.as_dict()["accepted"] for s in seq]
     assert [s.as_dict()["merged"] for s in par] == [s.as_dict()["merged"] for s in seq] and par[0].total("merged") > 0
     for h, _ in jobs:
-        a = read_user_plays(open_lake(seq_cfg), manifest.user_key_for(h))
-        b = read_user_plays(open_lake(par_cfg), manifest.user_key_for(h))
+        a = read_user_plays(seq_cfg.lake, manifest.user_key_for(h))
+        b = read_user_plays(par_cfg.lake, manifest.user_key_for(h))
         assert a.num_rows == b.num_rows > 0
         assert sorted(a["play_id"].to_pylist()) == sorted(b["play_id"].to_pylist())
         assert pc.sum(a["ms_played"]).as_py() == pc.sum(b["ms_played"]).as_py()
-    users = open_lake(par_cfg).read_parquet("curated/users/data.parquet")
+    users = par_cfg.lake.read_parquet("curated/users/data.parquet")
     assert sorted(users["handle"].to_pylist()) == [h for h, _ in jobs]
     # The name index the workers' contributions add up to is the one sequential imports write, key for key (the
     # weights may differ: sequentially, account rows of later listeners also resolve against earlier listeners).
     order = [(c, "ascending") for c in ("kind", "item_id", "first", "second")]
-    seq_index = open_lake(seq_cfg).read_parquet("curated/_name_index/data.parquet").sort_by(order).drop(["weight"])
-    par_index = open_lake(par_cfg).read_parquet("curated/_name_index/data.parquet").sort_by(order).drop(["weight"])
+    seq_index = seq_cfg.lake.read_parquet("curated/_name_index/data.parquet").sort_by(order).drop(["weight"])
+    par_index = par_cfg.lake.read_parquet("curated/_name_index/data.parquet").sort_by(order).drop(["weight"])
     assert par_index.num_rows == seq_index.num_rows > 100
     assert par_index.to_pylist() == seq_index.to_pylist()
 
@@ -370,9 +369,14 @@ def test_record_numbers_follow_the_file_on_many_threads(real_dir, monkeypatch):
                 "ms_played": i} for i in range(90_000)]
     records[45_000]["ms_played"] = -5  # one quarantined record: its number must be its position too
     data = json.dumps(records).encode()
-    monkeypatch.setenv("TUNELAKE_IMPORT_THREADS", "4")
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a thread of its own: a 4-thread connection
-        parsed = pool.submit(parse_extended, data, "Streaming_History_Audio_2015.json", user_key=5).result()
+    from tunelake import duck
+
+    duck.set_import_threads(4)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a thread of its own: a 4-thread connection
+            parsed = pool.submit(parse_extended, data, "Streaming_History_Audio_2015.json", user_key=5).result()
+    finally:
+        duck.set_import_threads(0)
     assert parsed.read == 90_000
     assert [(q["record_no"], q["reason"]) for q in parsed.quarantine] == [(45_000, "negative_ms_played")]
     assert parsed.quarantine[0]["record"]["ms_played"] == -5
@@ -407,13 +411,12 @@ def test_curated_partition_keeps_the_statistics_readers_prune_on(small_world, tm
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from tunelake.ingest import open_lake
     from tunelake.lake import manifest, zones
 
-    cfg = load_config(tmp_path / "ws")
+    cfg = open_workspace(tmp_path / "ws")
     user = sorted((small_world / "exports").iterdir())[0]
     import_paths(cfg, [str(user)], user.name)
-    lake = open_lake(cfg)
+    lake = cfg.lake
     path = lake.path(zones.curated_user_file("plays", manifest.user_key_for(user.name)))
     meta, table = pq.ParquetFile(path).metadata, pq.read_table(path)
     names = [meta.schema.column(i).name for i in range(meta.num_columns)]

@@ -10,14 +10,14 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from tunelake.config import load_config
 from tunelake.curate.plays import read_user_plays
 from tunelake.curate.resolve import is_surrogate
-from tunelake.ingest import import_paths, open_lake
+from tunelake.ingest import import_paths
 from tunelake.lake import manifest
 from tunelake.sources.catalog import import_catalog
 from tunelake.warehouse.build import build
-from tunelake.warehouse.engine import open_warehouse
+from tunelake.warehouse.store import open_warehouse
+from tunelake.workspace import open_workspace
 
 EXPORTS = {
     "efrrowini": "Efrrowini__spotify-music-analysis",
@@ -69,8 +69,8 @@ def expected_counts(folder: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory, real_dir):
-    cfg = load_config(tmp_path_factory.mktemp("real-all"))
-    cat = import_catalog(open_lake(cfg), real_dir / "Vullkano__BDDA" / "spotify_songs.parquet")
+    cfg = open_workspace(tmp_path_factory.mktemp("real-all"))
+    cat = import_catalog(cfg.lake, real_dir / "Vullkano__BDDA" / "spotify_songs.parquet")
     summaries = {h: import_paths(cfg, [str(real_dir / d)], h) for h, d in EXPORTS.items()}
     return cfg, cat, summaries
 
@@ -108,7 +108,7 @@ def test_summary_matches_the_files(imported, real_dir, handle):
     assert d["ms_played"] == exp["ms_played"]
     for f in s.files:  # every file adds up, and so does its manifest batch
         assert f.read == f.accepted + f.duplicates + f.merged + f.quarantined_total
-        b = manifest.find_batch(open_lake(cfg), f.batch_id)
+        b = manifest.find_batch(cfg.lake, f.batch_id)
         assert (b.read, b.accepted, b.duplicates, b.merged) == (f.read, f.accepted, f.duplicates, f.merged)
     if "library_items" in exp:
         assert d["by_table"]["saved_tracks"]["read"] == exp["library_items"]
@@ -117,7 +117,7 @@ def test_summary_matches_the_files(imported, real_dir, handle):
 
     # Curated plays: one row per distinct playback; music and episode rows as in the files.
     key = manifest.user_key_for(handle)
-    cur = read_user_plays(open_lake(cfg), key)
+    cur = read_user_plays(cfg.lake, key)
     assert cur.num_rows == exp["play_rows"] - exp["same_playback"]
     ctype = Counter(cur["content_type"].to_pylist())
     if handle in ("erin", "timothy"):
@@ -131,7 +131,7 @@ def test_summary_matches_the_files(imported, real_dir, handle):
 def test_warehouse_facts_match_the_files(imported, warehouse, handle):
     cfg, _, _ = imported
     key = manifest.user_key_for(handle)
-    cur = read_user_plays(open_lake(cfg), key)
+    cur = read_user_plays(cfg.lake, key)
     ctype = Counter(cur["content_type"].to_pylist())
     n_music, n_eps = _warehouse_counts(warehouse, key)
     music_with_id = pc.sum(pc.and_(pc.equal(cur["content_type"], "track"), pc.is_valid(cur["track_id"]))).as_py()
@@ -147,7 +147,7 @@ def test_endsong_exact_duplicates_and_null_skipped(imported, real_dir):
     assert (exp["exact_duplicates"], exp["same_playback"]) == (1, 2)
     assert summaries["candidlyred"].total("duplicates") == 2
     assert exp["null_skipped"] > 0
-    cur = read_user_plays(open_lake(cfg), manifest.user_key_for("candidlyred"))
+    cur = read_user_plays(cfg.lake, manifest.user_key_for("candidlyred"))
     # null `skipped` is kept as unknown (null), never quarantined and never read as "not skipped"
     rows = _load(real_dir / EXPORTS["candidlyred"] / "endsong.json")
     first: dict[tuple, dict] = {}
@@ -200,7 +200,7 @@ def test_catalogue_parquet_and_csv(imported, warehouse, real_dir):
     cfg, cat, _ = imported
     assert cat.layout == "tidytuesday"
     assert cat.tracks == 28356  # distinct track_id of the 32,833 (playlist, track) rows
-    lake = open_lake(cfg)
+    lake = cfg.lake
     tracks = lake.read_parquet("curated/catalog_tracks/data.parquet")
     assert pc.sum(pc.equal(tracks["track_name"], "nan")).as_py() == 0  # literal "nan" strings became nulls
     assert tracks["track_name"].null_count == 4
@@ -226,7 +226,7 @@ def test_catalogue_parquet_and_csv(imported, warehouse, real_dir):
 
 def test_reimport_adds_nothing(imported, real_dir):
     cfg, _, _ = imported
-    lake = open_lake(cfg)
+    lake = cfg.lake
     before = {h: read_user_plays(lake, manifest.user_key_for(h)).num_rows for h in EXPORTS}
     for h, d in EXPORTS.items():
         again = import_paths(cfg, [str(real_dir / d)], h)
@@ -259,7 +259,7 @@ def test_the_zip_spotify_sends_imports_like_the_folder(tmp_path, real_dir, impor
         for f in sorted(src.glob("*.json")):
             zf.write(f, f"Spotify Account Data/{f.name}")
         zf.writestr("Spotify Account Data/Read_Me_First.pdf", b"%PDF-1.4")
-    cfg = load_config(tmp_path / "ws")
+    cfg = open_workspace(tmp_path / "ws")
     s = import_paths(cfg, [str(z)], "erin-zip").as_dict()
     folder = imported[2]["erin"].as_dict()
     for k in ("read", "accepted", "duplicates", "merged", "quarantined", "ms_played", "by_table", "to_resolve"):
@@ -275,7 +275,7 @@ def test_raw_zone_gives_back_every_byte_received(imported, real_dir):
     from tunelake.ingest import read_raw
 
     cfg = imported[0]
-    lake = open_lake(cfg)
+    lake = cfg.lake
     batches = [b for b in manifest.list_batches(lake) if b.raw_path and b.source != "catalog"]
     assert len(batches) >= 10
     originals = {(h, p.name): p.read_bytes() for h, d in EXPORTS.items() for p in (real_dir / d).glob("*.json")}

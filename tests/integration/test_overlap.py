@@ -12,14 +12,14 @@ import orjson
 import pyarrow.compute as pc
 import pytest
 
-from tunelake.config import load_config
 from tunelake.curate.plays import read_user_plays
 from tunelake.curate.resolve import is_surrogate
-from tunelake.ingest import import_paths, open_lake
+from tunelake.ingest import import_paths
 from tunelake.lake import manifest
 from tunelake.sources.catalog import import_catalog
 from tunelake.warehouse.build import build
-from tunelake.warehouse.engine import open_warehouse
+from tunelake.warehouse.store import open_warehouse
+from tunelake.workspace import open_workspace
 
 EXT = "Spotify Extended Streaming History"
 ACC = "Spotify Account Data"
@@ -49,8 +49,8 @@ def listeners(small_world) -> list[Path]:
 
 
 def test_both_views_together_count_each_playback_once(tmp_path, small_world, listeners):
-    cfg = load_config(tmp_path)
-    lake = open_lake(cfg)
+    cfg = open_workspace(tmp_path)
+    lake = cfg.lake
     total = not_music = 0
     for folder in listeners:
         s = import_paths(cfg, [str(folder)], folder.name)
@@ -84,8 +84,8 @@ def test_both_views_together_count_each_playback_once(tmp_path, small_world, lis
 
 @pytest.mark.parametrize("first,second", [(ACC, EXT), (EXT, ACC)])
 def test_either_order_gives_the_same_playbacks(tmp_path, listeners, first, second):
-    cfg = load_config(tmp_path)
-    lake = open_lake(cfg)
+    cfg = open_workspace(tmp_path)
+    lake = cfg.lake
     for folder in listeners[:4]:
         a = import_paths(cfg, [str(folder / first)], folder.name)
         b = import_paths(cfg, [str(folder / second)], folder.name)
@@ -105,8 +105,8 @@ def test_either_order_gives_the_same_playbacks(tmp_path, listeners, first, secon
 
 
 def test_same_export_twice_and_overlapping_exports(tmp_path, listeners):
-    cfg = load_config(tmp_path / "ws")
-    lake = open_lake(cfg)
+    cfg = open_workspace(tmp_path / "ws")
+    lake = cfg.lake
     folder = max(listeners, key=lambda p: playbacks(p / EXT))
     expected = playbacks(folder / EXT)
     # Two exports that overlap in time: the first ⅔ and the last ⅔ of every file, under other names.
@@ -139,8 +139,8 @@ def test_same_export_twice_and_overlapping_exports(tmp_path, listeners):
 
 
 def test_account_only_resolves_against_the_catalogue(tmp_path, small_world, listeners):
-    cfg = load_config(tmp_path)
-    import_catalog(open_lake(cfg), small_world / "catalog")
+    cfg = open_workspace(tmp_path)
+    import_catalog(cfg.lake, small_world / "catalog")
     rates = []
     for folder in listeners:
         s = import_paths(cfg, [str(folder / ACC)], folder.name)
@@ -154,8 +154,8 @@ def test_account_only_resolves_against_the_catalogue(tmp_path, small_world, list
 def test_surrogate_ids_are_upgraded_when_the_track_becomes_known(tmp_path, listeners):
     """Account data first (no catalogue: some rows get surrogate ids), then extended history of other dates that
     names the same songs: the stored account rows get the real ids; they are not merged (different playbacks)."""
-    cfg = load_config(tmp_path / "ws")
-    lake = open_lake(cfg)
+    cfg = open_workspace(tmp_path / "ws")
+    lake = cfg.lake
     folder = listeners[0]
     first = import_paths(cfg, [str(folder / ACC)], folder.name)
     d = first.as_dict()

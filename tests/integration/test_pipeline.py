@@ -13,15 +13,14 @@ import pytest
 from typer.testing import CliRunner
 
 from tunelake.cli import app
-from tunelake.config import Config, load_config
 from tunelake.demo import DemoResult
 from tunelake.errors import InputError, PipelineError
 from tunelake.lake import zones
 from tunelake.lake.manifest import list_users
-from tunelake.lake.store import Lake
 from tunelake.pipeline import post_build_steps, read_run_logs, run_pipeline
 from tunelake.synthetic.world import generate_world
-from tunelake.warehouse.engine import open_warehouse, read_pointer
+from tunelake.warehouse.store import open_warehouse, read_pointer
+from tunelake.workspace import Workspace, open_workspace
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +40,8 @@ def _statuses(run: object) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def first_runs(world: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, list]:
-    cfg = load_config(tmp_path_factory.mktemp("pipeline-ws"))
+def first_runs(world: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, list]:
+    cfg = open_workspace(tmp_path_factory.mktemp("pipeline-ws"))
     path, handle = _history(world, 0)
     runs = [run_pipeline(cfg, paths=[path], user=handle, report=False)]
     runs.append(run_pipeline(cfg, report=False))  # nothing new
@@ -50,7 +49,7 @@ def first_runs(world: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[C
     return cfg, runs
 
 
-def test_first_run_imports_builds_and_checks(first_runs: tuple[Config, list]) -> None:
+def test_first_run_imports_builds_and_checks(first_runs: tuple[Workspace, list]) -> None:
     cfg, runs = first_runs
     first = runs[0]
     assert [s.step for s in first.steps] == ["import", "build", "quality", "analytics", "report"]
@@ -71,7 +70,7 @@ def test_first_run_imports_builds_and_checks(first_runs: tuple[Config, list]) ->
     assert nq == len(first.quality)
 
 
-def test_rerun_with_nothing_new_skips_and_changes_nothing(first_runs: tuple[Config, list]) -> None:
+def test_rerun_with_nothing_new_skips_and_changes_nothing(first_runs: tuple[Workspace, list]) -> None:
     cfg, runs = first_runs
     for run in runs[1:]:
         st = _statuses(run)
@@ -80,16 +79,16 @@ def test_rerun_with_nothing_new_skips_and_changes_nothing(first_runs: tuple[Conf
         assert run.warehouse == runs[0].warehouse
     assert runs[2].step("import").details["already_imported"] >= 1
     assert read_pointer(cfg)["file"] == runs[0].warehouse
-    logged = read_run_logs(Lake(cfg.lake))
+    logged = read_run_logs(cfg.lake)
     assert [r["run_id"] for r in logged] == [r.run_id for r in runs]
     assert all(r["status"] == "ok" for r in logged)
 
 
-def test_new_user_rebuilds_and_meta_run_has_every_run(first_runs: tuple[Config, list], world: Path,
+def test_new_user_rebuilds_and_meta_run_has_every_run(first_runs: tuple[Workspace, list], world: Path,
                                                       tmp_path: Path) -> None:
     src, _ = first_runs
-    cfg = load_config(tmp_path / "ws")
-    shutil.copytree(src.workspace, cfg.workspace)
+    cfg = open_workspace(tmp_path / "ws")
+    shutil.copytree(src.root, cfg.root)
     path, handle = _history(world, 1)
     run = run_pipeline(cfg, paths=[path], user=handle, report=False)
     assert _statuses(run)["build"] == "ok" and run.warehouse != first_runs[1][0].warehouse
@@ -101,15 +100,15 @@ def test_new_user_rebuilds_and_meta_run_has_every_run(first_runs: tuple[Config, 
     assert users == 2 and runs == 4 and skipped == 2
 
 
-def test_failed_quality_step_names_itself_and_keeps_warehouse(first_runs: tuple[Config, list],
+def test_failed_quality_step_names_itself_and_keeps_warehouse(first_runs: tuple[Workspace, list],
                                                               tmp_path: Path) -> None:
     src, _ = first_runs
-    cfg = load_config(tmp_path / "ws")
-    shutil.copytree(src.workspace, cfg.workspace)
+    cfg = open_workspace(tmp_path / "ws")
+    shutil.copytree(src.root, cfg.root)
     before = read_pointer(cfg)
-    lake = Lake(cfg.lake)
+    lake = cfg.lake
     uk = list_users(lake)[0]["user_key"]
-    good = Path(cfg.lake) / zones.curated_user_file("plays", uk)
+    good = Path(cfg.lake_url) / zones.curated_user_file("plays", uk)
     bad = good.with_name("bad.parquet")
     plays = pq.read_table(good)
     music = plays.filter(pc.equal(plays["content_type"], "track")).slice(0, 3)
@@ -141,28 +140,28 @@ def test_failed_quality_step_names_itself_and_keeps_warehouse(first_runs: tuple[
     assert sorted(k["play_id"] for k in json.loads(fails[0][1])) == sorted(music["play_id"].to_pylist())
 
 
-def test_import_usage_error_and_failed_import_step(first_runs: tuple[Config, list], world: Path,
+def test_import_usage_error_and_failed_import_step(first_runs: tuple[Workspace, list], world: Path,
                                                    tmp_path: Path) -> None:
-    cfg = load_config(tmp_path / "ws")
+    cfg = open_workspace(tmp_path / "ws")
     path, handle = _history(world, 2)
     with pytest.raises(InputError, match="--user is required"):
         run_pipeline(cfg, paths=[path])
-    assert read_run_logs(Lake(cfg.lake)) == []  # a usage error starts no run
+    assert read_run_logs(cfg.lake) == []  # a usage error starts no run
     broken = tmp_path / "Streaming_History_Audio_2024_0.json"
     broken.write_text('[{"ts": "2024-01-01T00:00:00Z", "ms_played": ')  # truncated JSON: the only file fails
     with pytest.raises(PipelineError, match=r"step 'import' failed.*truncated JSON") as info:
         run_pipeline(cfg, paths=[str(broken)], user=handle, report=False)
     assert "files already imported are recognised" in info.value.hint
     assert read_pointer(cfg) is None
-    logged = read_run_logs(Lake(cfg.lake))[-1]
+    logged = read_run_logs(cfg.lake)[-1]
     assert logged["status"] == "failed" and logged["steps"][0]["step"] == "import"
     assert logged["steps"][0]["status"] == "failed" and len(logged["steps"]) == 1
 
 
-def test_cli_run_and_status(first_runs: tuple[Config, list], tmp_path: Path) -> None:
+def test_cli_run_and_status(first_runs: tuple[Workspace, list], tmp_path: Path) -> None:
     src, runs = first_runs
     ws = tmp_path / "ws"
-    shutil.copytree(src.workspace, ws)
+    shutil.copytree(src.root, ws)
     runner = CliRunner()
     out = runner.invoke(app, ["-w", str(ws), "run", "--no-report"])
     assert out.exit_code == 0, out.output
@@ -183,15 +182,15 @@ def test_cli_run_and_status(first_runs: tuple[Config, list], tmp_path: Path) -> 
     assert out.exit_code == 0 and "Batches by source" in out.output and "Last 4 runs" in out.output
 
 
-def test_post_build_steps_for_the_demo(first_runs: tuple[Config, list], tmp_path: Path) -> None:
+def test_post_build_steps_for_the_demo(first_runs: tuple[Workspace, list], tmp_path: Path) -> None:
     src, runs = first_runs
-    cfg = load_config(tmp_path / "ws")
-    shutil.copytree(src.workspace, cfg.workspace)
+    cfg = open_workspace(tmp_path / "ws")
+    shutil.copytree(src.root, cfg.root)
     said: list[str] = []
-    lines = post_build_steps(cfg, DemoResult(cfg.workspace / "world"), serve=False, say=said.append,
+    lines = post_build_steps(cfg, DemoResult(cfg.root / "world"), serve=False, say=said.append,
                              report=False)
     n = len(runs[0].quality)
     assert lines["quality"] == f"{n}/{n} gates passed"
-    logged = read_run_logs(Lake(cfg.lake))[-1]
+    logged = read_run_logs(cfg.lake)[-1]
     assert logged["run_id"] == lines["run"] and logged["status"] == "ok"
     assert {s["step"] for s in logged["steps"]} >= {"quality", "analytics", "report"}

@@ -12,10 +12,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tunelake.config import load_config
 from tunelake.ingest import display_origin, import_paths, read_raw
 from tunelake.lake import manifest
 from tunelake.lake.store import Lake
+from tunelake.workspace import open_workspace
 
 IP, IP_OLD, UA, NAME = "203.0.113.77", "198.51.100.9", "Spotify/8.9 iPhone15,2 secret-agent", "real.person.42"
 
@@ -51,7 +51,7 @@ def quarantine_files(ws: Path) -> list[Path]:
 @pytest.mark.parametrize("policy", ["drop", "pseudonymize"])
 def test_quarantined_records_hold_no_personal_data_in_clear(tmp_path, export, policy):
     ws = tmp_path / "ws"
-    s = import_paths(load_config(ws), [str(export)], "alice", pii=policy)
+    s = import_paths(open_workspace(ws), [str(export)], "alice", pii=policy)
     assert s.as_dict()["quarantined"] == {"wrong_type": 1, "bad_timestamp": 1, "negative_ms_played": 1}
     [qfile] = quarantine_files(ws)
     data = qfile.read_bytes()
@@ -89,7 +89,7 @@ def test_legacy_ip_field_is_treated_too(tmp_path):
            "conn_country": "DE", "ip_addr_decrypted": IP_OLD, "user_agent_decrypted": UA}
     f = tmp_path / "endsong_0.json"
     f.write_text(json.dumps([rec]))
-    import_paths(load_config(tmp_path / "ws"), [str(f)], "bob")
+    import_paths(open_workspace(tmp_path / "ws"), [str(f)], "bob")
     data = b"".join(p.read_bytes() for p in quarantine_files(tmp_path / "ws"))
     assert data and IP_OLD.encode() not in data and NAME.encode() not in data
 
@@ -98,7 +98,7 @@ def test_an_invalid_file_is_named_relative_to_the_import(tmp_path):
     f = tmp_path / "somewhere" / "Streaming_History_Audio_2024_0.json"
     f.parent.mkdir()
     f.write_text('[{"ts": "2024')
-    s = import_paths(load_config(tmp_path / "ws"), [str(f)], "carol")
+    s = import_paths(open_workspace(tmp_path / "ws"), [str(f)], "carol")
     assert s.errors
     data = b"".join(p.read_bytes() for p in quarantine_files(tmp_path / "ws"))
     assert b"invalid_file" in data and str(tmp_path).encode() not in data
@@ -119,6 +119,6 @@ def test_a_zip_member_is_named_inside_its_zip(tmp_path):
     bad = records()[1]
     with zipfile.ZipFile(z, "w") as zf:
         zf.writestr("Spotify Extended Streaming History/Streaming_History_Audio_2024_0.json", json.dumps([bad]))
-    import_paths(load_config(tmp_path / "ws"), [str(z)], "dave")
+    import_paths(open_workspace(tmp_path / "ws"), [str(z)], "dave")
     [q] = [orjson.loads(x) for p in quarantine_files(tmp_path / "ws") for x in p.read_bytes().splitlines()]
     assert q["file"] == "my_spotify_data.zip!Spotify Extended Streaming History/Streaming_History_Audio_2024_0.json"

@@ -12,19 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from tunelake.config import Config, load_config
-from tunelake.ingest import import_paths, open_lake
+from tunelake.ingest import import_paths
 from tunelake.sources.catalog import import_catalog
 from tunelake.synthetic.world import generate_world
 from tunelake.warehouse.build import build
-from tunelake.warehouse.engine import open_warehouse, read_pointer
+from tunelake.warehouse.store import open_warehouse, read_pointer
+from tunelake.workspace import Workspace, open_workspace
 
 READER = r"""
 import json, os, sys, time
-from tunelake.config import load_config
-from tunelake.warehouse.engine import open_warehouse, read_pointer
+from tunelake.workspace import open_workspace
+from tunelake.warehouse.store import open_warehouse, read_pointer
 
-cfg = load_config(sys.argv[1])
+cfg = open_workspace(sys.argv[1])
 out, stop = open(sys.argv[2], "w"), sys.argv[3]
 
 def snapshot(con):
@@ -57,19 +57,19 @@ held.close()
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Path, str]:
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, Path, str]:
     world = tmp_path_factory.mktemp("readers-world")
     generate_world(world, users=5, days=45, seed=21, account_data=False)
-    cfg = load_config(tmp_path_factory.mktemp("readers-ws"))
+    cfg = open_workspace(tmp_path_factory.mktemp("readers-ws"))
     handles = sorted(p.name for p in (world / "exports").iterdir())
     for h in handles[:-1]:
         import_paths(cfg, [str(world / "exports" / h)], h)
-    import_catalog(open_lake(cfg), world / "catalog")
+    import_catalog(cfg.lake, world / "catalog")
     build(cfg)
     return cfg, world, handles[-1]
 
 
-def test_reader_holds_query_open_during_full_rebuild(workspace: tuple[Config, Path, str], tmp_path: Path) -> None:
+def test_reader_holds_query_open_during_full_rebuild(workspace: tuple[Workspace, Path, str], tmp_path: Path) -> None:
     cfg, world, last = workspace
     old_file = read_pointer(cfg)["file"]
     con = open_warehouse(cfg)
@@ -79,7 +79,7 @@ def test_reader_holds_query_open_during_full_rebuild(workspace: tuple[Config, Pa
     con.close()
 
     log, stop = tmp_path / "reader.jsonl", tmp_path / "stop"
-    proc = subprocess.Popen([sys.executable, "-c", READER, str(cfg.workspace), str(log), str(stop)])
+    proc = subprocess.Popen([sys.executable, "-c", READER, str(cfg.root), str(log), str(stop)])
     try:
         for _ in range(600):  # wait until the reader holds its connection and open query
             if log.exists() and log.read_text().strip():

@@ -19,17 +19,17 @@ def report(demo_workspace: Path, tmp_path_factory: pytest.TempPathFactory, requi
     for module in ("matplotlib", "seaborn", "jinja2"):
         requires(module)
     from tunelake.cli import app
-    from tunelake.config import load_config
-    from tunelake.warehouse.engine import current_warehouse_file
+    from tunelake.warehouse.store import current_warehouse_file
+    from tunelake.workspace import open_workspace
 
-    cfg = load_config(demo_workspace)
+    cfg = open_workspace(demo_workspace)
     con = duckdb.connect(str(current_warehouse_file(cfg)), read_only=True)
     has_segments = con.execute("SELECT count(*) FROM information_schema.tables "
                                "WHERE table_name = 'user_segment'").fetchone()[0]
     con.close()
     if not has_segments:  # the demo adds analytics once the pipeline step exists; otherwise add them here
         from tunelake.analytics.steps import run_analytics
-        from tunelake.warehouse.engine import warehouse_writer
+        from tunelake.warehouse.store import warehouse_writer
 
         with warehouse_writer(cfg, "analytics") as con:
             run_analytics(cfg, con, "test-analytics")

@@ -29,7 +29,7 @@ def spark_session() -> Any:
     require("pyspark", "pip install 'tunelake[spark]'")
     require("bin:java", "apt-get install openjdk-17-jre-headless")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from tunelake.warehouse.spark import spark_session
+    from tunelake.warehouse.engines.spark import spark_session
 
     session = spark_session("local[2]")
     yield session
@@ -37,44 +37,44 @@ def spark_session() -> Any:
 
 @pytest.fixture(scope="session")
 def parity_lake(tmp_path_factory: pytest.TempPathFactory, real_dir: Path) -> Path:
-    from tunelake.config import load_config
-    from tunelake.ingest import import_paths, open_lake
+    from tunelake.ingest import import_paths
     from tunelake.sources.catalog import import_catalog
     from tunelake.synthetic.world import generate_world
+    from tunelake.workspace import open_workspace
 
     root = tmp_path_factory.mktemp("parity")
     world = root / "world"
     generate_world(world, users=12, days=30, seed=21)
     lake = root / "lake"
-    cfg = load_config(root / "import-ws", {"lake_url": str(lake)})
+    cfg = open_workspace(root / "import-ws", {"lake_url": str(lake)})
     for folder in sorted(p for p in (world / "exports").iterdir() if p.is_dir()):
         import_paths(cfg, [str(folder)], folder.name)
-    import_catalog(open_lake(cfg), world / "catalog")
+    import_catalog(cfg.lake, world / "catalog")
     for handle, name in REAL_USERS.items():
         import_paths(cfg, [str(real_dir / name)], handle)
     return lake
 
 
 class _Builds(dict):
-    """engine → (Config, BuildInfo), built on first use from the shared lake in a workspace of its own."""
+    """engine → (Workspace, BuildInfo), built on first use from the shared lake in a workspace of its own."""
 
     def __init__(self, lake: Path, factory: pytest.TempPathFactory) -> None:
         super().__init__()
         self.lake, self.factory = lake, factory
 
     def __missing__(self, engine: str) -> Any:
-        from tunelake.config import load_config
         from tunelake.warehouse.build import build
+        from tunelake.workspace import open_workspace
 
         if engine == "spark":
             require("pyspark", "pip install 'tunelake[spark]'")
             require("bin:java", "apt-get install openjdk-17-jre-headless")
-        cfg = load_config(self.factory.mktemp(f"ws-{engine}"), {"lake_url": str(self.lake), "engine": engine})
+        cfg = open_workspace(self.factory.mktemp(f"ws-{engine}"), {"lake_url": str(self.lake), "engine": engine})
         self[engine] = (cfg, build(cfg, force=True))
         return self[engine]
 
 
 @pytest.fixture(scope="session")
 def built(parity_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """engine name → (Config, BuildInfo) of a warehouse built from `parity_lake` (each engine built once)."""
+    """engine name → (Workspace, BuildInfo) of a warehouse built from `parity_lake` (each engine built once)."""
     return _Builds(parity_lake, tmp_path_factory)

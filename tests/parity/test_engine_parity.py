@@ -23,7 +23,7 @@ WAREHOUSE_TABLES = [m for m in MODEL_ORDER if not m.startswith("int_")]
 
 def served(cfg, table: str) -> pd.DataFrame:
     """A table of the current warehouse as readers see it, sorted by primary key."""
-    from tunelake.warehouse.engine import current_warehouse_file
+    from tunelake.warehouse.store import current_warehouse_file
 
     spec = TABLES[table]
     con = duckdb.connect(str(current_warehouse_file(cfg)), read_only=True)
@@ -72,7 +72,7 @@ def test_engine_builds_the_warehouse(built, engine):
     assert info.rows["fact_play"] > 10_000  # synthetic world + three real exports
     assert info.rows["fact_saved_track"] > 0 and info.rows["fact_playlist_item"] > 0
     assert all(r.passed for r in info.quality), [r.describe() for r in info.quality if not r.passed]
-    from tunelake.warehouse.engine import read_pointer
+    from tunelake.warehouse.store import read_pointer
 
     assert read_pointer(cfg)["engine"] == engine
 
@@ -98,7 +98,7 @@ def test_every_warehouse_table_is_compared():
 @pytest.mark.spark
 def test_features_from_both_warehouses_agree(built):
     from tunelake.analytics.features import FEATURE_NAMES, compute_features
-    from tunelake.warehouse.engine import open_warehouse
+    from tunelake.warehouse.store import open_warehouse
 
     frames = {}
     for engine in ENGINES:
@@ -118,7 +118,7 @@ def test_feature_sql_runs_on_spark_itself(built, spark_session):
     _SESSIONS_SQL is left out: DuckDB's date_diff('second', a, b) is spelled timestampdiff(SECOND, a, b) in Spark.
     """
     from tunelake.analytics import features
-    from tunelake.warehouse.engine import open_warehouse, read_pointer
+    from tunelake.warehouse.store import open_warehouse, read_pointer
 
     spark_cfg = built["spark"][0]
     stamp = read_pointer(spark_cfg)["file"].removeprefix("wh-").removesuffix(".duckdb")

@@ -13,10 +13,10 @@ from tests.conftest import require
 SCRIPT = textwrap.dedent("""
     import sys
     {prelude}
-    from tunelake.config import load_config
+    from tunelake.workspace import open_workspace
     from tunelake.errors import TunelakeError
-    from tunelake.warehouse.engine import make_engine
-    cfg = load_config(sys.argv[1], {{"engine": "spark"}})
+    from tunelake.warehouse.engines import make_engine
+    cfg = open_workspace(sys.argv[1], {{"engine": "spark"}})
     try:
         make_engine(cfg, cfg.warehouse_dir / "wh-x.duckdb")
     except TunelakeError as exc:
@@ -55,11 +55,11 @@ def test_on_a_cluster_spark_writes_its_tables_to_the_lake(spark_session, tmp_pat
     serving DuckDB file loads them from there."""
     import pyarrow as pa
 
-    from tunelake.config import load_config
-    from tunelake.warehouse.spark import SparkEngine
+    from tunelake.warehouse.engines.spark import SparkEngine
+    from tunelake.workspace import open_workspace
 
     lake = tmp_path / "lake"
-    cfg = load_config(tmp_path / "ws", {"lake_url": str(lake), "engine": "spark",
+    cfg = open_workspace(tmp_path / "ws", {"lake_url": str(lake), "engine": "spark",
                                         "spark_master": "spark://cluster.example:7077"})
     cfg.warehouse_dir.mkdir(parents=True)
     engine = SparkEngine(cfg, cfg.warehouse_dir / "wh-20260101T000000.duckdb")  # reuses the running session
@@ -78,11 +78,11 @@ def test_on_a_cluster_spark_writes_its_tables_to_the_lake(spark_session, tmp_pat
 def test_spark_output_folder_can_be_set(spark_session, tmp_path, monkeypatch):
     import pyarrow as pa
 
-    from tunelake.config import load_config
-    from tunelake.warehouse.spark import SparkEngine
+    from tunelake.warehouse.engines.spark import SparkEngine
+    from tunelake.workspace import open_workspace
 
     monkeypatch.setenv("TUNELAKE_SPARK_OUTPUT", str(tmp_path / "shared"))
-    cfg = load_config(tmp_path / "ws", {"engine": "spark"})
+    cfg = open_workspace(tmp_path / "ws", {"engine": "spark"})
     cfg.warehouse_dir.mkdir(parents=True)
     engine = SparkEngine(cfg, cfg.warehouse_dir / "wh-s1.duckdb")
     try:

@@ -17,12 +17,12 @@ except ImportError:  # pragma: no cover
         raise
     pytest.skip("hypothesis is not installed (pip install 'tunelake[dev]')", allow_module_level=True)
 
-from tunelake.config import load_config
 from tunelake.errors import InputError
 from tunelake.ingest import import_paths
 from tunelake.sources.account import ACCOUNT_FIELDS, parse_account
 from tunelake.sources.export import EXTENDED_FIELDS, parse_extended
 from tunelake.sources.library import parse_library, parse_playlists
+from tunelake.workspace import open_workspace
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -116,7 +116,7 @@ def test_whole_import_of_truncated_and_random_files_adds_up(tmp_path_factory, cu
     (folder / "StreamingHistory_music_0.json").write_bytes(VALID[:cut])
     (folder / "StreamingHistory_music_1.json").write_bytes(json.dumps(extra).encode())
     (folder / "StreamingHistory_music_2.json").write_bytes(VALID)
-    s = import_paths(load_config(ws / "w"), [str(folder)], "prop")
+    s = import_paths(open_workspace(ws / "w"), [str(folder)], "prop")
     for f in s.files:
         if f.status == "failed":
             assert f.error and f.read == 0

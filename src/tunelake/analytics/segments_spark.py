@@ -31,7 +31,7 @@ class SparkSegments:
 def _session(spark: Any) -> Any:
     if spark is not None:
         return spark
-    from tunelake.warehouse.spark import spark_session
+    from tunelake.warehouse.engines.spark import spark_session
 
     return spark_session()
 

@@ -21,14 +21,14 @@ from tunelake.analytics.features import FEATURE_NAMES, compute_features, write_f
 from tunelake.analytics.insights import table_exists
 from tunelake.analytics.recommend import load_interactions, make_recommender, recommendations_frame
 from tunelake.analytics.segments import ListenerSegmenter, segment_tables
-from tunelake.config import Config
+from tunelake.workspace import Workspace
 
 Progress = Callable[[int, int, str], None]
 
 
-def truth_file(cfg: Config) -> Path | None:
+def truth_file(ws: Workspace) -> Path | None:
     """The synthetic world's ground truth when the workspace holds one (``tunelake demo``), else None."""
-    for cand in (cfg.workspace / "world" / "truth" / "listeners.csv",):
+    for cand in (ws.root / "world" / "truth" / "listeners.csv",):
         if cand.exists():
             return cand
     return None
@@ -109,7 +109,7 @@ def run_recommendations(con: duckdb.DuckDBPyConnection, run_id: str, segments: p
     }
 
 
-def run_analytics(cfg: Config, con: duckdb.DuckDBPyConnection, run_id: str, progress: Progress | None = None,
+def run_analytics(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, progress: Progress | None = None,
                   k: int | str = "auto") -> dict[str, Any]:
     """Compute features → segments → recommendations + evaluation into ``con``; return headline figures."""
     from threadpoolctl import threadpool_limits  # ships with scikit-learn
@@ -118,10 +118,10 @@ def run_analytics(cfg: Config, con: duckdb.DuckDBPyConnection, run_id: str, prog
     # implicit's ALS parallelises itself; a threaded BLAS underneath only oversubscribes the cores.
     with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _run(cfg, con, run_id, say, k)
+        return _run(ws, con, run_id, say, k)
 
 
-def _run(cfg: Config, con: duckdb.DuckDBPyConnection, run_id: str, say: Progress, k: int | str) -> dict[str, Any]:
+def _run(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, say: Progress, k: int | str) -> dict[str, Any]:
     say(0, 3, "features")
     if not table_exists(con, "fact_play") or con.execute("SELECT count(*) FROM fact_play").fetchone()[0] == 0:
         return {"features": {"rows": 0, "summary": "skipped: no music plays"}}
@@ -132,7 +132,7 @@ def _run(cfg: Config, con: duckdb.DuckDBPyConnection, run_id: str, say: Progress
                                         "seconds": round(time.perf_counter() - t0, 3),
                                         "summary": f"{len(features)} listeners × {len(FEATURE_NAMES)} features"}}
     say(1, 3, "segments")
-    seg_info, user_segment = run_segments(con, features, run_id, k=k, truth=truth_file(cfg), engine=cfg.engine)
+    seg_info, user_segment = run_segments(con, features, run_id, k=k, truth=truth_file(ws), engine=ws.settings.engine)
     out["segments"] = seg_info
     say(2, 3, "recommendations")
     out["recommendations"] = run_recommendations(con, run_id, user_segment)

@@ -10,16 +10,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from tunelake.curate import overlap, resolve
 from tunelake.curate.schemas import PLAYS
+from tunelake.duck import arrow_of, cursor
 from tunelake.lake import zones
 from tunelake.lake.store import Lake
-from tunelake.warehouse.engine import arrow_of
 
 TABLE = "plays"
 
@@ -48,37 +47,6 @@ PARQUET_OPTIONS = {
     "use_dictionary": [f.name for f in PLAYS if f.name not in _UNIQUE_COLUMNS],
     "write_statistics": ["user_key", "ended_at", "batch_id"],
 }
-
-
-_DB: duckdb.DuckDBPyConnection | None = None
-
-
-def cursor() -> duckdb.DuckDBPyConnection:
-    """A fresh cursor on one in-process DuckDB: opening a database costs 30–70 ms, a cursor well under 1 ms, and
-    each cursor has its own registered tables, so imports of many small files do not pay the open each time."""
-    global _DB
-    if _DB is None:
-        _DB = duckdb.connect()
-        _DB.execute(f"SET threads = {import_threads()}")
-    return _DB.cursor()
-
-
-def apply_import_threads() -> None:
-    """Re-read import_threads() into the connections this process already opened (import_many changes it for the
-    time its own process imports beside the workers)."""
-    from tunelake.sources import extended_fast
-
-    if _DB is not None:
-        _DB.execute(f"SET threads = {import_threads()}")
-    extended_fast.apply_import_threads()
-
-
-def import_threads() -> int:
-    """DuckDB threads for import work: one per process when import_many runs a process per core (more would only
-    fight over the same cores), all cores otherwise. TUNELAKE_IMPORT_THREADS overrides."""
-    import os
-
-    return int(os.environ.get("TUNELAKE_IMPORT_THREADS") or os.cpu_count() or 1)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tunelake.config import private_dir
+from tunelake.settings import private_dir
 
 PII_COLUMNS = ("ip_addr", "user_agent", "username")
 

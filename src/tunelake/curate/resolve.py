@@ -238,7 +238,7 @@ def record_items(lake: Lake, items: list[pa.Table]) -> int:
 
 def _record_items(lake: Lake, items: list[pa.Table]) -> int:
     from tunelake.curate.plays import cursor  # late: plays imports this module
-    from tunelake.warehouse.engine import arrow_of
+    from tunelake.duck import arrow_of
 
     pending = lake.glob(f"{zones.NAME_INDEX_PENDING}/*.parquet")
     items = [*items, *(lake.read_parquet(r) for r in pending)]

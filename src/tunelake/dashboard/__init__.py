@@ -21,8 +21,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from tunelake.config import Config
 from tunelake.errors import InputError
+from tunelake.workspace import Workspace
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
@@ -31,8 +31,8 @@ DEFAULT_PORT = 8050
 class Warehouse:
     """A cached read-only connection to the current warehouse file that follows the CURRENT.json pointer."""
 
-    def __init__(self, cfg: Config) -> None:
-        self.cfg = cfg
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
         self._lock = threading.Lock()
         self._file: Path | None = None
         self._mtime: float = -1.0
@@ -43,22 +43,22 @@ class Warehouse:
         self._keysets: dict[tuple[str, str, str], frozenset[int]] = {}
 
     def _pointer_state(self) -> tuple[Path, float]:
-        from tunelake.warehouse.engine import POINTER, current_warehouse_file
+        from tunelake.warehouse.store import POINTER, current_warehouse_file
 
-        pointer = self.cfg.warehouse_dir / POINTER
+        pointer = self.ws.warehouse_dir / POINTER
         mtime = pointer.stat().st_mtime if pointer.exists() else -1.0
         if self._file is not None and mtime == self._mtime:
             return self._file, mtime
-        return current_warehouse_file(self.cfg), mtime
+        return current_warehouse_file(self.ws), mtime
 
     def _base(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
             path, mtime = self._pointer_state()
             if self._con is None or path != self._file:
-                from tunelake.warehouse.engine import open_warehouse
+                from tunelake.warehouse.store import open_warehouse
 
                 old = self._con
-                self._con = open_warehouse(self.cfg, read_only=True)
+                self._con = open_warehouse(self.ws, read_only=True)
                 self._file, self._mtime = path, mtime
                 self._cache = {}
                 self._tables = {r[0] for r in self._con.execute(
@@ -132,10 +132,9 @@ class Warehouse:
                 from dataclasses import asdict
 
                 from tunelake.lake.manifest import list_batches
-                from tunelake.lake.store import Lake
 
                 rows = []
-                for b in list_batches(Lake(self.cfg.lake)):
+                for b in list_batches(self.ws.lake):
                     row = asdict(b)
                     row["quarantined_total"] = b.quarantined_total
                     rows.append(row)

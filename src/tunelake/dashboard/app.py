@@ -15,10 +15,10 @@ from typing import Any
 import dash
 from dash import Input, Output, dcc, html
 
-from tunelake.config import Config
 from tunelake.dashboard import DEFAULT_HOST, DEFAULT_PORT, FilterError, FilterState, Warehouse
 from tunelake.dashboard.hosts import allowed_hosts, install_host_check
 from tunelake.dashboard.pages import PAGES, Page
+from tunelake.workspace import Workspace
 
 ASSETS = Path(__file__).parent / "assets"
 
@@ -68,7 +68,7 @@ def _nav() -> html.Nav:
                     className="nav")
 
 
-def create_app(cfg: Config, cache_size: int = 512, warm: bool = False, host: str | None = None) -> dash.Dash:
+def create_app(ws: Workspace, cache_size: int = 512, warm: bool = False, host: str | None = None) -> dash.Dash:
     """A Dash app over the workspace's current warehouse (read-only; every asset served from the packages).
 
     Chart outputs are cached per (warehouse file, chart, filters): a warehouse file never changes once current,
@@ -77,8 +77,8 @@ def create_app(cfg: Config, cache_size: int = 512, warm: bool = False, host: str
     unfiltered view of every chart in a background thread at start, so the first visitor of a large warehouse
     does not wait for the slowest metrics (`serve` does this). `host` is the address the server binds to
     (default: the dashboard_host setting); it is one of the `Host` names answered, see `dashboard.hosts`."""
-    allowed = allowed_hosts(cfg, host)  # a bad setting fails here, before anything is served
-    wh = Warehouse(cfg)
+    allowed = allowed_hosts(ws, host)  # a bad setting fails here, before anything is served
+    wh = Warehouse(ws)
     wh.has("dim_user")  # fail now, with the CLI's one-line hint, when there is no warehouse yet
     app = dash.Dash(
         __name__, serve_locally=True, assets_folder=str(ASSETS), title="tunelake", update_title=None,
@@ -97,7 +97,7 @@ def create_app(cfg: Config, cache_size: int = 512, warm: bool = False, host: str
             _filter_bar(wh),
             dcc.Store(id="filters", data={}),
             html.Main(id="page", className="page"),
-            html.Footer(f"Read-only view of {cfg.workspace}", className="footer"),
+            html.Footer(f"Read-only view of {ws.root}", className="footer"),
         ], className="app")
 
     app.layout = serve_layout
@@ -201,7 +201,7 @@ def chart_functions() -> list[tuple[str, Page, Any]]:
     return [(c.id, p, c.fn) for p in PAGES for c in p.charts]
 
 
-def serve(cfg: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, say: Any = None,
+def serve(ws: Workspace, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, say: Any = None,
           debug: bool = False) -> None:
     """Serve the dashboard until interrupted. Anything but loopback exposes listening data to the network, so it
     gets a warning (there is no login); whatever the address, only the allowed `Host` names are answered."""
@@ -211,7 +211,7 @@ def serve(cfg: Config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, say: 
             "authentication; use 127.0.0.1 unless you trust that network. Requests are answered only for the "
             f"Host names {host}, 127.0.0.1, localhost and [::1]; add others with the dashboard_allowed_hosts "
             "setting.")
-    app = create_app(cfg, warm=True, host=host)
+    app = create_app(ws, warm=True, host=host)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     say(f"Dashboard on http://{host}:{port}/ (Ctrl+C to stop)")
     app.run(host=host, port=port, debug=debug, use_reloader=False, dev_tools_ui=False, dev_tools_props_check=False)

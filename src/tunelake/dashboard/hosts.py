@@ -18,8 +18,8 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from tunelake.config import Config
 from tunelake.errors import ConfigError
+from tunelake.workspace import Workspace
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 SETTING = "dashboard_allowed_hosts"
@@ -46,14 +46,14 @@ def host_name(value: str) -> str | None:
     return parts.hostname or None
 
 
-def allowed_hosts(cfg: Config, bound: str | None = None) -> frozenset[str]:
+def allowed_hosts(ws: Workspace, bound: str | None = None) -> frozenset[str]:
     """Loopback, the bound address (default: the dashboard_host setting) and the setting's names, each as
     `host_name` gives it, so a header matches whatever port it carries."""
     names = {host_name(raw) for raw in LOOPBACK_NAMES}
-    bound = cfg.values.get("dashboard_host") if bound is None else bound
+    bound = ws.settings.dashboard_host if bound is None else bound
     if bound and host_name(bound):
         names.add(host_name(bound))
-    for raw in _split(cfg.values.get(SETTING) or ""):
+    for raw in _split(getattr(ws.settings, SETTING)):
         name = host_name(raw)
         if name is None:
             raise ConfigError(f"setting '{SETTING}': {raw!r} is not a host name or address",

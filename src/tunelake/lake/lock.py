@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tunelake.config import Config, private_dir
 from tunelake.errors import WorkspaceBusyError
 
 LOCK_NAME = ".tunelake.lock"
@@ -74,7 +73,7 @@ def holder(workspace: Path) -> dict[str, Any] | None:
         return {"pid": None, "command": "unknown (unreadable lock file)"}
 
 
-def _describe(info: dict[str, Any] | None) -> str:
+def describe(info: dict[str, Any] | None) -> str:
     if not info:
         return "another process"
     return f"pid {info.get('pid')} ({info.get('command', '?')}, since {str(info.get('since', '?'))[:19]})"
@@ -133,11 +132,11 @@ def workspace_lock(
                         raise
                 if time.monotonic() >= deadline:
                     raise WorkspaceBusyError(
-                        f"workspace {workspace} is busy: {_describe(holder(workspace))} is writing to it",
+                        f"workspace {workspace} is busy: {describe(holder(workspace))} is writing to it",
                         hint=f"waited {timeout_s:.0f} s (setting lock_timeout_s); run the command again when it "
                              "is done")
                 if not told and on_wait is not None:
-                    on_wait(f"waiting for the workspace lock held by {_describe(holder(workspace))}")
+                    on_wait(f"waiting for the workspace lock held by {describe(holder(workspace))}")
                     told = True
                 time.sleep(0.05)
             _wait_for_workers(Path(workspace), deadline, timeout_s)
@@ -202,28 +201,6 @@ def worker_hold(workspace: Path) -> Iterator[None]:
         os.close(fd)
 
 
-@contextmanager
-def writing(cfg: Config, command: str | None = None) -> Iterator[None]:
-    """Hold the workspace's writer lock (waiting up to `lock_timeout_s`); when the last holder died mid-write,
-    the lake is recovered first (`lake.txn.recover`). Re-entrant: inner writers of the same thread just go on."""
-    def takeover(info: dict[str, Any]) -> None:
-        from tunelake.lake.store import Lake
-        from tunelake.lake.txn import recover
-
-        done = recover(Lake(cfg.lake))
-        log.warning("the last writer (%s) stopped without finishing; recovered the lake: %d commits finished, "
-                    "%d unfinished files removed", _describe(info), len(done.rolled_forward), len(done.removed))
-
-    with workspace_lock(cfg.workspace, timeout_s=float(cfg.lock_timeout_s), command=command,
-                        on_wait=log.warning, on_takeover=takeover):
-        if _depth(cfg.workspace) == 1:
-            private_dir(cfg.secrets_dir)  # before anything is put in it
-            from tunelake.lake.store import Lake
-            from tunelake.lake.txn import finish_committed
-
-            finish_committed(Lake(cfg.lake))  # a commit whose files a failed write could not all move in place
-        yield
-
-
-def _depth(workspace: Path) -> int:
+def depth(workspace: Path) -> int:
+    """How deep this process holds the lock (0: not at all)."""
     return _state(lock_path(workspace)).depth

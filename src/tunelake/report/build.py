@@ -22,9 +22,9 @@ from typing import Any
 import pandas as pd
 
 from tunelake import __version__
-from tunelake.config import Config
 from tunelake.display import format_cell
 from tunelake.errors import TunelakeError
+from tunelake.workspace import Workspace
 
 TEMPLATES = Path(__file__).parent / "templates"
 GREEN, BLUE, PINK, ORANGE, GREY = "#1db954", "#2e77d0", "#e8115b", "#f59b23", "#6a6a6a"
@@ -157,11 +157,10 @@ def _html_table(df: pd.DataFrame, formats: dict[str, str] | None = None, table_i
     id_attr = f' id="{escape(table_id)}"' if table_id else ""
     return f'<table class="data"{id_attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}'
 
-def _inventory(cfg: Config, con: Any) -> dict[str, Any]:
+def _inventory(ws: Workspace, con: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
     from tunelake.lake.manifest import list_batches
-    from tunelake.lake.store import Lake
     from tunelake.warehouse.tables import TABLES
 
     counts = []
@@ -171,7 +170,7 @@ def _inventory(cfg: Config, con: Any) -> dict[str, Any]:
         if table_exists(con, name):
             n = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
             counts.append({"table": name, "kind": spec.kind, "rows": int(n), "grain": spec.grain})
-    batches = [asdict(b) | {"quarantined_total": b.quarantined_total} for b in list_batches(Lake(cfg.lake))]
+    batches = [asdict(b) | {"quarantined_total": b.quarantined_total} for b in list_batches(ws.lake)]
     bdf = pd.DataFrame(batches)
     by_source = pd.DataFrame()
     reasons: dict[str, int] = {}
@@ -410,21 +409,21 @@ def _schema() -> list[dict[str, Any]]:
 
 # --- the report ---------------------------------------------------------------------------------------------------
 
-def build_context(cfg: Config, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def build_context(ws: Workspace, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Everything the template shows (figures as data URIs)."""
     from tunelake.analytics import insights as ins
-    from tunelake.warehouse.engine import open_warehouse, read_pointer
+    from tunelake.warehouse.store import open_warehouse, read_pointer
 
     say = progress or (lambda s: None)
     figs: dict[str, str] = {}
-    con = open_warehouse(cfg)
+    con = open_warehouse(ws)
     try:
         say("summary")
         k = ins.kpis(con)
         say("architecture")
         figs["architecture"] = architecture_figure()
         say("data inventory")
-        inv = _inventory(cfg, con)
+        inv = _inventory(ws, con)
         if inv["reasons"]:
             figs["quarantine"] = _bar(pd.Series(inv["reasons"]).sort_values(ascending=False),
                                       "Quarantined records by reason", "records", color=PINK)
@@ -436,13 +435,13 @@ def build_context(cfg: Config, progress: Callable[[str], None] | None = None) ->
         recs = _recommendations(con, figs)
     finally:
         con.close()
-    pointer = read_pointer(cfg) or {}
+    pointer = read_pointer(ws) or {}
     return {
         "version": __version__, "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "workspace": str(cfg.workspace), "warehouse": pointer.get("file", ""), "engine": cfg.engine,
+        "workspace": str(ws.root), "warehouse": pointer.get("file", ""), "engine": ws.settings.engine,
         "sections": SECTIONS, "k": k, "figs": figs, "inv": inv, "listening": listening, "seg": segmentation,
-        "recs": recs, "schema": _schema(), "cfg": cfg, "table": _html_table,
-        "stream_s": cfg.stream_threshold_ms / 1000, "gap_min": cfg.session_gap_minutes,
+        "recs": recs, "schema": _schema(), "settings": ws.settings, "table": _html_table,
+        "stream_s": ws.settings.stream_threshold_ms / 1000, "gap_min": ws.settings.session_gap_minutes,
     }
 
 
@@ -456,12 +455,12 @@ def render_html(context: dict[str, Any]) -> str:
     return env.get_template("report.html.j2").render(**context)
 
 
-def write_report(cfg: Config, out: str | Path, pdf: bool = False,
+def write_report(ws: Workspace, out: str | Path, pdf: bool = False,
                  progress: Callable[[str], None] | None = None) -> Path:
     """Write the report HTML to `out` (and `out` with .pdf when asked); returns the HTML path."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    html = render_html(build_context(cfg, progress))
+    html = render_html(build_context(ws, progress))
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(out)

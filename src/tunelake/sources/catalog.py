@@ -28,11 +28,11 @@ from tunelake.curate.schemas import (
     CATALOG_TRACK_ARTISTS,
     CATALOG_TRACKS,
 )
+from tunelake.duck import arrow_of
 from tunelake.errors import InputError
 from tunelake.lake import manifest, zones
 from tunelake.lake.manifest import Batch, utcnow
 from tunelake.lake.store import Lake
-from tunelake.warehouse.engine import arrow_of
 
 FEATURES = ("danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
             "instrumentalness", "liveness", "valence", "tempo", "time_signature")

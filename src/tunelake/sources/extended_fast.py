@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
 
-from tunelake.warehouse.engine import execute_arrow
+from tunelake.duck import execute_arrow, import_connection
 
 _DUCK = {"str": "VARCHAR", "int": "BIGINT", "bool": "BOOLEAN"}
 _local = threading.local()
@@ -54,11 +54,8 @@ def _connection() -> tuple[duckdb.DuckDBPyConnection, MemoryFileSystem]:
     """One DuckDB connection per thread (connecting costs ~15 ms) with an in-memory filesystem for the bytes."""
     con = getattr(_local, "con", None)
     if con is None:
-        from tunelake.curate.plays import import_threads
-
-        con = duckdb.connect()
+        con = import_connection(duckdb.connect())
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"SET threads = {import_threads()}")
         # Prepared statements read changing bytes under one path: nothing may be cached by path (DuckDB does not
         # cache Python filesystems today; this says so for good).
         con.execute("SET enable_external_file_cache = false")
@@ -87,14 +84,6 @@ def _execute_prepared(con: duckdb.DuckDBPyConnection, key: tuple, sql: Callable[
         con.execute(f"PREPARE {name} AS {sql()}")
         prepared[key] = name
     return con.execute(f"EXECUTE {name}({', '.join(params)})").to_arrow_table()  # EXECUTE takes no `?` parameters
-
-
-def apply_import_threads() -> None:
-    con = getattr(_local, "con", None)
-    if con is not None:
-        from tunelake.curate.plays import import_threads
-
-        con.execute(f"SET threads = {import_threads()}")
 
 
 def _validated_sql(view: str, now: str, video: bool, legacy: bool, present: bool = False) -> str:

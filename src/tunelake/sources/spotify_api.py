@@ -29,16 +29,16 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tunelake.config import Config, private_dir
 from tunelake.curate import plays as curated_plays
 from tunelake.curate import schemas as curated_schemas
 from tunelake.curate.schemas import TS
 from tunelake.errors import ConfigError, SourceError, TransientSourceError
 from tunelake.ingest import write_users_table
 from tunelake.lake import manifest, zones
-from tunelake.lake.lock import writing
 from tunelake.lake.manifest import Batch, utcnow
 from tunelake.lake.store import Lake
+from tunelake.settings import private_dir
+from tunelake.workspace import Workspace
 
 log = logging.getLogger(__name__)
 # Spotipy logs request headers (bearer tokens) and token responses at DEBUG and every HTTP error at ERROR:
@@ -148,8 +148,8 @@ class ApiNotFound(SourceError):
 # --- token cache ----------------------------------------------------------------------------------------------
 
 
-def token_path(cfg: Config, handle: str) -> Path:
-    return cfg.secrets_dir / "tokens" / f"{zones.check_handle(handle)}.json"
+def token_path(ws: Workspace, handle: str) -> Path:
+    return ws.secrets_dir / "tokens" / f"{zones.check_handle(handle)}.json"
 
 
 def _cache_handler_class() -> type:
@@ -179,8 +179,8 @@ def _cache_handler_class() -> type:
     return TokenFile
 
 
-def _client_id(cfg: Config) -> str:
-    cid = cfg.spotify_client_id or os.environ.get("SPOTIPY_CLIENT_ID", "")
+def _client_id(ws: Workspace) -> str:
+    cid = ws.settings.spotify_client_id or os.environ.get("SPOTIPY_CLIENT_ID", "")
     if not cid:
         raise ConfigError(
             "no Spotify client id",
@@ -190,7 +190,7 @@ def _client_id(cfg: Config) -> str:
     return cid
 
 
-def make_auth(cfg: Config, handle: str, *, interactive: bool = False) -> Any:
+def make_auth(ws: Workspace, handle: str, *, interactive: bool = False) -> Any:
     """A Spotipy PKCE auth manager for one user, pointed at `spotify_accounts_url`, caching in the token file."""
     import requests
     from spotipy.oauth2 import SpotifyPKCE
@@ -204,12 +204,12 @@ def make_auth(cfg: Config, handle: str, *, interactive: bool = False) -> Any:
                 hint=f"run `tunelake auth login --user {handle}`",
             )
 
-    accounts = cfg.spotify_accounts_url.rstrip("/")
+    accounts = ws.settings.spotify_accounts_url.rstrip("/")
     auth = Pkce(
-        client_id=_client_id(cfg),
-        redirect_uri=cfg.spotify_redirect_uri,
+        client_id=_client_id(ws),
+        redirect_uri=ws.settings.spotify_redirect_uri,
         scope=" ".join(SCOPES),
-        cache_handler=_cache_handler_class()(token_path(cfg, handle)),
+        cache_handler=_cache_handler_class()(token_path(ws, handle)),
         open_browser=False,
         requests_session=requests.Session(),
         requests_timeout=30,
@@ -220,7 +220,7 @@ def make_auth(cfg: Config, handle: str, *, interactive: bool = False) -> Any:
 
 
 def login(
-    cfg: Config,
+    ws: Workspace,
     handle: str,
     *,
     method: str = "listen",
@@ -241,7 +241,7 @@ def login(
     from spotipy.oauth2 import SpotifyOAuth, SpotifyOauthError, start_local_http_server
 
     zones.check_handle(handle)
-    auth = make_auth(cfg, handle, interactive=True)
+    auth = make_auth(ws, handle, interactive=True)
     auth.get_pkce_handshake_parameters()
     state = secrets.token_urlsafe(16)
     url = auth.get_authorize_url(state)
@@ -252,16 +252,16 @@ def login(
             )
         except requests.RequestException as exc:
             raise TransientSourceError(
-                f"cannot reach the Spotify accounts service at {cfg.spotify_accounts_url}: {exc}"
+                f"cannot reach the Spotify accounts service at {ws.settings.spotify_accounts_url}: {exc}"
             ) from None
         if resp.status_code not in (301, 302, 303, 307) or "Location" not in resp.headers:
             raise SourceError(f"accounts service refused the login: HTTP {resp.status_code} {resp.text[:200]}")
         response_url = resp.headers["Location"]
     elif method == "listen" and response_url is None:
-        redirect = urlparse(cfg.spotify_redirect_uri)
+        redirect = urlparse(ws.settings.spotify_redirect_uri)
         if redirect.hostname not in ("127.0.0.1", "localhost") or not redirect.port:
             raise ConfigError(
-                f"redirect URI {cfg.spotify_redirect_uri} is not a loopback address with a port",
+                f"redirect URI {ws.settings.spotify_redirect_uri} is not a loopback address with a port",
                 hint="use --paste, or set spotify_redirect_uri to http://127.0.0.1:PORT/callback",
             )
         server = start_local_http_server(redirect.port)
@@ -298,9 +298,9 @@ def login(
         auth.get_access_token(code=code, check_cache=False)
     except SpotifyOauthError as exc:
         raise SourceError(f"Spotify login failed: {exc.error}: {exc.error_description}") from None
-    client = SpotifyClient(cfg, handle)
+    client = SpotifyClient(ws, handle)
     me = client.call("me")
-    lake = Lake(cfg.lake)
+    lake = ws.lake
     manifest.register_user(lake, handle)
     write_users_table(lake)
     return {
@@ -327,17 +327,17 @@ class RetryPolicy:
 class SpotifyClient:
     """Spotipy for one user, with retries off, behind `call()` which applies tunelake's retry policy."""
 
-    def __init__(self, cfg: Config, handle: str, policy: RetryPolicy | None = None) -> None:
+    def __init__(self, ws: Workspace, handle: str, policy: RetryPolicy | None = None) -> None:
         import requests
         import spotipy
 
-        self.cfg, self.handle = cfg, handle
-        self.policy = policy or RetryPolicy(retry_after_cap_s=cfg.retry_after_cap_s)
-        if not token_path(cfg, handle).exists():
+        self.ws, self.handle = ws, handle
+        self.policy = policy or RetryPolicy(retry_after_cap_s=ws.settings.retry_after_cap_s)
+        if not token_path(ws, handle).exists():
             raise SourceError(
                 f"user {handle!r} is not logged in to Spotify", hint=f"run `tunelake auth login --user {handle}`"
             )
-        self.auth = make_auth(cfg, handle)
+        self.auth = make_auth(ws, handle)
         # A plain session: no urllib3 Retry adapter, so every status reaches our policy unchanged.
         self.sp = spotipy.Spotify(
             auth_manager=self.auth,
@@ -346,7 +346,7 @@ class SpotifyClient:
             status_retries=0,
             requests_timeout=30,
         )
-        self.sp.prefix = cfg.spotify_api_url.rstrip("/") + "/"
+        self.sp.prefix = ws.settings.spotify_api_url.rstrip("/") + "/"
         self.stats = {"calls": 0, "rate_limited": 0, "server_errors": 0, "refreshed": 0}
 
     def _refresh(self) -> None:
@@ -641,7 +641,7 @@ def recent_cursor_name(handle: str) -> str:
 
 
 def pull(
-    cfg: Config,
+    ws: Workspace,
     handle: str,
     what: Iterable[str] = WHAT_ALL,
     *,
@@ -657,17 +657,17 @@ def pull(
             f"unknown --what item(s): {', '.join(sorted(unknown))}", hint=f"choose from {','.join(WHAT_ALL)}"
         )
     zones.check_handle(handle)
-    client = SpotifyClient(cfg, handle, policy)
-    with writing(cfg, command=f"pull --user {handle}"):
-        return _pull(cfg, client, handle, what, page_hook, progress)
+    client = SpotifyClient(ws, handle, policy)
+    with ws.writing(command=f"pull --user {handle}"):
+        return _pull(ws, client, handle, what, page_hook, progress)
 
 
-def _pull(cfg: Config, client: SpotifyClient, handle: str, what: list[str],
+def _pull(ws: Workspace, client: SpotifyClient, handle: str, what: list[str],
           page_hook: Callable[[int], None] | None, progress: Callable[[int, int, str], None] | None) -> PullResult:
     """`pull` under the workspace lock. Each recently-played page is one commit (its raw response, curated rows,
     manifest entry and the cursor past it); each snapshot (top items, saved tracks, playlists, enrichment) is one
     commit of all its pages, so a pull stopped at any point keeps exactly what it finished."""
-    lake = Lake(cfg.lake)
+    lake = ws.lake
     with lake.transaction(f"pull {handle}: user"):
         user_key = manifest.register_user(lake, handle)["user_key"]
         write_users_table(lake)  # the curated users table mirrors the manifest (dim_user)
@@ -678,7 +678,7 @@ def _pull(cfg: Config, client: SpotifyClient, handle: str, what: list[str],
         if progress:
             progress(step, len(what), name)
         if name == "recent":
-            _pull_recent(cfg, client, lake, handle, user_key, result, seen_tracks, page_hook)
+            _pull_recent(ws, client, lake, handle, user_key, result, seen_tracks, page_hook)
             continue
         with lake.transaction(f"pull {handle}: {name}"):
             if name == "profile":
@@ -701,7 +701,7 @@ def _pull(cfg: Config, client: SpotifyClient, handle: str, what: list[str],
 
 
 def _pull_recent(
-    cfg: Config,
+    ws: Workspace,
     client: SpotifyClient,
     lake: Lake,
     handle: str,
@@ -718,14 +718,14 @@ def _pull_recent(
         if not items:
             break
         with lake.transaction(f"pull {handle}: recently-played after {after}"):
-            after = _recent_page(cfg, lake, handle, user_key, result, seen, page, items, after)
+            after = _recent_page(ws, lake, handle, user_key, result, seen, page, items, after)
         if page_hook:
             page_hook(result.pages)
         if not page.get("next"):
             break
 
 
-def _recent_page(cfg: Config, lake: Lake, handle: str, user_key: int, result: PullResult,
+def _recent_page(ws: Workspace, lake: Lake, handle: str, user_key: int, result: PullResult,
                  seen: dict[str, dict[str, Any]], page: dict[str, Any], items: list[dict[str, Any]],
                  after: int) -> int:
     """One recently-played page into the lake (inside the caller's transaction); returns the new cursor."""
@@ -737,12 +737,12 @@ def _recent_page(cfg: Config, lake: Lake, handle: str, user_key: int, result: Pu
             seen[item["track"]["id"]] = item["track"]
     rows = play_rows(items, user_key, raw.batch_id)
     existing = curated_plays.read_user_plays(lake, user_key)
-    same = find_overlaps(existing, rows, cfg.overlap_tolerance_s)
+    same = find_overlaps(existing, rows, ws.settings.overlap_tolerance_s)
     merged = sum(same)
     fresh = rows.filter(pa.array([not s for s in same], pa.bool_()))
     dups = 0
     if fresh.num_rows:
-        m = curated_plays.merge_plays(lake, user_key, fresh, tolerance_s=cfg.overlap_tolerance_s)
+        m = curated_plays.merge_plays(lake, user_key, fresh, tolerance_s=ws.settings.overlap_tolerance_s)
         dups = m.duplicates_by_batch.get(raw.batch_id, 0)
         merged += m.merged_by_batch.get(raw.batch_id, 0)  # same playback as an account-data row
     new = rows.num_rows - dups - merged
@@ -1105,7 +1105,7 @@ def enrich(
 
 
 def push_playlist(
-    cfg: Config,
+    ws: Workspace,
     handle: str,
     name: str,
     track_ids: list[str],
@@ -1126,7 +1126,7 @@ def push_playlist(
         if len(tid) != 22 or not tid.isalnum():
             raise SourceError(f"not a Spotify track id: {raw!r}")
         ids.append(tid)
-    client = SpotifyClient(cfg, handle, policy)
+    client = SpotifyClient(ws, handle, policy)
     me = client.call("me")
     existing = None
     for page in _paged(client, client.call("current_user_playlists", limit=50)):
@@ -1151,7 +1151,7 @@ def push_playlist(
 
 
 def api_demo(
-    cfg: Config,
+    ws: Workspace,
     world_dir: str | Path,
     progress: Callable[[int, int, str], None] | None = None,
     *,
@@ -1162,19 +1162,12 @@ def api_demo(
 
     The whole Spotipy path runs with no network: PKCE login, token cache, paging, enrichment.
     """
-    from dataclasses import replace
-
     from tunelake.synthetic.server import FakeSpotify
 
     results = []
     with FakeSpotify(world_dir, dev_mode=dev_mode) as srv:
-        values = dict(cfg.values)
-        values.update(
-            spotify_api_url=srv.api_url,
-            spotify_accounts_url=srv.accounts_url,
-            spotify_client_id=cfg.spotify_client_id or "tunelake-demo",
-        )
-        local = replace(cfg, values=values)
+        local = ws.with_settings(spotify_api_url=srv.api_url, spotify_accounts_url=srv.accounts_url,
+                                 spotify_client_id=ws.settings.spotify_client_id or "tunelake-demo")
         todo = handles if handles is not None else srv.world.handles
         for i, handle in enumerate(todo):
             if progress:

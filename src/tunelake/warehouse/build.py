@@ -20,20 +20,13 @@ import jinja2
 import pyarrow as pa
 import pytz
 
-from tunelake.config import Config
 from tunelake.curate.schemas import CURATED
 from tunelake.lake import manifest, zones
-from tunelake.lake.lock import writing
 from tunelake.lake.store import Lake
-from tunelake.warehouse.engine import (
-    Engine,
-    make_engine,
-    prune_warehouse_files,
-    read_pointer,
-    remove_warehouse_file,
-    write_pointer,
-)
+from tunelake.warehouse.engines import Engine, make_engine
+from tunelake.warehouse.store import prune_warehouse_files, read_pointer, remove_warehouse_file, write_pointer
 from tunelake.warehouse.tables import TABLES
+from tunelake.workspace import Workspace
 
 # Models in dependency order; names starting with int_ are intermediate (temporary) tables.
 MODEL_ORDER = [
@@ -85,14 +78,14 @@ def country_timezones() -> pa.Table:
     return pa.table({"country": [c for c, _ in items], "timezone": [z for _, z in items]})
 
 
-def render_model(name: str, engine: Engine, cfg: Config) -> str:
+def render_model(name: str, engine: Engine, ws: Workspace) -> str:
     text = resources.files("tunelake.warehouse").joinpath(f"models/{name}.sql").read_text()
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     return env.from_string(text).render(
         **engine.macros,
-        stream_threshold_ms=int(cfg.stream_threshold_ms),
-        session_gap_ms=int(cfg.session_gap_minutes) * 60_000,
-        default_timezone=str(cfg.default_timezone).replace("'", ""),
+        stream_threshold_ms=ws.settings.stream_threshold_ms,
+        session_gap_ms=ws.settings.session_gap_minutes * 60_000,
+        default_timezone=str(ws.settings.default_timezone).replace("'", ""),
     )
 
 
@@ -120,8 +113,8 @@ def register_curated(engine: Engine, lake: Lake) -> int:
     return int(engine.query("SELECT count(*) AS n FROM cur_plays")["n"][0].as_py())
 
 
-def input_fingerprint(lake: Lake, cfg: Config) -> str:
-    settings = tuple((k, cfg.values[k]) for k in MODEL_SETTINGS)
+def input_fingerprint(lake: Lake, ws: Workspace) -> str:
+    settings = tuple((k, ws.settings.as_dict()[k]) for k in MODEL_SETTINGS)
     return hashlib.sha256(f"{manifest.fingerprint(lake)}|{settings}".encode()).hexdigest()[:24]
 
 
@@ -164,7 +157,7 @@ def carry_meta(engine: Engine, previous: Path | None, lake: Lake | None = None) 
 
 
 def build(
-    cfg: Config,
+    ws: Workspace,
     *,
     force: bool = False,
     run_id: str | None = None,
@@ -180,12 +173,12 @@ def build(
 
     Holds the workspace lock: a second build waits for the first (two at once would each prune the other's file).
     """
-    with writing(cfg, command="build"):
-        return _build(cfg, force=force, run_id=run_id, progress=progress, after_models=after_models, gates=gates)
+    with ws.writing(command="build"):
+        return _build(ws, force=force, run_id=run_id, progress=progress, after_models=after_models, gates=gates)
 
 
 def _build(
-    cfg: Config,
+    ws: Workspace,
     *,
     force: bool,
     run_id: str | None,
@@ -193,18 +186,18 @@ def _build(
     after_models: Callable[[Engine], Any] | None,
     gates: bool,
 ) -> BuildInfo:
-    lake = Lake(cfg.lake)
-    fp = input_fingerprint(lake, cfg)
-    pointer = read_pointer(cfg)
+    lake = ws.lake
+    fp = input_fingerprint(lake, ws)
+    pointer = read_pointer(ws)
     if pointer and pointer.get("fingerprint") == fp and not force:
         return BuildInfo(skipped=True, file=pointer["file"], fingerprint=fp)
 
     started = time.perf_counter()
-    cfg.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    ws.warehouse_dir.mkdir(parents=True, exist_ok=True)
     stamp = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    new_file = cfg.warehouse_dir / f"wh-{stamp}.duckdb"
-    previous = cfg.warehouse_dir / pointer["file"] if pointer else None
-    engine = make_engine(cfg, new_file)
+    new_file = ws.warehouse_dir / f"wh-{stamp}.duckdb"
+    previous = ws.warehouse_dir / pointer["file"] if pointer else None
+    engine = make_engine(ws, new_file)
     info = BuildInfo(skipped=False, file=new_file.name, fingerprint=fp, run_id=stamp)
     try:
         info.rows_in = register_curated(engine, lake)
@@ -212,7 +205,7 @@ def _build(
         for i, name in enumerate(MODEL_ORDER):
             if progress:
                 progress(i, total, name)
-            sql = render_model(name, engine, cfg)
+            sql = render_model(name, engine, ws)
             spec = TABLES.get(name)
             info.rows[name] = engine.materialize(name, sql, spec, temp=name.startswith("int_"))
         if progress:
@@ -229,9 +222,10 @@ def _build(
         remove_warehouse_file(new_file)
         raise
     engine.close()
-    write_pointer(cfg, {"file": new_file.name, "fingerprint": fp, "built_at": datetime.now(UTC).isoformat(),
-                        "engine": cfg.engine, "rows": {k: v for k, v in info.rows.items() if not k.startswith("int_")},
+    write_pointer(ws, {"file": new_file.name, "fingerprint": fp, "built_at": datetime.now(UTC).isoformat(),
+                        "engine": ws.settings.engine,
+                        "rows": {k: v for k, v in info.rows.items() if not k.startswith("int_")},
                         "previous": previous.name if previous else None})
-    prune_warehouse_files(cfg)
+    prune_warehouse_files(ws)
     info.seconds = time.perf_counter() - started
     return info

@@ -132,7 +132,7 @@ def export_gold(
 ) -> dict[str, int]:
     """Write each warehouse table as Parquet under `<lake>/<table>/`; returns rows written per table.
 
-    con is a DuckDB connection to the warehouse (e.g. `open_warehouse(cfg, read_only=True)`); lake is a URL or
+    con is a DuckDB connection to the warehouse (e.g. `open_warehouse(ws, read_only=True)`); lake is a URL or
     a `Lake`. Every table is checked before anything is written, so a missing table fails fast.
     """
     target = lake if isinstance(lake, Lake) else Lake(lake)

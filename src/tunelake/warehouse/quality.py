@@ -270,14 +270,15 @@ def as_dicts(results: list[GateResult]) -> list[dict[str, Any]]:
     return [asdict(r) for r in results]
 
 
-def check_current(cfg: Any) -> list[GateResult]:
+def check_current(ws: Any) -> list[GateResult]:
     """Run every gate on the current warehouse (read-only) against the lake as it is now."""
     from tunelake.warehouse.build import register_curated
-    from tunelake.warehouse.engine import DuckDBEngine, current_warehouse_file
+    from tunelake.warehouse.engines.duckdb import DuckDBEngine
+    from tunelake.warehouse.store import current_warehouse_file
 
-    engine = DuckDBEngine(current_warehouse_file(cfg), read_only=True)
+    engine = DuckDBEngine(current_warehouse_file(ws), read_only=True)
     try:
-        lake = Lake(cfg.lake)
+        lake = ws.lake
         register_curated(engine, lake)
         return run_gates(engine, lake)
     finally:

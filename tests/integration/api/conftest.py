@@ -20,10 +20,10 @@ def _need(module: str) -> None:
 for _module in ("spotipy", "werkzeug", "requests"):
     _need(_module)
 
-from tunelake.config import Config, load_config  # noqa: E402
 from tunelake.sources import spotify_api as api  # noqa: E402
 from tunelake.synthetic.server import FakeSpotify  # noqa: E402
 from tunelake.synthetic.world import generate_world  # noqa: E402
+from tunelake.workspace import Workspace, open_workspace  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +45,8 @@ def dev_server(world: Path) -> Iterator[FakeSpotify]:
         yield srv
 
 
-def make_cfg(workspace: Path, srv: FakeSpotify, **overrides: object) -> Config:
-    return load_config(
+def make_cfg(workspace: Path, srv: FakeSpotify, **overrides: object) -> Workspace:
+    return open_workspace(
         workspace,
         {
             "spotify_api_url": srv.api_url,
@@ -58,17 +58,17 @@ def make_cfg(workspace: Path, srv: FakeSpotify, **overrides: object) -> Config:
 
 
 @pytest.fixture
-def cfg(tmp_path: Path, server: FakeSpotify) -> Config:
+def cfg(tmp_path: Path, server: FakeSpotify) -> Workspace:
     return make_cfg(tmp_path / "ws", server)
 
 
 @pytest.fixture
-def dev_cfg(tmp_path: Path, dev_server: FakeSpotify) -> Config:
+def dev_cfg(tmp_path: Path, dev_server: FakeSpotify) -> Workspace:
     return make_cfg(tmp_path / "ws-dev", dev_server)
 
 
 @pytest.fixture
-def logged_in(cfg: Config) -> str:
+def logged_in(cfg: Workspace) -> str:
     """A listener logged in through the real PKCE flow (auto-approve) against the fake accounts service."""
     api.login(cfg, "listener-0001", method="auto")
     return "listener-0001"

@@ -17,13 +17,13 @@ import typer
 from typer.testing import CliRunner
 
 from tunelake.cli_api import register
-from tunelake.config import Config, load_config
 from tunelake.errors import SourceError
 from tunelake.sources import spotify_api as api
 from tunelake.synthetic.server import FakeSpotify, parse_fault_spec
+from tunelake.workspace import Workspace, open_workspace
 
 
-def make_app(cfg: Config) -> typer.Typer:
+def make_app(cfg: Workspace) -> typer.Typer:
     app = typer.Typer()
 
     @app.callback()
@@ -35,7 +35,7 @@ def make_app(cfg: Config) -> typer.Typer:
 
 
 def test_login_pull_push_never_leak_the_token(
-    cfg: Config, server: FakeSpotify, caplog: pytest.LogCaptureFixture
+    cfg: Workspace, server: FakeSpotify, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)  # everything any library logs, Spotipy and urllib3 included
     app = make_app(cfg)
@@ -69,17 +69,17 @@ def test_login_pull_push_never_leak_the_token(
         assert tok["access_token"] not in everything
         assert tok["refresh_token"] not in everything
     # and nothing in the lake holds them either
-    lake_bytes = b"".join(p.read_bytes() for p in (cfg.workspace / "lake").rglob("*") if p.is_file())
+    lake_bytes = b"".join(p.read_bytes() for p in (cfg.root / "lake").rglob("*") if p.is_file())
     assert first["access_token"].encode() not in lake_bytes and second["refresh_token"].encode() not in lake_bytes
 
 
-def test_pull_unknown_what_and_not_logged_in(cfg: Config) -> None:
+def test_pull_unknown_what_and_not_logged_in(cfg: Workspace) -> None:
     app = make_app(cfg)
     res = CliRunner().invoke(app, ["pull", "--user", "listener-0002", "--what", "recent,bogus"])
     assert res.exit_code != 0 and "bogus" in str(res.exception)
 
 
-def test_fault_spec_drives_the_server(cfg: Config, server: FakeSpotify) -> None:
+def test_fault_spec_drives_the_server(cfg: Workspace, server: FakeSpotify) -> None:
     api.login(cfg, "listener-0003", method="auto")
     server.apply_faults(parse_fault_spec("429x2:1,503x1"))
     waits: list[float] = []
@@ -92,7 +92,7 @@ def _browser(url: str, listener: str) -> requests.Response:
     return requests.get(f"{url}&login_hint={listener}", timeout=10)
 
 
-def test_login_by_pasting_the_redirect_url(cfg: Config, server: FakeSpotify) -> None:
+def test_login_by_pasting_the_redirect_url(cfg: Workspace, server: FakeSpotify) -> None:
     def prompt(text: str) -> str:
         url = re.search(r"(http://\S+/authorize\?\S+)", text).group(1)
         resp = requests.get(f"{url}&login_hint=listener-0002", allow_redirects=False, timeout=10)
@@ -108,7 +108,7 @@ def test_login_with_the_local_redirect_listener(tmp_path: Path, server: FakeSpot
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    cfg = load_config(
+    cfg = open_workspace(
         tmp_path / "ws",
         {
             "spotify_api_url": server.api_url,
@@ -128,7 +128,7 @@ def test_login_with_the_local_redirect_listener(tmp_path: Path, server: FakeSpot
     assert api.token_path(cfg, "carol").exists()
 
 
-def test_slow_responses_are_waited_for(cfg: Config, server: FakeSpotify, logged_in: str) -> None:
+def test_slow_responses_are_waited_for(cfg: Workspace, server: FakeSpotify, logged_in: str) -> None:
     server.faults.add("slow", count=1, delay=0.4, path="/v1/me")
     t0 = time.perf_counter()
     api.pull(cfg, logged_in, ["profile"])

@@ -9,14 +9,13 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from tunelake.config import Config
 from tunelake.curate.plays import read_user_plays
 from tunelake.errors import SourceError, TransientSourceError
 from tunelake.ingest import import_paths
 from tunelake.lake import manifest, zones
-from tunelake.lake.store import Lake
 from tunelake.sources import spotify_api as api
 from tunelake.synthetic.server import FakeSpotify
+from tunelake.workspace import Workspace
 
 H = "listener-0001"
 
@@ -31,8 +30,8 @@ def policy(cap: float = 60, waits: list[float] | None = None) -> api.RetryPolicy
     )
 
 
-def api_plays(cfg: Config, handle: str = H):
-    lake = Lake(cfg.lake)
+def api_plays(cfg: Workspace, handle: str = H):
+    lake = cfg.lake
     t = read_user_plays(lake, manifest.user_key_for(handle))
     return t.filter(pc.equal(t["source"], "api"))
 
@@ -41,7 +40,7 @@ def ms_list(table) -> list[int]:
     return sorted(pc.cast(table["ended_at"], "int64").to_pylist())
 
 
-def test_recently_played_pages_and_cursor(cfg: Config, server: FakeSpotify, logged_in: str) -> None:
+def test_recently_played_pages_and_cursor(cfg: Workspace, server: FakeSpotify, logged_in: str) -> None:
     plays = server.world.listener(H).plays
     assert len(plays) > 120
     k = 73
@@ -49,7 +48,7 @@ def test_recently_played_pages_and_cursor(cfg: Config, server: FakeSpotify, logg
     r1 = api.pull(cfg, H, ["recent"], policy=policy())
     assert r1.plays_read == k + 1 and r1.plays_new == k + 1 and r1.pages == math.ceil((k + 1) / 50)
     assert r1.cursor == plays[k][0]
-    lake = Lake(cfg.lake)
+    lake = cfg.lake
     assert manifest.get_cursor(lake, api.recent_cursor_name(H)) == plays[k][0]
     server.visible_until_ms = None  # time passes: the rest of the history arrives
     r2 = api.pull(cfg, H, ["recent"], policy=policy())
@@ -70,10 +69,10 @@ def test_recently_played_pages_and_cursor(cfg: Config, server: FakeSpotify, logg
     assert first["ms_played"][0].as_py() == server.world.tracks[plays[0][1]]["duration_ms"]
 
 
-def test_api_plays_merge_with_export_plays(cfg: Config, server: FakeSpotify, world: Path, logged_in: str) -> None:
+def test_api_plays_merge_with_export_plays(cfg: Workspace, server: FakeSpotify, world: Path, logged_in: str) -> None:
     export = world / "exports" / H / "Spotify Extended Streaming History"
     imported = import_paths(cfg, [str(export)], H)
-    lake = Lake(cfg.lake)
+    lake = cfg.lake
     before = read_user_plays(lake, manifest.user_key_for(H)).num_rows
     assert before == imported.total("accepted")
     r = api.pull(cfg, H, ["recent"], policy=policy())
@@ -84,14 +83,14 @@ def test_api_plays_merge_with_export_plays(cfg: Config, server: FakeSpotify, wor
 
 
 def test_export_imported_after_api_pull_replaces_api_plays(
-    cfg: Config, server: FakeSpotify, world: Path, logged_in: str
+    cfg: Workspace, server: FakeSpotify, world: Path, logged_in: str
 ) -> None:
     """The other order: API first, then the export. Each API play is absorbed by its export playback (which has the
     real ms_played), so the listener's plays are exactly the export's, and the import counts the pairs as merged."""
     r = api.pull(cfg, H, ["recent"], policy=policy())
     n_api = len(server.world.listener(H).plays)
     assert r.plays_new == n_api
-    lake = Lake(cfg.lake)
+    lake = cfg.lake
     export = world / "exports" / H / "Spotify Extended Streaming History"
     imported = import_paths(cfg, [str(export)], H)
     d = imported.as_dict()
@@ -108,9 +107,9 @@ def test_export_imported_after_api_pull_replaces_api_plays(
     assert info.rows["fact_play"] == exported_tracks
 
 
-def test_top_saved_playlists_and_enrichment(cfg: Config, server: FakeSpotify, logged_in: str) -> None:
+def test_top_saved_playlists_and_enrichment(cfg: Workspace, server: FakeSpotify, logged_in: str) -> None:
     r = api.pull(cfg, H, policy=policy())
-    lake = Lake(cfg.lake)
+    lake = cfg.lake
     uk = manifest.user_key_for(H)
     top = lake.read_parquet(zones.curated_user_file("top_items", uk))
     assert top.schema.equals(api.TOP_ITEMS)
@@ -143,10 +142,10 @@ def test_top_saved_playlists_and_enrichment(cfg: Config, server: FakeSpotify, lo
     assert len(server.requests) == calls_before
 
 
-def test_dev_mode_falls_back_to_single_items(dev_cfg: Config, dev_server: FakeSpotify) -> None:
+def test_dev_mode_falls_back_to_single_items(dev_cfg: Workspace, dev_server: FakeSpotify) -> None:
     api.login(dev_cfg, "listener-0002", method="auto")
     # Pull only what has no embedded track objects, so enrichment has to fetch.
-    lake = Lake(dev_cfg.lake)
+    lake = dev_cfg.lake
     world_export = dev_server.world.root / "exports" / "listener-0002" / "Spotify Extended Streaming History"
     import_paths(dev_cfg, [str(world_export)], "listener-0002")
     r = api.pull(dev_cfg, "listener-0002", ["enrich"], policy=policy())
@@ -164,22 +163,22 @@ def test_dev_mode_falls_back_to_single_items(dev_cfg: Config, dev_server: FakeSp
     assert dev_server.count("", 403) == n403
 
 
-def test_dev_mode_allows_five_users(dev_cfg: Config, dev_server: FakeSpotify) -> None:
+def test_dev_mode_allows_five_users(dev_cfg: Workspace, dev_server: FakeSpotify) -> None:
     for i in range(1, 6):
         api.login(dev_cfg, f"listener-000{i}", method="auto")
     with pytest.raises(SourceError, match="access_denied"):
         api.login(dev_cfg, "listener-0006", method="auto")
 
 
-def test_429_storm_small_cap_stops_cleanly(cfg: Config, server: FakeSpotify, logged_in: str) -> None:
+def test_429_storm_small_cap_stops_cleanly(cfg: Workspace, server: FakeSpotify, logged_in: str) -> None:
     server.faults.add("429", count=50, retry_after=30)
     with pytest.raises(TransientSourceError, match=r"resume after \d{4}-\d\d-\d\d") as exc:
         api.pull(cfg, H, ["recent"], policy=policy(cap=5))
     assert exc.value.exit_code == 75 and "tunelake pull --user listener-0001" in (exc.value.hint or "")
-    assert manifest.get_cursor(Lake(cfg.lake), api.recent_cursor_name(H)) is None
+    assert manifest.get_cursor(cfg.lake, api.recent_cursor_name(H)) is None
 
 
-def test_429_retry_limit_is_named_as_the_cause(cfg: Config, server: FakeSpotify, logged_in: str) -> None:
+def test_429_retry_limit_is_named_as_the_cause(cfg: Workspace, server: FakeSpotify, logged_in: str) -> None:
     """Each wait is under the cap, but the waits run out: the message says so, not "asked to wait 1 s (cap …)"."""
     server.faults.add("429", count=50, retry_after=1)
     pol = policy(cap=5)
@@ -190,7 +189,7 @@ def test_429_retry_limit_is_named_as_the_cause(cfg: Config, server: FakeSpotify,
     assert "cap retry_after_cap_s" not in msg
 
 
-def test_429_storm_larger_cap_succeeds(cfg: Config, server: FakeSpotify, logged_in: str) -> None:
+def test_429_storm_larger_cap_succeeds(cfg: Workspace, server: FakeSpotify, logged_in: str) -> None:
     server.faults.add("429", count=3, retry_after=2)
     waits: list[float] = []
     r = api.pull(cfg, H, ["recent"], policy=policy(cap=5, waits=waits))
@@ -198,7 +197,7 @@ def test_429_storm_larger_cap_succeeds(cfg: Config, server: FakeSpotify, logged_
     assert r.calls["rate_limited"] == 3 and r.plays_read == len(server.world.listener(H).plays)
 
 
-def test_5xx_bursts_back_off_then_succeed_or_stop(cfg: Config, server: FakeSpotify, logged_in: str) -> None:
+def test_5xx_bursts_back_off_then_succeed_or_stop(cfg: Workspace, server: FakeSpotify, logged_in: str) -> None:
     server.faults.add("500", count=2)
     server.faults.add("503", count=1)
     server.faults.add("502", count=1, path="/v1/me/top")
@@ -212,7 +211,7 @@ def test_5xx_bursts_back_off_then_succeed_or_stop(cfg: Config, server: FakeSpoti
         api.pull(cfg, H, ["profile"], policy=policy())
 
 
-def test_token_expiry_and_refresh(cfg: Config, server: FakeSpotify, logged_in: str) -> None:
+def test_token_expiry_and_refresh(cfg: Workspace, server: FakeSpotify, logged_in: str) -> None:
     server.expire_tokens()
     r = api.pull(cfg, H, ["profile"], policy=policy())
     assert r.calls["refreshed"] == 1
@@ -224,13 +223,13 @@ def test_token_expiry_and_refresh(cfg: Config, server: FakeSpotify, logged_in: s
     assert "auth login --user listener-0001" in (exc.value.hint or "")
 
 
-def test_not_logged_in_says_how_to_fix(cfg: Config) -> None:
+def test_not_logged_in_says_how_to_fix(cfg: Workspace) -> None:
     with pytest.raises(SourceError, match="not logged in") as exc:
         api.pull(cfg, "listener-0004", ["profile"])
     assert "tunelake auth login --user listener-0004" in (exc.value.hint or "")
 
 
-def test_kill_and_resume_no_gap_no_duplicate(cfg: Config, server: FakeSpotify) -> None:
+def test_kill_and_resume_no_gap_no_duplicate(cfg: Workspace, server: FakeSpotify) -> None:
     h = "listener-0005"
     api.login(cfg, h, method="auto")
     plays = server.world.listener(h).plays
@@ -242,7 +241,7 @@ def test_kill_and_resume_no_gap_no_duplicate(cfg: Config, server: FakeSpotify) -
 
     with pytest.raises(KeyboardInterrupt):
         api.pull(cfg, h, ["recent"], policy=policy(), page_hook=crash)
-    lake = Lake(cfg.lake)
+    lake = cfg.lake
     assert manifest.get_cursor(lake, api.recent_cursor_name(h)) == plays[149][0]
     assert ms_list(api_plays(cfg, h)) == [ms for ms, _ in plays[:150]]
 
@@ -263,7 +262,7 @@ def test_kill_and_resume_no_gap_no_duplicate(cfg: Config, server: FakeSpotify) -
     assert len(set(t["play_id"].to_pylist())) == t.num_rows
 
 
-def test_playlist_push_creates_then_updates(cfg: Config, server: FakeSpotify, logged_in: str) -> None:
+def test_playlist_push_creates_then_updates(cfg: Workspace, server: FakeSpotify, logged_in: str) -> None:
     ids = sorted(server.world.tracks)[:130]
     r1 = api.push_playlist(cfg, H, "tunelake recs", [f"spotify:track:{t}" for t in ids])
     assert r1["created"] and r1["tracks"] == 130
@@ -276,19 +275,19 @@ def test_playlist_push_creates_then_updates(cfg: Config, server: FakeSpotify, lo
         api.push_playlist(cfg, H, "x", ["nope"])
 
 
-def test_token_file_is_private(cfg: Config, logged_in: str) -> None:
+def test_token_file_is_private(cfg: Workspace, logged_in: str) -> None:
     path = api.token_path(cfg, H)
-    assert path == cfg.workspace / "secrets" / "tokens" / f"{H}.json"
+    assert path == cfg.root / "secrets" / "tokens" / f"{H}.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 
 
 def test_api_demo(tmp_path: Path, world: Path) -> None:
-    from tunelake.config import load_config
+    from tunelake.workspace import open_workspace
 
-    cfg = load_config(tmp_path / "demo")
+    cfg = open_workspace(tmp_path / "demo")
     results = api.api_demo(cfg, world, handles=["listener-0004", "listener-0005"])
     assert [r.user for r in results] == ["listener-0004", "listener-0005"]
     assert all(r.plays_read > 0 and r.top_items > 0 for r in results)
-    lake = Lake(cfg.lake)
+    lake = cfg.lake
     assert {u["handle"] for u in manifest.list_users(lake)} == {"listener-0004", "listener-0005"}

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import requests
 
-from tunelake.config import Config
 from tunelake.sources import spotify_api as api
 from tunelake.synthetic.server import FakeSpotify
+from tunelake.workspace import Workspace
 
 if os.environ.get("CI") == "true":  # under CI a missing dependency fails, never skips
     import openapi_schema_validator as osv
@@ -88,7 +88,7 @@ def check(resp: requests.Response, path: str, method: str = "get", status: int |
 
 
 @pytest.fixture
-def session(cfg: Config, server: FakeSpotify, logged_in: str) -> requests.Session:
+def session(cfg: Workspace, server: FakeSpotify, logged_in: str) -> requests.Session:
     token = api.make_auth(cfg, logged_in).cache_handler.get_cached_token()["access_token"]
     s = requests.Session()
     s.headers["Authorization"] = f"Bearer {token}"
@@ -172,7 +172,7 @@ def test_every_endpoint_validates(session: requests.Session, server: FakeSpotify
     assert r.headers["Retry-After"] == "7"
 
 
-def test_dev_mode_errors_validate(dev_cfg: Config, dev_server: FakeSpotify) -> None:
+def test_dev_mode_errors_validate(dev_cfg: Workspace, dev_server: FakeSpotify) -> None:
     api.login(dev_cfg, "listener-0001", method="auto")
     token = api.make_auth(dev_cfg, "listener-0001").cache_handler.get_cached_token()["access_token"]
     s = requests.Session()

@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tunelake.config import load_config
 from tunelake.lake.store import Lake
+from tunelake.workspace import open_workspace
 
 pytestmark = pytest.mark.azure
 
@@ -28,20 +28,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_pipeline(ws: Path, lake_url: str, gold_url: str, world: Path, real_dir: Path) -> dict:
     """import (synthetic listeners + one real export) → build → export gold; returns the counts of each step."""
-    from tunelake.ingest import import_paths, open_lake
+    from tunelake.ingest import import_paths
     from tunelake.sources.catalog import import_catalog
     from tunelake.warehouse.build import build
-    from tunelake.warehouse.engine import open_warehouse
     from tunelake.warehouse.exports import export_gold
+    from tunelake.warehouse.store import open_warehouse
 
-    cfg = load_config(ws, {"lake_url": lake_url})
+    cfg = open_workspace(ws, {"lake_url": lake_url})
     imported = {}
     for folder in sorted(p for p in (world / "exports").iterdir() if p.is_dir()):
         s = import_paths(cfg, [str(folder)], folder.name)
         imported[folder.name] = (s.total("read"), s.total("accepted"), s.total("duplicates"))
     s = import_paths(cfg, [str(real_dir / "CandidlyRed__spotify")], "real-candidlyred")
     imported["real-candidlyred"] = (s.total("read"), s.total("accepted"), s.total("duplicates"))
-    import_catalog(open_lake(cfg), world / "catalog")
+    import_catalog(cfg.lake, world / "catalog")
     info = build(cfg)
     assert all(r.passed for r in info.quality)
     con = open_warehouse(cfg)
@@ -80,7 +80,7 @@ def test_az_lake_run_matches_local_run(container, world, real_dir, tmp_path):
 def test_import_is_idempotent_on_azure(container, world):
     from tunelake.ingest import import_paths
 
-    cfg = load_config(Path(world.parent / "idem-ws"), {"lake_url": f"az://{container}/lake"})
+    cfg = open_workspace(Path(world.parent / "idem-ws"), {"lake_url": f"az://{container}/lake"})
     folder = sorted(p for p in (world / "exports").iterdir() if p.is_dir())[0]
     first = import_paths(cfg, [str(folder)], folder.name)
     again = import_paths(cfg, [str(folder)], folder.name)
@@ -115,7 +115,7 @@ def test_missing_credentials_name_the_fix(monkeypatch):
 
 
 def test_spark_is_given_abfss_urls_on_a_cluster():
-    from tunelake.warehouse.spark import hadoop_uri
+    from tunelake.warehouse.engines.spark import hadoop_uri
 
     lake = "abfss://lake@acct.dfs.core.windows.net/tunelake"
     assert hadoop_uri("abfss://lake/tunelake/curated/plays/a.parquet", lake) == \

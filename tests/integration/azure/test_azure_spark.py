@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 from tests.conftest import require
 
-from tunelake.config import load_config
 from tunelake.lake.store import Lake
+from tunelake.workspace import open_workspace
 
 pytestmark = [pytest.mark.azure, pytest.mark.spark]
 
@@ -18,7 +18,7 @@ def test_spark_engine_registers_curated_parquet_from_azure(container, tmp_path):
     require("pyspark", "pip install 'tunelake[spark]'")
     require("bin:java", "apt-get install openjdk-17-jre-headless")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from tunelake.warehouse.spark import SparkEngine
+    from tunelake.warehouse.engines.spark import SparkEngine
 
     lake_url = f"az://{container}/lake"
     lake = Lake(lake_url)
@@ -30,7 +30,7 @@ def test_spark_engine_registers_curated_parquet_from_azure(container, tmp_path):
     uris = [lake.uri(r) for r in lake.glob("curated/plays/**/*.parquet")]
     assert uris[0].startswith(f"az://{container}/lake/")
 
-    cfg = load_config(tmp_path / "ws", {"lake_url": lake_url, "engine": "spark"})
+    cfg = open_workspace(tmp_path / "ws", {"lake_url": lake_url, "engine": "spark"})
     cfg.warehouse_dir.mkdir(parents=True)
     engine = SparkEngine(cfg, cfg.warehouse_dir / "wh-test.duckdb")
     try:

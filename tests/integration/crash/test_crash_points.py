@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from tests_crash_common import lake_state, run_driver
 
-from tunelake.config import load_config
 from tunelake.doctor import diagnose
 from tunelake.ingest import import_paths
 from tunelake.synthetic.world import generate_world
+from tunelake.workspace import open_workspace
 
 HANDLE = "listener-0001"
 
@@ -28,7 +28,7 @@ HANDLE = "listener-0001"
 def gates_green(ws: Path) -> tuple[int, int]:
     from tunelake.warehouse.build import build
 
-    info = build(load_config(ws), force=True)
+    info = build(open_workspace(ws), force=True)
     failed = [g for g in info.quality if not g.passed]
     assert not failed, [g.describe() for g in failed]
     return len(info.quality), info.rows["fact_play"]
@@ -40,7 +40,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     world = root / "world"
     generate_world(world, users=2, days=10, seed=3)
     base = root / "base"
-    cfg = load_config(base)
+    cfg = open_workspace(base)
     import_paths(cfg, [str(world / "exports" / "listener-0002")], "listener-0002")
     import_paths(cfg, [str(world / "exports" / HANDLE / "Spotify Extended Streaming History")], HANDLE)
     args = ["import", str(world / "exports" / HANDLE), "--user", HANDLE]
@@ -76,14 +76,14 @@ def test_a_crash_at_any_write_point_then_a_rerun_is_exactly_a_clean_import(scena
         died += 1
         # The next holder of the lock (here `tunelake doctor`) finishes or undoes the stopped import: the lake then
         # holds all of it or none of it, and nothing hidden.
-        findings = {f.check: f for f in diagnose(load_config(ws))}
+        findings = {f.check: f for f in diagnose(open_workspace(ws))}
         assert findings["lock"].status == "repaired", k
         assert findings["reconciliation"].status == "ok", (k, findings["reconciliation"].detail)
         recovered = lake_state(ws)
         assert recovered["batches"] in (clean["batches"], base_state["batches"]), k
         assert recovered["hidden"] == [], k
         committed += recovered["batches"] == clean["batches"]
-        again = import_paths(load_config(ws), [a for a in args[1:2]], HANDLE)
+        again = import_paths(open_workspace(ws), [a for a in args[1:2]], HANDLE)
         assert not again.errors, (k, again.errors)
         state = lake_state(ws)
         for key in ("curated", "batches", "quarantine", "users", "files", "hidden"):
@@ -110,7 +110,7 @@ def test_a_full_disk_at_any_write_point_names_the_path_and_the_retry_is_exact(sc
         assert "Traceback" not in failed.stderr
         assert lake_state(ws)["batches"] == base_batches
         assert lake_state(ws)["hidden"] == []  # the failed transaction removed what it had staged
-        import_paths(load_config(ws), [args[1]], HANDLE)
+        import_paths(open_workspace(ws), [args[1]], HANDLE)
         state = lake_state(ws)
         for key in ("curated", "batches", "quarantine", "users", "files", "hidden"):
             assert state[key] == clean[key], (k, key)

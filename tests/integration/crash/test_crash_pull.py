@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from tests_crash_common import lake_state, run_driver
 
-from tunelake.config import load_config
 from tunelake.doctor import diagnose
 from tunelake.lake import manifest
 from tunelake.lake.store import Lake
 from tunelake.sources import spotify_api as api
 from tunelake.synthetic.server import FakeSpotify
 from tunelake.synthetic.world import generate_world
+from tunelake.workspace import open_workspace
 
 HANDLE = "listener-0001"
 WHAT = "recent,top,saved"
@@ -40,7 +40,7 @@ def test_a_pull_killed_at_any_write_point_then_run_again_is_exact(server, tmp_pa
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     base = tmp_path / "base"
-    api.login(load_config(base), HANDLE, method="auto")
+    api.login(open_workspace(base), HANDLE, method="auto")
     args = ["pull", "--user", HANDLE, "--what", WHAT]
     clean = tmp_path / "clean"
     shutil.copytree(base, clean)
@@ -61,7 +61,7 @@ def test_a_pull_killed_at_any_write_point_then_run_again_is_exact(server, tmp_pa
         shutil.copytree(base, ws)
         crashed = run_driver(ws, args, CRASH_AT=str(k), **env)
         assert crashed.returncode == 137, (k, crashed.stderr[-400:])
-        assert {f.check: f.status for f in diagnose(load_config(ws))}["reconciliation"] == "ok", k
+        assert {f.check: f.status for f in diagnose(open_workspace(ws))}["reconciliation"] == "ok", k
         again = run_driver(ws, args, **env)
         assert again.returncode == 0, (k, again.stderr[-400:])
         state = lake_state(ws)

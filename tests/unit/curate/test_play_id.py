@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from tunelake.curate.plays import PLAY_ID_SQL, cursor
-from tunelake.warehouse.engine import DUCKDB_MACROS
+from tunelake.warehouse.engines.duckdb import DUCKDB_MACROS
 
 ENDED = dt.datetime(2024, 3, 5, 21, 7, 9, 123000, tzinfo=dt.UTC)
 MS = 1709672829123  # ENDED in ms since the epoch, worked out by hand

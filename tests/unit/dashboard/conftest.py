@@ -19,10 +19,10 @@ def dash_ws(demo_workspace: Path, requires: Any) -> Path:
 
 @pytest.fixture(scope="session")
 def dash_app(dash_ws: Path) -> Any:
-    from tunelake.config import load_config
     from tunelake.dashboard.app import create_app
+    from tunelake.workspace import open_workspace
 
-    app = create_app(load_config(dash_ws))
+    app = create_app(open_workspace(dash_ws))
     yield app
     app._tunelake_warehouse.close()
 
@@ -35,11 +35,11 @@ def client(dash_app: Any) -> Any:
 @pytest.fixture(scope="session")
 def sql(dash_ws: Path) -> Any:
     """A direct read-only query on the current warehouse file, independent of the dashboard's code."""
-    from tunelake.config import load_config
-    from tunelake.warehouse.engine import current_warehouse_file
+    from tunelake.warehouse.store import current_warehouse_file
+    from tunelake.workspace import open_workspace
 
     def run(query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        con = duckdb.connect(str(current_warehouse_file(load_config(dash_ws))), read_only=True)
+        con = duckdb.connect(str(current_warehouse_file(open_workspace(dash_ws))), read_only=True)
         try:
             return con.execute(query, params or []).fetchall()
         finally:

@@ -52,10 +52,10 @@ def test_loopback_names_are_answered_on_any_port(client: Any, host: str) -> None
 
 
 def _app(ws: Path, bound: str | None = None, **settings: Any) -> Any:
-    from tunelake.config import load_config
     from tunelake.dashboard.app import create_app
+    from tunelake.workspace import open_workspace
 
-    app = create_app(load_config(ws, overrides=settings), host=bound)
+    app = create_app(open_workspace(ws, overrides=settings), host=bound)
     return app
 
 

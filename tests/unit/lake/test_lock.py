@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tunelake.config import load_config
 from tunelake.errors import WorkspaceBusyError
-from tunelake.lake.lock import holder, is_held_here, last_takeover, workspace_lock, writing
+from tunelake.lake.lock import holder, is_held_here, last_takeover, workspace_lock
+from tunelake.workspace import open_workspace
 
 SRC = str(Path(__file__).parents[3] / "src")
 
@@ -95,6 +95,6 @@ def test_reentrant_in_one_thread_exclusive_between_threads(tmp_path):
 
 
 def test_writing_makes_the_secrets_folder_private_first(tmp_path):
-    cfg = load_config(tmp_path / "ws")
-    with writing(cfg):
+    ws = open_workspace(tmp_path / "ws")
+    with ws.writing():
         assert oct((tmp_path / "ws" / "secrets").stat().st_mode & 0o777) == "0o700"

@@ -5,10 +5,10 @@ import os
 import pyarrow as pa
 import pytest
 
-from tunelake.config import load_config
 from tunelake.errors import ConfigError
 from tunelake.lake import manifest
 from tunelake.lake.store import Lake
+from tunelake.workspace import open_workspace
 
 
 def test_atomic_writes_leave_no_temporary_files(tmp_path):
@@ -33,15 +33,15 @@ def test_config_precedence(tmp_path, monkeypatch):
     ws.mkdir()
     (ws / "tunelake.toml").write_text('session_gap_minutes = 45\nstream_threshold_ms = 20000\n')
     monkeypatch.setenv("TUNELAKE_STREAM_THRESHOLD_MS", "25000")
-    cfg = load_config(ws, {"session_gap_minutes": None})
-    assert cfg.session_gap_minutes == 45  # file
-    assert cfg.stream_threshold_ms == 25000  # env beats file
-    cfg = load_config(ws, {"stream_threshold_ms": 31000})
-    assert cfg.stream_threshold_ms == 31000  # flag beats env
+    cfg = open_workspace(ws, {"session_gap_minutes": None})
+    assert cfg.settings.session_gap_minutes == 45  # file
+    assert cfg.settings.stream_threshold_ms == 25000  # env beats file
+    cfg = open_workspace(ws, {"stream_threshold_ms": 31000})
+    assert cfg.settings.stream_threshold_ms == 31000  # flag beats env
     (ws / "tunelake.toml").write_text('nonsense = 1\n')
     with pytest.raises(ConfigError, match="unknown setting 'nonsense'"):
-        load_config(ws)
+        open_workspace(ws)
     monkeypatch.setenv("TUNELAKE_ENGINE", "oracle")
     (ws / "tunelake.toml").write_text("")
     with pytest.raises(ConfigError, match="must be one of duckdb, spark"):
-        load_config(ws)
+        open_workspace(ws)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tunelake.config import Config, load_config
-from tunelake.ingest import import_paths, open_lake
+from tunelake.ingest import import_paths
 from tunelake.sources.catalog import import_catalog
 from tunelake.synthetic.world import generate_world
 from tunelake.warehouse.build import build
+from tunelake.workspace import Workspace, open_workspace
 
 
 @pytest.fixture(scope="session")
@@ -26,12 +26,12 @@ def make_demo_ws(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path
 
     def make(name: str, *, users: int, seed: int) -> Path:
         ws = tmp_path_factory.mktemp(name)
-        cfg = load_config(ws)
+        cfg = open_workspace(ws)
         world = ws / "world"
         generate_world(world, users=users, days=30, seed=seed, account_data=False)
         for h in sorted(p.name for p in (world / "exports").iterdir()):
             import_paths(cfg, [str(world / "exports" / h)], h)
-        import_catalog(open_lake(cfg), world / "catalog")
+        import_catalog(cfg.lake, world / "catalog")
         build(cfg)
         return ws
 
@@ -39,8 +39,8 @@ def make_demo_ws(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path
 
 
 @pytest.fixture
-def cfg(demo_ws: Path, tmp_path: Path) -> Config:
+def cfg(demo_ws: Path, tmp_path: Path) -> Workspace:
     """A private copy of the module's demo workspace (`demo_ws`), free to rebuild or corrupt."""
     ws = tmp_path / "ws"
     shutil.copytree(demo_ws, ws, ignore=shutil.ignore_patterns("world"))
-    return load_config(ws)
+    return open_workspace(ws)

@@ -9,12 +9,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tunelake.config import Config, load_config
-from tunelake.lake.store import Lake
 from tunelake.pipeline import RunResult, StepRecord, save_run
 from tunelake.warehouse.build import MODEL_ORDER, build
-from tunelake.warehouse.engine import open_warehouse, read_pointer
+from tunelake.warehouse.store import open_warehouse, read_pointer
 from tunelake.warehouse.tables import TABLES, warehouse_tables
+from tunelake.workspace import Workspace, open_workspace
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,7 @@ def demo_ws(make_demo_ws: Callable[..., Path]) -> Path:
 
 @pytest.fixture(scope="module")
 def wh(demo_ws: Path) -> duckdb.DuckDBPyConnection:
-    con = open_warehouse(load_config(demo_ws))
+    con = open_warehouse(open_workspace(demo_ws))
     yield con
     con.close()
 
@@ -74,7 +73,7 @@ def test_facts_and_aggregates_agree(wh: duckdb.DuckDBPyConnection, demo_ws: Path
              "count(DISTINCT session_id) n FROM fact_play GROUP BY 1) WHERE m <> 1 OR x <> n")[0] == 0
 
 
-def test_unchanged_inputs_skip_and_force_rebuilds(cfg: Config) -> None:
+def test_unchanged_inputs_skip_and_force_rebuilds(cfg: Workspace) -> None:
     before = read_pointer(cfg)
     info = build(cfg)
     assert info.skipped and info.file == before["file"] and read_pointer(cfg) == before
@@ -93,7 +92,7 @@ def test_unchanged_inputs_skip_and_force_rebuilds(cfg: Config) -> None:
     assert "forced-1" in runs and "forced-2" in runs  # quality results carried forward
 
 
-def test_failed_build_keeps_previous_warehouse(cfg: Config) -> None:
+def test_failed_build_keeps_previous_warehouse(cfg: Workspace) -> None:
     before = read_pointer(cfg)
 
     def boom(engine: object) -> None:
@@ -108,8 +107,8 @@ def test_failed_build_keeps_previous_warehouse(cfg: Config) -> None:
     con.close()
 
 
-def test_meta_run_rebuilt_from_lake_run_log(cfg: Config) -> None:
-    lake = Lake(cfg.lake)
+def test_meta_run_rebuilt_from_lake_run_log(cfg: Workspace) -> None:
+    lake = cfg.lake
     run = RunResult("20260101T000000-abc123", status="failed", started_at="2026-01-01T00:00:00")
     run.steps = [StepRecord(run.run_id, "build", "2026-01-01T00:00:00", "2026-01-01T00:00:05", 10, 20, "ok"),
                  StepRecord(run.run_id, "quality", "2026-01-01T00:00:05", "2026-01-01T00:00:06", 3, 2, "failed",

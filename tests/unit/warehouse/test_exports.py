@@ -115,15 +115,15 @@ def test_cli_export_commands(demo_workspace: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from tunelake.cli import app
-    from tunelake.config import load_config
-    from tunelake.warehouse.engine import open_warehouse
+    from tunelake.warehouse.store import open_warehouse
+    from tunelake.workspace import open_workspace
 
     runner = CliRunner()
     ws = ["--workspace", str(demo_workspace)]
     res = runner.invoke(app, [*ws, "export", "gold", "--out", str(tmp_path / "gold")])
     assert res.exit_code == 0, res.output
     assert {p.name for p in (tmp_path / "gold").iterdir()} == {t.name for t in warehouse_tables()}
-    con = open_warehouse(load_config(demo_workspace))
+    con = open_warehouse(open_workspace(demo_workspace))
     try:
         for t in ("fact_play", "dim_track", "agg_user_day"):
             expected = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]

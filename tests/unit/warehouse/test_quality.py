@@ -13,16 +13,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tunelake.config import Config, load_config
 from tunelake.curate.schemas import PLAYS, SAVED_TRACKS
 from tunelake.errors import QualityGateError
 from tunelake.lake import zones
 from tunelake.lake.manifest import list_users
-from tunelake.lake.store import Lake
 from tunelake.warehouse import quality
 from tunelake.warehouse.build import build
-from tunelake.warehouse.engine import current_warehouse_file, open_warehouse, read_pointer
+from tunelake.warehouse.store import current_warehouse_file, open_warehouse, read_pointer
 from tunelake.warehouse.tables import TABLES
+from tunelake.workspace import Workspace, open_workspace
 
 
 @pytest.fixture(scope="module")
@@ -31,30 +30,30 @@ def demo_ws(make_demo_ws: Callable[..., Path]) -> Path:
     return make_demo_ws("quality-demo", users=6, seed=5)
 
 
-def _user(cfg: Config) -> tuple[int, str]:
-    u = sorted(list_users(Lake(cfg.lake)), key=lambda u: u["handle"])[0]
+def _user(cfg: Workspace) -> tuple[int, str]:
+    u = sorted(list_users(cfg.lake), key=lambda u: u["handle"])[0]
     return int(u["user_key"]), u["handle"]
 
 
-def _plays(cfg: Config, user_key: int) -> pa.Table:
-    return pq.read_table(Path(cfg.lake) / zones.curated_user_file("plays", user_key))
+def _plays(cfg: Workspace, user_key: int) -> pa.Table:
+    return pq.read_table(Path(cfg.lake_url) / zones.curated_user_file("plays", user_key))
 
 
-def _write_bad(cfg: Config, table: str, user_key: int, rows: pa.Table) -> None:
+def _write_bad(cfg: Workspace, table: str, user_key: int, rows: pa.Table) -> None:
     """A bad Parquet file in the curated zone, next to the user's real partition."""
-    path = Path(cfg.lake) / zones.curated_table_dir(table) / f"user_key={user_key}" / "bad.parquet"
+    path = Path(cfg.lake_url) / zones.curated_table_dir(table) / f"user_key={user_key}" / "bad.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(rows, path)
 
 
-def _one_music_row(cfg: Config, user_key: int, **changes: object) -> pa.Table:
+def _one_music_row(cfg: Workspace, user_key: int, **changes: object) -> pa.Table:
     plays = _plays(cfg, user_key)
     row = plays.filter(pa.compute.equal(plays["content_type"], "track")).slice(0, 1).to_pylist()[0]
     row.update(changes)
     return pa.Table.from_pylist([row], schema=PLAYS)
 
 
-def _failed_build(cfg: Config) -> dict[tuple[str, str], quality.GateResult]:
+def _failed_build(cfg: Workspace) -> dict[tuple[str, str], quality.GateResult]:
     before = read_pointer(cfg)
     files = sorted(cfg.warehouse_dir.glob("wh-*.duckdb"))
     with pytest.raises(QualityGateError) as info:
@@ -69,7 +68,7 @@ def _failed_build(cfg: Config) -> dict[tuple[str, str], quality.GateResult]:
 
 
 def test_demo_passes_every_gate(demo_ws: Path) -> None:
-    cfg = load_config(demo_ws)
+    cfg = open_workspace(demo_ws)
     results = quality.check_current(cfg)
     assert results and all(r.passed for r in results), [r.describe() for r in results if not r.passed]
     names = {(r.check_name, r.table_name) for r in results}
@@ -92,7 +91,7 @@ def test_demo_passes_every_gate(demo_ws: Path) -> None:
     assert quality.summary_line(results) == f"{len(results)}/{len(results)} gates passed"
 
 
-def test_duplicate_playback_fails_primary_key(cfg: Config) -> None:
+def test_duplicate_playback_fails_primary_key(cfg: Workspace) -> None:
     uk, handle = _user(cfg)
     dup = _plays(cfg, uk).slice(3, 2)  # two real playbacks again, same ids
     _write_bad(cfg, "plays", uk, dup)
@@ -105,9 +104,9 @@ def test_duplicate_playback_fails_primary_key(cfg: Config) -> None:
                                   "actual": recon.sample_keys[0]["expected"] + 2}]
 
 
-def test_lost_curated_rows_fail_reconciliation(cfg: Config) -> None:
+def test_lost_curated_rows_fail_reconciliation(cfg: Workspace) -> None:
     uk, handle = _user(cfg)
-    path = Path(cfg.lake) / zones.curated_user_file("plays", uk)
+    path = Path(cfg.lake_url) / zones.curated_user_file("plays", uk)
     plays = pq.read_table(path)
     pq.write_table(plays.slice(0, plays.num_rows - 7), path)
     failed = _failed_build(cfg)
@@ -119,7 +118,7 @@ def test_lost_curated_rows_fail_reconciliation(cfg: Config) -> None:
 
 
 @pytest.mark.parametrize("when", [dt.datetime(2031, 1, 1, 12), dt.datetime(2004, 3, 1, 12)])
-def test_out_of_range_timestamp_fails(cfg: Config, when: dt.datetime) -> None:
+def test_out_of_range_timestamp_fails(cfg: Workspace, when: dt.datetime) -> None:
     uk, _ = _user(cfg)
     bad = _one_music_row(cfg, uk, ended_at=when, play_id="bad-ts-play", ms_played=61_000)
     _write_bad(cfg, "plays", uk, bad)
@@ -130,7 +129,7 @@ def test_out_of_range_timestamp_fails(cfg: Config, when: dt.datetime) -> None:
     assert r.sample_keys[0]["ended_at"].startswith(str(when.year))
 
 
-def test_negative_ms_played_fails(cfg: Config) -> None:
+def test_negative_ms_played_fails(cfg: Workspace) -> None:
     uk, _ = _user(cfg)
     _write_bad(cfg, "plays", uk, _one_music_row(cfg, uk, ms_played=-5, play_id="bad-ms-play"))
     failed = _failed_build(cfg)
@@ -138,7 +137,7 @@ def test_negative_ms_played_fails(cfg: Config) -> None:
     assert r.sample_keys == [{"play_id": "bad-ms-play", "ms_played": -5}]
 
 
-def test_null_in_not_null_column_fails(cfg: Config) -> None:
+def test_null_in_not_null_column_fails(cfg: Workspace) -> None:
     uk, _ = _user(cfg)
     _write_bad(cfg, "plays", uk, _one_music_row(cfg, uk, source=None, play_id="bad-null-play"))
     failed = _failed_build(cfg)
@@ -146,7 +145,7 @@ def test_null_in_not_null_column_fails(cfg: Config) -> None:
     assert r.sample_keys == [{"play_id": "bad-null-play", "null_columns": "source"}]
 
 
-def test_unknown_user_in_library_fails_reference(cfg: Config) -> None:
+def test_unknown_user_in_library_fails_reference(cfg: Workspace) -> None:
     stranger = 4242
     rows = pa.Table.from_pylist([{"user_key": stranger, "track_id": "0" * 22, "track_name": "x", "artist_name": "y",
                                   "album_name": "z", "saved_at": None, "source": "api"}], schema=SAVED_TRACKS)
@@ -157,7 +156,7 @@ def test_unknown_user_in_library_fails_reference(cfg: Config) -> None:
     assert TABLES["fact_saved_track"].column("user_key").references == "dim_user.user_key"
 
 
-def test_tampered_tables_fail_reference_and_fact_reconciliation(cfg: Config) -> None:
+def test_tampered_tables_fail_reference_and_fact_reconciliation(cfg: Workspace) -> None:
     """Tamper with the built tables themselves: a dimension row goes missing and fact rows disappear."""
     uk, handle = _user(cfg)
     con = duckdb.connect(str(current_warehouse_file(cfg)))
@@ -179,7 +178,7 @@ def test_tampered_tables_fail_reference_and_fact_reconciliation(cfg: Config) -> 
     assert results[("reconcile_raw_to_curated", "cur_plays")].passed
 
 
-def test_sample_keys_capped_and_stored(cfg: Config) -> None:
+def test_sample_keys_capped_and_stored(cfg: Workspace) -> None:
     uk, _ = _user(cfg)
     many = _plays(cfg, uk)
     many = many.filter(pa.compute.equal(many["content_type"], "track")).slice(0, 30)

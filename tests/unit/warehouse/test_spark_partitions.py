@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from tunelake.errors import TunelakeError
-from tunelake.warehouse.spark import MIN_PARTITIONS, PARTITION_BYTES, shuffle_partitions
+from tunelake.errors import ConfigError
+from tunelake.warehouse.engines.spark import MIN_PARTITIONS, PARTITION_BYTES, shuffle_partitions
+from tunelake.workspace import open_workspace
 
 
-def test_partitions_scale_with_input(monkeypatch):
-    monkeypatch.delenv("TUNELAKE_SPARK_SHUFFLE_PARTITIONS", raising=False)
+def test_partitions_scale_with_input():
     assert shuffle_partitions(0) == MIN_PARTITIONS == 4
     assert shuffle_partitions(4 * PARTITION_BYTES) == 4
     assert shuffle_partitions(4 * PARTITION_BYTES + 1) == 5
@@ -18,9 +18,10 @@ def test_partitions_scale_with_input(monkeypatch):
     assert shuffle_partitions(6200 * 1024**2) == 194
 
 
-def test_partitions_can_be_pinned(monkeypatch):
+def test_partitions_can_be_pinned(monkeypatch, tmp_path):
+    assert shuffle_partitions(10, pinned=64) == 64
     monkeypatch.setenv("TUNELAKE_SPARK_SHUFFLE_PARTITIONS", "64")
-    assert shuffle_partitions(10) == 64
+    assert open_workspace(tmp_path).settings.spark_shuffle_partitions == 64
     monkeypatch.setenv("TUNELAKE_SPARK_SHUFFLE_PARTITIONS", "many")
-    with pytest.raises(TunelakeError, match="not a number"):
-        shuffle_partitions(10)
+    with pytest.raises(ConfigError, match="must be a whole number"):
+        open_workspace(tmp_path)

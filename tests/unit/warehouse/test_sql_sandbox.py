@@ -36,7 +36,7 @@ def sql(ws: Path, query: str) -> Outcome:
 
 
 def test_a_select_answers(cfg):
-    res = sql(cfg.workspace, "SELECT count(*) AS n FROM dim_user")
+    res = sql(cfg.root, "SELECT count(*) AS n FROM dim_user")
     assert res.exit_code == 0, res.output
     assert json.loads(res.output) == [{"n": 3}]
 
@@ -48,13 +48,13 @@ def test_a_select_answers(cfg):
     "SHOW TABLES",
 ])
 def test_other_read_forms_answer(cfg, query):
-    res = sql(cfg.workspace, query)
+    res = sql(cfg.root, query)
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)
 
 
 def test_refused_before_reaching_the_warehouse(cfg, tmp_path):
-    ws = cfg.workspace
+    ws = cfg.root
     pointer = ws / "warehouse" / "CURRENT.json"
     before = pointer.read_bytes()
     other = tmp_path / "other.duckdb"
@@ -82,20 +82,20 @@ def test_refused_before_reaching_the_warehouse(cfg, tmp_path):
 
 
 def test_a_select_cannot_read_files(cfg, tmp_path):
-    secret = cfg.workspace / "secrets" / "tokens"
+    secret = cfg.root / "secrets" / "tokens"
     secret.mkdir(parents=True, exist_ok=True)
     (secret / "someone.json").write_text('{"access_token": "x"}')
     for query in ["SELECT * FROM read_text('/etc/passwd')",
                   f"SELECT * FROM read_json_objects('{secret / 'someone.json'}')",
-                  f"SELECT * FROM '{cfg.workspace / 'warehouse' / 'CURRENT.json'}'",
+                  f"SELECT * FROM '{cfg.root / 'warehouse' / 'CURRENT.json'}'",
                   "SELECT * FROM glob('/etc/*')",
-                  f"SELECT * FROM read_parquet('{cfg.workspace}/lake/curated/plays/*/*.parquet')"]:
-        res = sql(cfg.workspace, query)
+                  f"SELECT * FROM read_parquet('{cfg.root}/lake/curated/plays/*/*.parquet')"]:
+        res = sql(cfg.root, query)
         assert res.exit_code != 0, (query, res.output)
         assert "file system operations are disabled" in res.output, (query, res.output)
         assert "access_token" not in res.output and "root:" not in res.output
 
 
 def test_settings_cannot_change_inside_a_select(cfg):
-    res = sql(cfg.workspace, "SELECT current_setting('enable_external_access') AS v")
+    res = sql(cfg.root, "SELECT current_setting('enable_external_access') AS v")
     assert res.exit_code == 0 and json.loads(res.output) == [{"v": False}]

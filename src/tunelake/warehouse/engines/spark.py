@@ -31,10 +31,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from tunelake.config import Config
 from tunelake.errors import TunelakeError
-from tunelake.warehouse.engine import DuckDBEngine, Engine, _cast_select
+from tunelake.warehouse.engines.base import Engine, cast_select
+from tunelake.warehouse.engines.duckdb import DuckDBEngine
 from tunelake.warehouse.tables import Table
+from tunelake.workspace import Workspace
 
 INSTALL_HINT = "pip install 'tunelake[spark]' and install Java 17 (apt-get install openjdk-17-jre-headless)"
 
@@ -67,8 +68,8 @@ _AZURE_SCHEMES = ("az", "abfs", "abfss")
 # Local mode's shuffle partitions: 4 keeps a small build (the tests) fast; a big one gets one per PARTITION_BYTES of
 # curated Parquet, so that no task holds much of the play history at once. It decodes to ~1.8× its Parquet bytes:
 # with 4 partitions at 10M plays each partition of int_plays_local came to ~300 MB, and a 3 GB driver ran out of
-# heap. AQE coalesces what turns out small. TUNELAKE_SPARK_SHUFFLE_PARTITIONS (or spark.sql.shuffle.partitions in
-# TUNELAKE_SPARK_CONF) pins the count instead.
+# heap. AQE coalesces what turns out small. The setting spark_shuffle_partitions (or spark.sql.shuffle.partitions
+# in spark_conf) pins the count instead.
 MIN_PARTITIONS = 4
 PARTITION_BYTES = 32 * 1024**2
 INTERMEDIATE = "_int"  # where the `int_*` models are written, under the build's output; deleted when it closes
@@ -96,15 +97,11 @@ def hadoop_uri(uri: str, lake_url: str, account: str | None = None) -> str:
     return f"abfss://{container}@{host}/{path}"
 
 
-def shuffle_partitions(input_bytes: int) -> int:
-    """Shuffle partitions for a build reading `input_bytes` of curated Parquet (see PARTITION_BYTES)."""
-    pinned = os.environ.get("TUNELAKE_SPARK_SHUFFLE_PARTITIONS", "").strip()
+def shuffle_partitions(input_bytes: int, pinned: int = 0) -> int:
+    """Shuffle partitions for a build reading `input_bytes` of curated Parquet (see PARTITION_BYTES); `pinned`
+    (setting spark_shuffle_partitions) wins when set."""
     if pinned:
-        try:
-            return max(1, int(pinned))
-        except ValueError:
-            raise TunelakeError(f"TUNELAKE_SPARK_SHUFFLE_PARTITIONS={pinned!r} is not a number",
-                                hint="give a whole number of partitions, e.g. 64, or unset it") from None
+        return max(1, int(pinned))
     return max(MIN_PARTITIONS, math.ceil(input_bytes / PARTITION_BYTES))
 
 
@@ -115,7 +112,7 @@ def _quote(path: str) -> str:
 _SESSION: Any = None
 
 
-def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None) -> Any:
+def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None, driver_memory: str = "2g") -> Any:
     """The process's SparkSession, started once (a JVM start costs seconds); each engine takes a child session of
     it so temporary views never leak between builds."""
     global _SESSION
@@ -146,9 +143,9 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None) 
     if local:
         builder = (builder.config("spark.sql.shuffle.partitions", str(MIN_PARTITIONS))  # SparkEngine scales it
                    .config("spark.default.parallelism", str(MIN_PARTITIONS))
-                   .config("spark.driver.memory", os.environ.get("TUNELAKE_SPARK_DRIVER_MEMORY", "2g"))
+                   .config("spark.driver.memory", driver_memory)
                    .config("spark.sql.adaptive.enabled", "true"))
-    for key, value in {**_env_conf(), **(conf or {})}.items():
+    for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
@@ -181,9 +178,8 @@ def _log_config() -> str:
     return str(path)
 
 
-def _env_conf() -> dict[str, str]:
-    """Extra Spark settings from TUNELAKE_SPARK_CONF ("key=value,key=value"), e.g. for a cluster's tuning."""
-    raw = os.environ.get("TUNELAKE_SPARK_CONF", "")
+def spark_conf(raw: str) -> dict[str, str]:
+    """Extra Spark settings from the spark_conf setting ("key=value,key=value"), e.g. for a cluster's tuning."""
     pairs = [p.split("=", 1) for p in raw.split(",") if "=" in p]
     return {k.strip(): v.strip() for k, v in pairs}
 
@@ -208,17 +204,18 @@ class SparkEngine(Engine):
     name = "spark"
     macros = SPARK_MACROS
 
-    def __init__(self, cfg: Config, path: str | Path) -> None:
-        self.cfg = cfg
+    def __init__(self, ws: Workspace, path: str | Path) -> None:
+        self.ws = ws
         self.path = Path(path)
         self.stamp = self.path.stem.removeprefix("wh-")
         self.out_dir = self.path.parent / "spark" / self.stamp
-        self.master = str(cfg.spark_master or "local[*]")
-        self.spark = spark_session(self.master).newSession()
+        self.master = str(ws.settings.spark_master or "local[*]")
+        self.conf = spark_conf(ws.settings.spark_conf)
+        self.spark = spark_session(self.master, self.conf, ws.settings.spark_driver_memory).newSession()
         self.spark.conf.set("spark.sql.session.timeZone", "UTC")
-        self.serving = DuckDBEngine(self.path, memory_limit=cfg.duckdb_memory_limit, threads=cfg.duckdb_threads,
-                                    temp_dir=str(cfg.warehouse_dir / "spill"))
-        self.con = self.serving.con
+        self._served = DuckDBEngine(self.path, memory_limit=ws.settings.duckdb_memory_limit,
+                                    threads=ws.settings.duckdb_threads, temp_dir=str(ws.warehouse_dir / "spill"))
+        self.con = self._served.con  # the serving file's connection (see `serving`)
         self._views: list[str] = []
         self._native_azure: bool | None = None
         self._input_bytes = 0
@@ -227,7 +224,7 @@ class SparkEngine(Engine):
 
     # --- inputs -----------------------------------------------------------------------------------------------
     def register_parquet(self, view: str, uris: list[str], schema: pa.Schema) -> None:
-        self.serving.register_parquet(view, uris, schema)
+        self._served.register_parquet(view, uris, schema)
         if not uris:
             self.register_arrow(view, schema.empty_table(), serve=False)
             return
@@ -248,18 +245,17 @@ class SparkEngine(Engine):
         """Scale local mode's shuffle partitions with the input read so far (see PARTITION_BYTES); a cluster keeps
         its own settings (Spark's default 200 and AQE). Scans need no such help: they stream, and one small file per
         listener already splits them into ~12 MB tasks."""
-        pinned = "spark.sql.shuffle.partitions" in _env_conf()
-        if pinned or not (self.master.startswith("local") or os.environ.get("TUNELAKE_SPARK_SHUFFLE_PARTITIONS")):
+        pinned = self.ws.settings.spark_shuffle_partitions
+        if "spark.sql.shuffle.partitions" in self.conf or not (self.master.startswith("local") or pinned):
             return
-        self.spark.conf.set("spark.sql.shuffle.partitions", str(shuffle_partitions(self._input_bytes)))
+        self.spark.conf.set("spark.sql.shuffle.partitions", str(shuffle_partitions(self._input_bytes, pinned)))
 
     def _stage(self, view: str, uris: list[str]) -> list[str]:
         """Local Spark without hadoop-azure: copy the files to local disk (adlfs streams them) for Spark to read
         like any others. Reading them into an Arrow table on the driver instead holds the whole curated zone in
         Python and again in the JVM's heap: gigabytes at 10M plays."""
-        from tunelake.lake.store import Lake
 
-        lake = Lake(self.cfg.lake)
+        lake = self.ws.lake
         root = lake.uri("")
         rels = [u[len(root):].lstrip("/") if u.startswith(root) else u.split("://", 1)[-1] for u in uris]
         local = [str(self._staging / view / rel) for rel in rels]
@@ -270,7 +266,7 @@ class SparkEngine(Engine):
 
     def register_arrow(self, view: str, table: pa.Table, *, serve: bool = True) -> None:
         if serve:
-            self.serving.register_arrow(view, table)
+            self._served.register_arrow(view, table)
         schema = table.schema
         # Spark's Arrow conversion wants plain timestamps; the casts below restore the declared types.
         df = self.spark.createDataFrame(table) if table.num_rows else self.spark.createDataFrame(
@@ -297,14 +293,13 @@ class SparkEngine(Engine):
         return self._native_azure
 
     def _hadoop_uri(self, uri: str) -> str:
-        return hadoop_uri(uri, self.cfg.lake)
+        return hadoop_uri(uri, self.ws.lake_url)
 
     def _read_through_fsspec(self, uris: list[str], schema: pa.Schema) -> pa.Table:
         """A cluster without hadoop-azure: the driver reads the lake through adlfs and ships it (fine for what fits
         the driver; a cluster with hadoop-azure reads abfss:// natively, local mode stages files on disk)."""
-        from tunelake.lake.store import Lake
 
-        lake = Lake(self.cfg.lake)
+        lake = self.ws.lake
         root = lake.uri("")
         rels = [u[len(root):].lstrip("/") if u.startswith(root) else u for u in uris]
         table = lake.read_parquet(rels)
@@ -316,23 +311,22 @@ class SparkEngine(Engine):
     def _output_root(self) -> str:
         """Where Spark writes the tables: a folder the executors and this machine (which loads them into DuckDB)
         both reach. Local mode: the warehouse folder. A cluster: the lake (`_spark/<stamp>/`), or
-        TUNELAKE_SPARK_OUTPUT."""
-        override = os.environ.get("TUNELAKE_SPARK_OUTPUT", "").rstrip("/")
+        the spark_output setting."""
+        override = self.ws.settings.spark_output.rstrip("/")
         if override:
             return f"{override}/{self.stamp}"
         if self.master.startswith("local"):
             return str(self.out_dir)
-        from tunelake.lake.store import Lake
 
-        lake = Lake(self.cfg.lake)
+        lake = self.ws.lake
         if lake.is_local:
             return lake.path(f"_spark/{self.stamp}")
         if lake.scheme in _AZURE_SCHEMES and self._reads_azure():
-            return hadoop_uri(lake.uri(f"_spark/{self.stamp}"), self.cfg.lake)
+            return hadoop_uri(lake.uri(f"_spark/{self.stamp}"), self.ws.lake_url)
         raise TunelakeError(
             f"Spark on {self.master} has no shared place to write the warehouse tables",
             hint="give the lake as abfss://container@account.dfs.core.windows.net/… on a cluster with hadoop-azure, "
-                 "or set TUNELAKE_SPARK_OUTPUT to a folder or URL every executor and this machine can reach",
+                 "or set spark_output to a folder or URL every executor and this machine can reach",
         )
 
     def _remove_output(self, name: str) -> None:
@@ -355,11 +349,11 @@ class SparkEngine(Engine):
         out = Lake(root)
         uris = [out.uri(r) for r in out.glob("*.parquet")]
         for uri in uris[:1]:
-            self.serving.use_filesystem(uri)
+            self._served.use_filesystem(uri)
         return uris
 
     def materialize(self, name: str, select_sql: str, spec: Table | None = None, temp: bool = False) -> int:
-        sql = _cast_select(select_sql, spec, lambda c: c.sql_type("spark")) if spec else select_sql
+        sql = cast_select(select_sql, spec, lambda c: c.sql_type("spark")) if spec else select_sql
         df = self.spark.sql(sql)
         # Every model is written and read back, so later models read data, not the lineage that produced it. The
         # `int_*` ones too, rather than persisted: Spark 4 does not find a cached view from a query that names it
@@ -394,13 +388,17 @@ class SparkEngine(Engine):
         return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
 
     # --- queries ----------------------------------------------------------------------------------------------
+    @property
+    def serving(self) -> duckdb.DuckDBPyConnection:
+        return self._served.con
+
     def query(self, sql: str) -> pa.Table:
         """A query on the served warehouse (the DuckDB file the models were loaded into, plus the curated views)."""
-        return self.serving.query(sql)
+        return self._served.query(sql)
 
     def execute(self, sql: str, params: Any = None) -> Any:
         """A statement on the DuckDB serving file (run log, quality results, analytics tables)."""
-        return self.serving.execute(sql, params)
+        return self._served.execute(sql, params)
 
     def spark_query(self, sql: str) -> pa.Table:
         """A query on Spark's side: the curated views, the `int_*` views and the Spark-written tables."""
@@ -418,7 +416,7 @@ class SparkEngine(Engine):
         self._remove_output(INTERMEDIATE)
         with contextlib.suppress(duckdb.Error):
             self.con.execute("CHECKPOINT")
-        self.serving.close()
+        self._served.close()
         if self.output == str(self.out_dir):
             _prune_outputs(self.path.parent, self.stamp)
 
