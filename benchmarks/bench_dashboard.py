@@ -26,14 +26,14 @@ TARGETS_MS = {"demo": 300.0, "big": 1000.0}
 
 def demo_workspace() -> Path:
     """The demo-size workspace, built once (`tunelake demo --no-serve` at its default size)."""
-    from tunelake.demo import run_demo
+    from tunelake.cli.demo import run_demo
     from tunelake.warehouse.store import read_pointer
     from tunelake.workspace import open_workspace
 
     ws = WORK / "dashboard-demo"
     cfg = open_workspace(ws)
     if read_pointer(cfg) is None:
-        run_demo(cfg, users=DEMO["users"], days=DEMO["days"], seed=DEMO["seed"], serve=False)
+        run_demo(cfg, users=DEMO["users"], days=DEMO["days"], seed=DEMO["seed"])
     _ensure_analytics(ws)
     return ws
 

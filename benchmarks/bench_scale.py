@@ -62,7 +62,7 @@ PIPELINE = """
 from pathlib import Path
 from benchmarks.common import tree_peak_rss_mb
 from tunelake.workspace import open_workspace
-from tunelake.pipeline import run_pipeline
+from tunelake.pipeline import run
 from tunelake.sources.catalog import import_catalog
 from tunelake.warehouse.store import open_warehouse
 imp = dict(result)
@@ -76,7 +76,7 @@ _t = time.perf_counter()
 import_catalog(cfg.lake, Path(sys.argv[4]) if len(sys.argv) > 4 else Path(sys.argv[1]) / "catalog")
 catalog_s = time.perf_counter() - _t
 _t = time.perf_counter()
-run = run_pipeline(cfg, force=sys.argv[3] == "force", report=False)
+run = run(cfg, force=sys.argv[3] == "force", report=False)
 pipeline_s = time.perf_counter() - _t
 jvm_mb = tree_peak_rss_mb()
 steps, skipped = {}, []

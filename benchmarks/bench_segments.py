@@ -30,14 +30,14 @@ TARGET_S = 60.0
 
 
 def demo_workspace() -> Path:
-    from tunelake.demo import run_demo
+    from tunelake.cli.demo import run_demo
     from tunelake.warehouse.store import read_pointer
     from tunelake.workspace import open_workspace
 
     ws = WORK / "segments-demo"
     cfg = open_workspace(ws)
     if read_pointer(cfg) is None:
-        run_demo(cfg, users=DEMO["users"], days=DEMO["days"], seed=DEMO["seed"], serve=False)
+        run_demo(cfg, users=DEMO["users"], days=DEMO["days"], seed=DEMO["seed"])
     return ws
 
 

@@ -57,11 +57,11 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace where `tunelake demo --no-serve` has run on a small world (built once per session)."""
-    from tunelake.demo import run_demo
+    from tunelake.cli.demo import run_demo
     from tunelake.workspace import open_workspace
 
     ws = tmp_path_factory.mktemp("demo-ws")
-    run_demo(open_workspace(ws), users=28, days=60, seed=11, serve=False)
+    run_demo(open_workspace(ws), users=28, days=60, seed=11)
     return ws
 
 

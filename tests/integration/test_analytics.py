@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from tunelake.analytics import insights as ins
 from tunelake.analytics.steps import run_analytics
 from tunelake.cli import app
-from tunelake.demo import run_demo
+from tunelake.cli.demo import run_demo
 from tunelake.errors import InputError
 from tunelake.synthetic.world import load_truth
 from tunelake.warehouse.store import open_warehouse, warehouse_writer
@@ -28,7 +28,7 @@ from tunelake.workspace import Workspace, open_workspace
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, dict]:
     cfg = open_workspace(tmp_path_factory.mktemp("analytics-demo"))
-    run_demo(cfg, users=120, days=180, seed=42, serve=False)
+    run_demo(cfg, users=120, days=180, seed=42)
     # The demo runs the analytics step when the pipeline is installed; run it here too so the figures below are
     # the step's own return value.
     with warehouse_writer(cfg, "analytics-test") as con:

@@ -7,11 +7,11 @@ import json
 import os
 from pathlib import Path
 
-from tunelake.doctor import diagnose
-from tunelake.ingest import import_paths
+from tunelake.curate.ingest import import_paths
 from tunelake.lake import manifest
+from tunelake.pipeline import build
+from tunelake.pipeline.doctor import diagnose
 from tunelake.synthetic.world import generate_world
-from tunelake.warehouse.build import build
 from tunelake.workspace import open_workspace
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tunelake.ingest import import_paths
-from tunelake.warehouse.build import build
+from tunelake.curate.ingest import import_paths
+from tunelake.pipeline import build
 from tunelake.warehouse.store import open_warehouse
 from tunelake.workspace import open_workspace
 
@@ -287,8 +287,8 @@ def test_parallel_import_equals_one_by_one(small_world, tmp_path):
     """import_many (one process per core) stores exactly what importing listeners one after another stores."""
     import pyarrow.compute as pc
 
+    from tunelake.curate.ingest import import_many
     from tunelake.curate.plays import read_user_plays
-    from tunelake.ingest import import_many
     from tunelake.lake import manifest
 
     jobs = [(d.name, [str(d)]) for d in sorted((small_world / "exports").iterdir())][:6]
@@ -393,7 +393,7 @@ def test_a_spawned_import_worker_runs_without_pandas():
 
     code = (
         "import sys, io\n"
-        "from tunelake.ingest import _init_spawned_worker\n"
+        "from tunelake.curate.ingest import _init_spawned_worker\n"
         "_init_spawned_worker()\n"
         "import pyarrow as pa, pyarrow.parquet as pq, duckdb\n"
         "t = pa.table({'a': pa.array([1, 2, 3], pa.int64())})\n"

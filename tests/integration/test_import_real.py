@@ -10,12 +10,12 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
+from tunelake.curate.ingest import import_paths
 from tunelake.curate.plays import read_user_plays
 from tunelake.curate.resolve import is_surrogate
-from tunelake.ingest import import_paths
 from tunelake.lake import manifest
+from tunelake.pipeline import build
 from tunelake.sources.catalog import import_catalog
-from tunelake.warehouse.build import build
 from tunelake.warehouse.store import open_warehouse
 from tunelake.workspace import open_workspace
 
@@ -272,7 +272,7 @@ def test_raw_zone_gives_back_every_byte_received(imported, real_dir):
     and it takes less disk than the original."""
     import hashlib
 
-    from tunelake.ingest import read_raw
+    from tunelake.curate.ingest import read_raw
 
     cfg = imported[0]
     lake = cfg.lake

@@ -12,12 +12,12 @@ import orjson
 import pyarrow.compute as pc
 import pytest
 
+from tunelake.curate.ingest import import_paths
 from tunelake.curate.plays import read_user_plays
 from tunelake.curate.resolve import is_surrogate
-from tunelake.ingest import import_paths
 from tunelake.lake import manifest
+from tunelake.pipeline import build
 from tunelake.sources.catalog import import_catalog
-from tunelake.warehouse.build import build
 from tunelake.warehouse.store import open_warehouse
 from tunelake.workspace import open_workspace
 

@@ -13,11 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from tunelake.cli import app
-from tunelake.demo import DemoResult
 from tunelake.errors import InputError, PipelineError
 from tunelake.lake import zones
 from tunelake.lake.manifest import list_users
-from tunelake.pipeline import post_build_steps, read_run_logs, run_pipeline
+from tunelake.pipeline import read_run_logs
+from tunelake.pipeline import run as run_pipeline
 from tunelake.synthetic.world import generate_world
 from tunelake.warehouse.store import open_warehouse, read_pointer
 from tunelake.workspace import Workspace, open_workspace
@@ -52,7 +52,7 @@ def first_runs(world: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[W
 def test_first_run_imports_builds_and_checks(first_runs: tuple[Workspace, list]) -> None:
     cfg, runs = first_runs
     first = runs[0]
-    assert [s.step for s in first.steps] == ["import", "build", "quality", "analytics", "report"]
+    assert [s.step for s in first.steps] == ["import", "build", "quality", "analytics", "commit", "report"]
     st = _statuses(first)
     assert st["import"] == st["build"] == st["quality"] == "ok" and first.status == "ok"
     imp, bld, q = first.step("import"), first.step("build"), first.step("quality")
@@ -182,15 +182,14 @@ def test_cli_run_and_status(first_runs: tuple[Workspace, list], tmp_path: Path) 
     assert out.exit_code == 0 and "Batches by source" in out.output and "Last 4 runs" in out.output
 
 
-def test_post_build_steps_for_the_demo(first_runs: tuple[Workspace, list], tmp_path: Path) -> None:
-    src, runs = first_runs
-    cfg = open_workspace(tmp_path / "ws")
-    shutil.copytree(src.root, cfg.root)
-    said: list[str] = []
-    lines = post_build_steps(cfg, DemoResult(cfg.root / "world"), serve=False, say=said.append,
-                             report=False)
-    n = len(runs[0].quality)
-    assert lines["quality"] == f"{n}/{n} gates passed"
+def test_the_demo_runs_through_the_same_runner(demo_workspace: Path) -> None:
+    """`tunelake demo` has no orchestration of its own: its run is a run of the runner, with every step."""
+    cfg = open_workspace(demo_workspace)
     logged = read_run_logs(cfg.lake)[-1]
-    assert logged["run_id"] == lines["run"] and logged["status"] == "ok"
-    assert {s["step"] for s in logged["steps"]} >= {"quality", "analytics", "report"}
+    assert logged["status"] == "ok"
+    assert [s["step"] for s in logged["steps"]] == ["import", "build", "quality", "analytics", "commit", "report"]
+    steps = {s["step"]: s for s in logged["steps"]}
+    assert steps["import"]["details"]["listeners"] == 28 and steps["import"]["details"]["catalog"]["tracks"] > 0
+    n = len(logged["quality"])
+    assert steps["quality"]["details"]["summary"] == f"{n}/{n} gates passed"
+    assert steps["commit"]["details"]["warehouse"] == read_pointer(cfg)["file"]

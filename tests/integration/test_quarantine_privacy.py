@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tunelake.ingest import display_origin, import_paths, read_raw
+from tunelake.curate.ingest import display_origin, import_paths, read_raw
 from tunelake.lake import manifest
 from tunelake.lake.store import Lake
 from tunelake.workspace import open_workspace

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tunelake.ingest import import_paths
+from tunelake.curate.ingest import import_paths
+from tunelake.pipeline import build
 from tunelake.sources.catalog import import_catalog
 from tunelake.synthetic.world import generate_world
-from tunelake.warehouse.build import build
 from tunelake.warehouse.store import open_warehouse, read_pointer
 from tunelake.workspace import Workspace, open_workspace
 

@@ -37,7 +37,7 @@ def spark_session() -> Any:
 
 @pytest.fixture(scope="session")
 def parity_lake(tmp_path_factory: pytest.TempPathFactory, real_dir: Path) -> Path:
-    from tunelake.ingest import import_paths
+    from tunelake.curate.ingest import import_paths
     from tunelake.sources.catalog import import_catalog
     from tunelake.synthetic.world import generate_world
     from tunelake.workspace import open_workspace
@@ -63,7 +63,7 @@ class _Builds(dict):
         self.lake, self.factory = lake, factory
 
     def __missing__(self, engine: str) -> Any:
-        from tunelake.warehouse.build import build
+        from tunelake.pipeline import build
         from tunelake.workspace import open_workspace
 
         if engine == "spark":

@@ -17,8 +17,8 @@ except ImportError:  # pragma: no cover
         raise
     pytest.skip("hypothesis is not installed (pip install 'tunelake[dev]')", allow_module_level=True)
 
+from tunelake.curate.ingest import import_paths
 from tunelake.errors import InputError
-from tunelake.ingest import import_paths
 from tunelake.sources.account import ACCOUNT_FIELDS, parse_account
 from tunelake.sources.export import EXTENDED_FIELDS, parse_extended
 from tunelake.sources.library import parse_library, parse_playlists

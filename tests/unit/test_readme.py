@@ -46,7 +46,8 @@ def test_the_code_reads_no_undeclared_environment_variable():
     from tunelake.settings import OTHER_ENVIRONMENT
 
     declared = {s.env for s in SETTINGS.values()} | set(OTHER_ENVIRONMENT)
-    read = re.compile(r"""environ(?:\.get|\.setdefault)?\(\s*["']([A-Z][A-Z0-9_]+)["']|environ\[["']([A-Z0-9_]+)["']\]""")
+    read = re.compile(r"""environ(?:\.get|\.setdefault)?\(\s*["']([A-Z][A-Z0-9_]+)["']"""
+                      r"""|environ\[["']([A-Z0-9_]+)["']\]""")
     src = REPO / "src" / "tunelake"
     found = {}
     for path in src.rglob("*.py"):

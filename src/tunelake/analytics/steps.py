@@ -38,9 +38,7 @@ def ari_against_truth(con: duckdb.DuckDBPyConnection, user_segment: pd.DataFrame
     """Adjusted Rand index between segments and the generator's planted listener types (by handle)."""
     from sklearn.metrics import adjusted_rand_score
 
-    from tunelake.synthetic.world import load_truth
-
-    t = load_truth(truth.parent.parent)[["handle", "listener_type"]]
+    t = pd.read_csv(truth)[["handle", "listener_type"]]  # planted labels: a CSV of handle, listener_type
     handles = con.execute("SELECT user_key, handle FROM dim_user").df()
     m = user_segment.merge(handles, on="user_key").merge(t, on="handle")
     return float(adjusted_rand_score(m["listener_type"], m["segment"])) if len(m) >= 2 else None

@@ -31,9 +31,9 @@ import pyarrow.compute as pc
 
 from tunelake.curate import plays as curated_plays
 from tunelake.curate import schemas as curated_schemas
+from tunelake.curate.ingest import write_users_table
 from tunelake.curate.schemas import TS
 from tunelake.errors import ConfigError, SourceError, TransientSourceError
-from tunelake.ingest import write_users_table
 from tunelake.lake import manifest, zones
 from tunelake.lake.manifest import Batch, utcnow
 from tunelake.lake.store import Lake
@@ -1148,32 +1148,3 @@ def push_playlist(
 
 
 # --- demo over the API ------------------------------------------------------------------------------------------
-
-
-def api_demo(
-    ws: Workspace,
-    world_dir: str | Path,
-    progress: Callable[[int, int, str], None] | None = None,
-    *,
-    dev_mode: bool = False,
-    handles: list[str] | None = None,
-) -> list[PullResult]:
-    """Start the fake Spotify server on loopback, log every listener in (auto-approve) and pull everything.
-
-    The whole Spotipy path runs with no network: PKCE login, token cache, paging, enrichment.
-    """
-    from tunelake.synthetic.server import FakeSpotify
-
-    results = []
-    with FakeSpotify(world_dir, dev_mode=dev_mode) as srv:
-        local = ws.with_settings(spotify_api_url=srv.api_url, spotify_accounts_url=srv.accounts_url,
-                                 spotify_client_id=ws.settings.spotify_client_id or "tunelake-demo")
-        todo = handles if handles is not None else srv.world.handles
-        for i, handle in enumerate(todo):
-            if progress:
-                progress(i, len(todo), handle)
-            login(local, handle, method="auto", listener=handle)
-            results.append(pull(local, handle))
-        if progress:
-            progress(len(todo), len(todo), "done")
-    return results

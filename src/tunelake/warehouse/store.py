@@ -40,6 +40,12 @@ def write_pointer(ws: Workspace, info: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def new_warehouse_file(ws: Workspace, stamp: str) -> Path:
+    """Where a build writes: a file no reader knows yet (`wh-<stamp>.duckdb`, stamp = the run id)."""
+    ws.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    return ws.warehouse_dir / f"wh-{stamp}.duckdb"
+
+
 def current_warehouse_file(ws: Workspace) -> Path:
     info = read_pointer(ws)
     if not info:

@@ -16,7 +16,7 @@ import requests
 import typer
 from typer.testing import CliRunner
 
-from tunelake.cli_api import register
+from tunelake.cli.api import register
 from tunelake.errors import SourceError
 from tunelake.sources import spotify_api as api
 from tunelake.synthetic.server import FakeSpotify, parse_fault_spec
@@ -28,7 +28,7 @@ def make_app(cfg: Workspace) -> typer.Typer:
 
     @app.callback()
     def main(ctx: typer.Context) -> None:
-        ctx.ensure_object(dict)["config"] = cfg
+        ctx.ensure_object(dict)["workspace"] = cfg
 
     register(app)
     return app

@@ -9,9 +9,9 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
+from tunelake.curate.ingest import import_paths
 from tunelake.curate.plays import read_user_plays
 from tunelake.errors import SourceError, TransientSourceError
-from tunelake.ingest import import_paths
 from tunelake.lake import manifest, zones
 from tunelake.sources import spotify_api as api
 from tunelake.synthetic.server import FakeSpotify
@@ -101,7 +101,7 @@ def test_export_imported_after_api_pull_replaces_api_plays(
     assert plays.num_rows == d["accepted"] + d["merged"]  # one row per export playback, none twice
     exported_tracks = plays.filter(pc.equal(plays["content_type"], "track")).num_rows
     assert exported_tracks >= n_api
-    from tunelake.warehouse.build import build
+    from tunelake.pipeline import build
 
     info = build(cfg)  # the reconciliation gates (raw → curated → facts) hold with the replaced rows
     assert info.rows["fact_play"] == exported_tracks
@@ -283,10 +283,11 @@ def test_token_file_is_private(cfg: Workspace, logged_in: str) -> None:
 
 
 def test_api_demo(tmp_path: Path, world: Path) -> None:
+    from tunelake.cli.demo import api_demo
     from tunelake.workspace import open_workspace
 
     cfg = open_workspace(tmp_path / "demo")
-    results = api.api_demo(cfg, world, handles=["listener-0004", "listener-0005"])
+    results = api_demo(cfg, world, handles=["listener-0004", "listener-0005"])
     assert [r.user for r in results] == ["listener-0004", "listener-0005"]
     assert all(r.plays_read > 0 and r.top_items > 0 for r in results)
     lake = cfg.lake

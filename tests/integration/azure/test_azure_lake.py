@@ -26,11 +26,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def run_pipeline(ws: Path, lake_url: str, gold_url: str, world: Path, real_dir: Path) -> dict:
+def run(ws: Path, lake_url: str, gold_url: str, world: Path, real_dir: Path) -> dict:
     """import (synthetic listeners + one real export) → build → export gold; returns the counts of each step."""
-    from tunelake.ingest import import_paths
+    from tunelake.curate.ingest import import_paths
+    from tunelake.pipeline import build
     from tunelake.sources.catalog import import_catalog
-    from tunelake.warehouse.build import build
     from tunelake.warehouse.exports import export_gold
     from tunelake.warehouse.store import open_warehouse
 
@@ -56,8 +56,8 @@ def run_pipeline(ws: Path, lake_url: str, gold_url: str, world: Path, real_dir: 
 
 
 def test_az_lake_run_matches_local_run(container, world, real_dir, tmp_path):
-    local = run_pipeline(tmp_path / "local-ws", str(tmp_path / "lake"), str(tmp_path / "gold"), world, real_dir)
-    remote = run_pipeline(tmp_path / "az-ws", f"az://{container}/lake", f"az://{container}/gold", world, real_dir)
+    local = run(tmp_path / "local-ws", str(tmp_path / "lake"), str(tmp_path / "gold"), world, real_dir)
+    remote = run(tmp_path / "az-ws", f"az://{container}/lake", f"az://{container}/gold", world, real_dir)
 
     assert remote["imported"] == local["imported"]
     assert remote["rows_in"] == local["rows_in"] > 1000
@@ -78,7 +78,7 @@ def test_az_lake_run_matches_local_run(container, world, real_dir, tmp_path):
 
 
 def test_import_is_idempotent_on_azure(container, world):
-    from tunelake.ingest import import_paths
+    from tunelake.curate.ingest import import_paths
 
     cfg = open_workspace(Path(world.parent / "idem-ws"), {"lake_url": f"az://{container}/lake"})
     folder = sorted(p for p in (world / "exports").iterdir() if p.is_dir())[0]

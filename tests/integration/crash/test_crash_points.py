@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from tests_crash_common import lake_state, run_driver
 
-from tunelake.doctor import diagnose
-from tunelake.ingest import import_paths
+from tunelake.curate.ingest import import_paths
+from tunelake.pipeline.doctor import diagnose
 from tunelake.synthetic.world import generate_world
 from tunelake.workspace import open_workspace
 
@@ -26,7 +26,7 @@ HANDLE = "listener-0001"
 
 
 def gates_green(ws: Path) -> tuple[int, int]:
-    from tunelake.warehouse.build import build
+    from tunelake.pipeline import build
 
     info = build(open_workspace(ws), force=True)
     failed = [g for g in info.quality if not g.passed]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from tests_crash_common import lake_state, run_driver
 
-from tunelake.doctor import diagnose
 from tunelake.lake import manifest
 from tunelake.lake.store import Lake
+from tunelake.pipeline.doctor import diagnose
 from tunelake.sources import spotify_api as api
 from tunelake.synthetic.server import FakeSpotify
 from tunelake.synthetic.world import generate_world

@@ -9,8 +9,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tunelake.pipeline import RunResult, StepRecord, save_run
-from tunelake.warehouse.build import MODEL_ORDER, build
+from tunelake.pipeline import StepFailed, build, run
+from tunelake.pipeline.info import RunInfo, StepInfo
+from tunelake.pipeline.runlog import save_run
+from tunelake.pipeline.steps import build_step, commit_step
+from tunelake.warehouse.build import MODEL_ORDER
 from tunelake.warehouse.store import open_warehouse, read_pointer
 from tunelake.warehouse.tables import TABLES, warehouse_tables
 from tunelake.workspace import Workspace, open_workspace
@@ -93,13 +96,15 @@ def test_unchanged_inputs_skip_and_force_rebuilds(cfg: Workspace) -> None:
 
 
 def test_failed_build_keeps_previous_warehouse(cfg: Workspace) -> None:
+    """A step between the build and the commit fails: the new file is discarded, readers keep the old one."""
     before = read_pointer(cfg)
 
-    def boom(engine: object) -> None:
+    def boom(ctx: object) -> None:
         raise RuntimeError("analytics exploded")
 
-    with pytest.raises(RuntimeError, match="exploded"):
-        build(cfg, force=True, run_id="doomed", after_models=boom)
+    with pytest.raises(StepFailed, match="step 'analytics' failed: RuntimeError: analytics exploded"):
+        run(cfg, force=True, run_id="doomed", steps=[("build", build_step), ("analytics", boom),
+                                                    ("commit", commit_step)])
     assert read_pointer(cfg) == before
     assert not (cfg.warehouse_dir / "wh-doomed.duckdb").exists()
     con = open_warehouse(cfg)
@@ -109,9 +114,9 @@ def test_failed_build_keeps_previous_warehouse(cfg: Workspace) -> None:
 
 def test_meta_run_rebuilt_from_lake_run_log(cfg: Workspace) -> None:
     lake = cfg.lake
-    run = RunResult("20260101T000000-abc123", status="failed", started_at="2026-01-01T00:00:00")
-    run.steps = [StepRecord(run.run_id, "build", "2026-01-01T00:00:00", "2026-01-01T00:00:05", 10, 20, "ok"),
-                 StepRecord(run.run_id, "quality", "2026-01-01T00:00:05", "2026-01-01T00:00:06", 3, 2, "failed",
+    run = RunInfo("20260101T000000-abc123", status="failed", started_at="2026-01-01T00:00:00")
+    run.steps = [StepInfo(run.run_id, "build", "2026-01-01T00:00:00", "2026-01-01T00:00:05", 10, 20, "ok"),
+                 StepInfo(run.run_id, "quality", "2026-01-01T00:00:05", "2026-01-01T00:00:06", 3, 2, "failed",
                             "1 of 3 quality gates failed", {"summary": "2/3"})]
     run.quality = [{"check_name": "not_null", "table_name": "fact_play", "status": "fail", "failing_rows": 1,
                     "sample_keys": [{"play_id": "p"}]}]

@@ -17,8 +17,8 @@ from tunelake.curate.schemas import PLAYS, SAVED_TRACKS
 from tunelake.errors import QualityGateError
 from tunelake.lake import zones
 from tunelake.lake.manifest import list_users
+from tunelake.pipeline import build
 from tunelake.warehouse import quality
-from tunelake.warehouse.build import build
 from tunelake.warehouse.store import current_warehouse_file, open_warehouse, read_pointer
 from tunelake.warehouse.tables import TABLES
 from tunelake.workspace import Workspace, open_workspace

@@ -5,28 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table as RichTable
 
-from tunelake.workspace import Workspace, open_workspace
-
-console = Console()
+from tunelake.cli.common import console, workspace
 
 export_app = typer.Typer(
     name="export",
     help="Export the warehouse: Synapse T-SQL, gold Parquet (one folder per table), Power BI files.",
     no_args_is_help=True,
 )
-
-
-def _config(ctx: typer.Context) -> Workspace:
-    """The Workspace the main callback resolved, or one loaded from the environment when run standalone."""
-    obj = ctx.find_root().obj
-    if isinstance(obj, Workspace):
-        return obj
-    if isinstance(obj, dict) and isinstance(obj.get("config"), Workspace):
-        return obj["config"]
-    return open_workspace()
 
 
 @export_app.command("synapse")
@@ -63,7 +50,7 @@ def gold_cmd(
     from tunelake.warehouse.exports import export_gold
     from tunelake.warehouse.store import open_warehouse
 
-    ws = _config(ctx)
+    ws = workspace(ctx)
     con = open_warehouse(ws, read_only=True)
     try:
         with console.status("Exporting gold Parquet…"):

@@ -69,7 +69,7 @@ def _lake_recovery(lake: Lake, repair: bool) -> Finding:
 
 
 def _runs(lake: Lake, repair: bool) -> Finding:
-    from tunelake.pipeline import mark_interrupted, read_run_logs
+    from tunelake.pipeline.runlog import mark_interrupted, read_run_logs
 
     running = [r["run_id"] for r in read_run_logs(lake, last=20) if r.get("status") == "running"]
     if not running:

@@ -18,10 +18,10 @@ def register(app: typer.Typer) -> None:
                                  help="Port to serve on (default 8050, setting dashboard_port)"),
     ) -> None:
         """Serve the interactive dashboard (read-only) over the current warehouse."""
-        from tunelake.cli import err_console, get_config
+        from tunelake.cli.common import err_console, workspace
         from tunelake.dashboard.app import serve
 
-        ws = get_config(ctx)
+        ws = workspace(ctx)
         serve(ws, host=host or ws.settings.dashboard_host, port=port or ws.settings.dashboard_port,
               say=lambda s: err_console.print(f"[yellow]{s}[/]" if s.startswith("WARNING") else s, highlight=False))
 
@@ -33,10 +33,10 @@ def register(app: typer.Typer) -> None:
                                  "WeasyPrint)"),
     ) -> None:
         """Write the self-contained project report (HTML with embedded figures; optionally PDF)."""
-        from tunelake.cli import console, get_config
+        from tunelake.cli.common import console, workspace
         from tunelake.report.build import write_report
 
-        ws = get_config(ctx)
+        ws = workspace(ctx)
         path = write_report(ws, out or ws.root / "report.html", pdf=pdf)
         console.print(f"[green]Wrote[/] {path}")
         if pdf:

@@ -8,11 +8,7 @@ from pathlib import Path
 
 import typer
 
-from tunelake.workspace import Workspace
-
-
-def _cfg(ctx: typer.Context) -> Workspace:
-    return ctx.ensure_object(dict)["config"]
+from tunelake.cli.common import workspace
 
 
 def _say(text: str) -> None:
@@ -36,7 +32,7 @@ def auth_login(
     from tunelake.sources.spotify_api import login
 
     method = "auto" if auto else "paste" if paste else "listen"
-    info = login(_cfg(ctx), user, method=method, listener=listener, open_browser=not no_browser, say=_say)
+    info = login(workspace(ctx), user, method=method, listener=listener, open_browser=not no_browser, say=_say)
     typer.echo(f"Logged in {info['user']} as Spotify user {info['spotify_id']} ({info.get('display_name') or ''})")
 
 
@@ -53,7 +49,7 @@ def pull_cmd(
     from tunelake.sources.spotify_api import pull
 
     items = [w.strip() for w in what.split(",") if w.strip()]
-    r = pull(_cfg(ctx), user, items)
+    r = pull(workspace(ctx), user, items)
     typer.echo(
         f"{r.user}: {r.pages} pages, plays read {r.plays_read:,} · new {r.plays_new:,} · duplicates "
         f"{r.duplicates:,} · merged with export plays {r.merged:,} · top items {r.top_items:,} · saved tracks "
@@ -83,7 +79,7 @@ def playlist_push(
         except OSError as exc:
             raise InputError(f"cannot read: {exc.strerror}", file=tracks) from None
     ids = [ln.split(",")[0].strip() for ln in lines if ln.strip() and not ln.startswith("#")]
-    r = push_playlist(_cfg(ctx), user, name, ids, public=public)
+    r = push_playlist(workspace(ctx), user, name, ids, public=public)
     typer.echo(
         f"{'Created' if r['created'] else 'Updated'} playlist {r['name']!r} ({r['playlist_id']}) "
         f"with {r['tracks']} tracks for {r['user']}"

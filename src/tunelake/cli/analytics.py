@@ -20,7 +20,7 @@ def _print_wrapped(w: dict[str, Any]) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
-    from tunelake.cli import console
+    from tunelake.cli.common import console
 
     head = (f"[bold]{w['minutes']:,}[/] minutes · {w['plays']:,} plays · {w['distinct_tracks']:,} tracks · "
             f"{w['distinct_artists']:,} artists\n"
@@ -75,10 +75,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """A Wrapped-style summary of one listener: top artists/tracks/genres, habits, streaks, discovery."""
         from tunelake.analytics.insights import wrapped
-        from tunelake.cli import console, get_config
+        from tunelake.cli.common import console, workspace
         from tunelake.warehouse.store import open_warehouse
 
-        con = open_warehouse(get_config(ctx))
+        con = open_warehouse(workspace(ctx))
         try:
             w = wrapped(con, user, period)
         finally:
@@ -100,13 +100,13 @@ def register(app: typer.Typer) -> None:
         segment_profile and segment_selection into the warehouse."""
         from tunelake.analytics.features import compute_features, write_features
         from tunelake.analytics.steps import run_segments, truth_file
-        from tunelake.cli import console, emit, get_config, progress_bar
+        from tunelake.cli.common import console, emit, progress_bar, workspace
         from tunelake.errors import InputError
         from tunelake.warehouse.store import warehouse_writer
 
         if k != "auto" and not (k.isdigit() and int(k) >= 1):
             raise InputError(f"bad --k {k!r}", field="k", hint="use auto or a whole number ≥ 1")
-        ws = get_config(ctx)
+        ws = workspace(ctx)
         from datetime import UTC, datetime
 
         run_id = "segment-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -151,7 +151,7 @@ def register(app: typer.Typer) -> None:
         from tunelake.analytics.insights import resolve_user, table_exists
         from tunelake.analytics.recommend import METHODS, recommend_for_user
         from tunelake.analytics.steps import run_recommendations
-        from tunelake.cli import console, emit, get_config, progress_bar
+        from tunelake.cli.common import console, emit, progress_bar, workspace
         from tunelake.errors import InputError, TunelakeError
         from tunelake.warehouse.store import open_warehouse, warehouse_writer
 
@@ -159,7 +159,7 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"unknown method {method!r}", field="method", hint=f"one of {', '.join(METHODS)}")
         if n < 1:
             raise InputError("--n must be at least 1", field="n", hint="e.g. --n 20")
-        ws = get_config(ctx)
+        ws = workspace(ctx)
         con = open_warehouse(ws)
         needs_eval = evaluate_ or not table_exists(con, "rec_evaluation")
         con.close()
