@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import bisect
-import csv
 import hashlib
 import json
 import secrets
@@ -33,14 +32,23 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import pyarrow.parquet as pq
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from tunelake.synthetic.server.world_view import (
+    Listener,
+    World,
+    base62_id,
+    iso_ms,
+    iso_s,
+    split_ids,
+    uri_id,
+)
 
 DEV_MODE_MAX_USERS = 5
 TIME_RANGES = {"short_term": 28, "medium_term": 182, "long_term": None}
@@ -51,168 +59,6 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers or {}
-
-
-def _iso(ms: int) -> str:
-    dt = datetime.fromtimestamp(ms / 1000, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
-def _iso_s(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_ts(value: str) -> datetime:
-    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def _split(value: Any) -> list[str]:
-    return [v for v in str(value).split(";") if v] if value else []
-
-
-def base62_id(seed: str) -> str:
-    """A deterministic 22-character base62 id (the shape of Spotify ids)."""
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    n = int.from_bytes(hashlib.sha256(seed.encode()).digest(), "big")
-    out = []
-    for _ in range(22):
-        n, r = divmod(n, 62)
-        out.append(alphabet[r])
-    return "".join(out)
-
-
-def _uri_id(uri: Any, kind: str) -> str | None:
-    prefix = f"spotify:{kind}:"
-    return uri[len(prefix) :] if isinstance(uri, str) and uri.startswith(prefix) else None
-
-
-# --- the world, as the API sees it ----------------------------------------------------------------------------
-
-
-@dataclass
-class Listener:
-    handle: str
-    country: str | None
-    plays: list[tuple[int, str]]  # (played_at ms, track_id), ascending
-    saved: list[tuple[str, str]]  # (added_at iso, track_id), newest first
-    playlists: list[dict[str, Any]]  # {id, name, description, items: [(added_at iso, track_id)], snapshot}
-
-
-class World:
-    """Read-only catalogue and per-listener data of a synthetic world directory (loaded lazily per listener)."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        if not (self.root / "exports").is_dir():
-            raise FileNotFoundError(f"{self.root}: not a synthetic world (no exports/ folder)")
-        info_path = self.root / "world.json"
-        self.info: dict[str, Any] = json.loads(info_path.read_text()) if info_path.exists() else {}
-        cat = self.root / "catalog"
-        self.tracks = self._load(cat / "tracks.parquet", "track_id")
-        self.albums = self._load(cat / "albums.parquet", "album_id")
-        self.artists = self._load(cat / "artists.parquet", "artist_id")
-        self.album_tracks: dict[str, list[str]] = {}
-        for tid in sorted(self.tracks):
-            self.album_tracks.setdefault(self.tracks[tid].get("album_id") or "", []).append(tid)
-        self.track_number = {tid: i + 1 for ids in self.album_tracks.values() for i, tid in enumerate(ids)}
-        self.handles = sorted(p.name for p in (self.root / "exports").iterdir() if p.is_dir())
-        self.truth: dict[str, dict[str, str]] = {}
-        truth = self.root / "truth" / "listeners.csv"
-        if truth.exists():
-            with truth.open(newline="") as fh:
-                self.truth = {row["handle"]: row for row in csv.DictReader(fh)}
-        self._listeners: dict[str, Listener] = {}
-        self._lock = threading.Lock()
-        self._end: datetime | None = None
-
-    @staticmethod
-    def _load(path: Path, key: str) -> dict[str, dict[str, Any]]:
-        if not path.exists():
-            return {}
-        return {row[key]: row for row in pq.read_table(path).to_pylist()}
-
-    @property
-    def end(self) -> datetime:
-        """The world's end date: from world.json when it says, else the last play of any listener."""
-        if self._end is None:
-            params = {**self.info, **(self.info.get("params") or {})}
-            for key in ("end", "end_date", "end_ts", "until"):
-                if params.get(key):
-                    try:
-                        self._end = _parse_ts(str(params[key]))
-                        if len(str(params[key])) <= 10:
-                            self._end += timedelta(days=1)
-                        break
-                    except ValueError:
-                        pass
-            if self._end is None:
-                last = max((lst.plays[-1][0] for h in self.handles if (lst := self.listener(h)).plays), default=0)
-                self._end = datetime.fromtimestamp(last / 1000, UTC) if last else datetime.now(UTC)
-        return self._end
-
-    def listener(self, handle: str) -> Listener:
-        with self._lock:
-            if handle not in self._listeners:
-                self._listeners[handle] = self._read_listener(handle)
-            return self._listeners[handle]
-
-    def _read_listener(self, handle: str) -> Listener:
-        base = self.root / "exports" / handle
-        plays: list[tuple[int, str]] = []
-        files = sorted(base.glob("**/Streaming_History_Audio_*.json")) + sorted(base.glob("**/endsong*.json"))
-        for path in files:
-            for rec in json.loads(path.read_text(encoding="utf-8")):
-                tid = _uri_id(rec.get("spotify_track_uri"), "track")
-                if not tid or not rec.get("ts"):
-                    continue
-                ts = _parse_ts(rec["ts"])
-                # Exports have second precision; the API has milliseconds: add a deterministic sub-second part.
-                frac = int.from_bytes(hashlib.sha256(f"{handle}|{rec['ts']}|{tid}".encode()).digest()[:2], "big")
-                plays.append((int(ts.timestamp()) * 1000 + frac % 1000, tid))
-        plays = sorted(set(plays))  # an export may list one playback twice; the API does not
-        # One played_at per millisecond at most (the API's cursors are played_at values).
-        dedup: list[tuple[int, str]] = []
-        for ms, tid in plays:
-            if dedup and ms <= dedup[-1][0]:
-                ms = dedup[-1][0] + 1
-            dedup.append((ms, tid))
-        end_guess = datetime.fromtimestamp(dedup[-1][0] / 1000, UTC) if dedup else datetime(2024, 1, 1, tzinfo=UTC)
-        saved: list[tuple[str, str]] = []
-        lib = next(iter(sorted(base.glob("**/YourLibrary.json"))), None)
-        if lib is not None:
-            items = json.loads(lib.read_text(encoding="utf-8")).get("tracks") or []
-            n = len(items)
-            for i, item in enumerate(items):
-                tid = _uri_id(item.get("uri"), "track")
-                if not tid:
-                    continue
-                when = item.get("addedAt") or item.get("added_at") or item.get("addedDate")
-                added = _parse_ts(when) if when else end_guess - timedelta(days=n - i)
-                saved.append((_iso_s(added), tid))
-        saved.sort(reverse=True)
-        playlists: list[dict[str, Any]] = []
-        for path in sorted(base.glob("**/Playlist*.json")):
-            for pl in json.loads(path.read_text(encoding="utf-8")).get("playlists") or []:
-                entries = []
-                for item in pl.get("items") or []:
-                    tid = _uri_id((item.get("track") or {}).get("trackUri"), "track")
-                    if not tid:
-                        continue
-                    added = item.get("addedDate")
-                    entries.append((_iso_s(_parse_ts(added)) if added else _iso_s(end_guess), tid))
-                playlists.append(
-                    {
-                        "id": base62_id(f"playlist|{handle}|{pl.get('name')}|{len(playlists)}"),
-                        "name": pl.get("name") or "",
-                        "description": pl.get("description") or "",
-                        "items": entries,
-                        "snapshot": 1,
-                        "public": False,
-                    }
-                )
-        country = (self.truth.get(handle) or {}).get("country") or None
-        return Listener(handle, country, dedup, saved, playlists)
 
 
 # --- faults ---------------------------------------------------------------------------------------------------
@@ -666,7 +512,7 @@ class _Api:
             return None
         obj = {**self.artist_simple(artist_id), "images": []}
         if not self.dev:
-            obj["genres"] = _split(a.get("genres"))
+            obj["genres"] = split_ids(a.get("genres"))
             obj["popularity"] = int(a.get("popularity") or 0)
             obj["followers"] = {"href": None, "total": int(a.get("followers") or 0)}
         return obj
@@ -711,10 +557,10 @@ class _Api:
         t = self.world.tracks.get(track_id)
         if t is None:
             return None
-        names = _split(t.get("artist_names"))
+        names = split_ids(t.get("artist_names"))
         artists = [
             self.artist_simple(a, names[i] if i < len(names) else None)
-            for i, a in enumerate(_split(t.get("artist_ids")))
+            for i, a in enumerate(split_ids(t.get("artist_ids")))
         ]
         obj = {
             **self._ext("track", track_id),
@@ -844,7 +690,7 @@ class _Api:
             track = self.track(tid)
             if track is None:
                 continue
-            items.append({"track": track, "played_at": _iso(ms), "context": None})
+            items.append({"track": track, "played_at": iso_ms(ms), "context": None})
         cursors = {"after": str(chunk[0][0]), "before": str(chunk[-1][0])} if chunk else None
         nxt = None
         if more and chunk:
@@ -877,7 +723,7 @@ class _Api:
             if kind == "tracks":
                 counts[tid] += 1
             else:
-                for a in _split((self.world.tracks.get(tid) or {}).get("artist_ids")):
+                for a in split_ids((self.world.tracks.get(tid) or {}).get("artist_ids")):
                     counts[a] += 1
         ranked = [i for i, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
         fn = self.track if kind == "tracks" else self.artist
@@ -1009,7 +855,7 @@ class _Api:
             raise ApiError(400, "Too many items: at most 100 per request")
         ids = []
         for uri in uris:
-            tid = _uri_id(uri, "track")
+            tid = uri_id(uri, "track")
             if tid is None:
                 raise ApiError(400, f"Invalid track uri: {uri}")
             ids.append(tid)
@@ -1020,7 +866,7 @@ class _Api:
         ids = self._uris()
         body = self._body()
         pos = self.req.args.get("position") or (body.get("position") if isinstance(body, dict) else None)
-        now = _iso_s(datetime.now(UTC))
+        now = iso_s(datetime.now(UTC))
         with self.srv._lock:
             new = [(now, t) for t in ids]
             if pos is None:
@@ -1033,7 +879,7 @@ class _Api:
     def replace_items(self, playlist_id: str) -> dict[str, Any]:
         pl = self._owned_playlist(playlist_id)
         ids = self._uris()
-        now = _iso_s(datetime.now(UTC))
+        now = iso_s(datetime.now(UTC))
         with self.srv._lock:
             pl["items"] = [(now, t) for t in ids]
             pl["snapshot"] += 1
