@@ -26,12 +26,10 @@ from __future__ import annotations
 import base64
 import bisect
 import hashlib
-import json
 import secrets
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,9 @@ from urllib.parse import urlencode
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from tunelake.synthetic.server import faults as _faults
+from tunelake.synthetic.server.faults import FaultRule, Faults, parse_fault_spec
+from tunelake.synthetic.server.responses import ApiError, error_response, json_response
 from tunelake.synthetic.server.world_view import (
     Listener,
     World,
@@ -53,75 +54,6 @@ from tunelake.synthetic.server.world_view import (
 DEV_MODE_MAX_USERS = 5
 TIME_RANGES = {"short_term": 28, "medium_term": 182, "long_term": None}
 OPEN = "https://open.spotify.com"
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
-
-
-# --- faults ---------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class FaultRule:
-    kind: str  # 429 | 500 | 502 | 503 | slow
-    count: int
-    retry_after: int = 1
-    delay: float = 0.0
-    path: str = ""  # only requests whose path contains this
-
-
-@dataclass
-class Faults:
-    """Runtime fault plan. Rules are consumed in order, one per matching API request."""
-
-    rules: list[FaultRule] = field(default_factory=list)
-    token_ttl: float | None = None  # server-side lifetime of newly issued access tokens (seconds)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, kind: str, count: int = 1, *, retry_after: int = 1, delay: float = 0.0, path: str = "") -> None:
-        kind = str(kind)
-        if kind not in ("429", "500", "502", "503", "slow"):
-            raise ValueError(f"unknown fault kind {kind!r}")
-        with self.lock:
-            self.rules.append(FaultRule(kind, int(count), int(retry_after), float(delay), path))
-
-    def clear(self) -> None:
-        with self.lock:
-            self.rules.clear()
-            self.token_ttl = None
-
-    def take(self, path: str) -> FaultRule | None:
-        with self.lock:
-            for rule in self.rules:
-                if rule.count > 0 and rule.path in path:
-                    rule.count -= 1
-                    return rule
-            self.rules = [r for r in self.rules if r.count > 0]
-        return None
-
-
-def parse_fault_spec(spec: str) -> list[dict[str, Any]]:
-    """`429x3:2,503x2,slowx5:1.5,ttl:30` → fault dicts (kind, count, retry_after/delay/seconds)."""
-    out: list[dict[str, Any]] = []
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
-        head, _, arg = part.partition(":")
-        kind, _, count = head.partition("x")
-        kind = kind.strip()
-        if kind == "ttl":
-            out.append({"kind": "ttl", "seconds": float(arg or 0)})
-            continue
-        item: dict[str, Any] = {"kind": kind, "count": int(count or 1)}
-        if kind == "429":
-            item["retry_after"] = int(float(arg or 1))
-        elif kind == "slow":
-            item["delay"] = float(arg or 1)
-        elif kind not in ("500", "502", "503"):
-            raise ValueError(f"unknown fault {part!r}: use 429xN:SECONDS, 500xN, 502xN, 503xN, slowxN:SECONDS, ttl:S")
-        out.append(item)
-    return out
 
 
 # --- the server -----------------------------------------------------------------------------------------------
@@ -213,15 +145,7 @@ class FakeSpotify:
                 tok["expires_at"] = 0.0
 
     def apply_faults(self, items: list[dict[str, Any]]) -> None:
-        for item in items:
-            item = dict(item)
-            kind = str(item.pop("kind"))
-            if kind == "ttl":
-                self.faults.token_ttl = float(item.get("seconds", 0))
-            elif kind == "expire_tokens":
-                self.expire_tokens()
-            else:
-                self.faults.add(kind, **item)
+        _faults.apply_faults(self.faults, items, self.expire_tokens)
 
     def count(self, path_part: str, status: int | None = None, method: str = "GET") -> int:
         return sum(
@@ -234,17 +158,11 @@ class FakeSpotify:
         try:
             response = self._dispatch(request)
         except ApiError as exc:
-            response = self._json({"error": {"status": exc.status, "message": exc.message}}, exc.status)
-            for k, v in exc.headers.items():
-                response.headers[k] = v
+            response = error_response(exc)
         except Exception as exc:  # a bug in the fake: answer like the real service would, and say what broke
-            response = self._json({"error": {"status": 500, "message": f"fake server error: {exc!r}"}}, 500)
+            response = json_response({"error": {"status": 500, "message": f"fake server error: {exc!r}"}}, 500)
         self.requests.append((request.method, request.path, response.status_code))
         return response(environ, start_response)
-
-    @staticmethod
-    def _json(obj: Any, status: int = 200) -> Response:
-        return Response(json.dumps(obj), status=status, mimetype="application/json")
 
     def _dispatch(self, req: Request) -> Response:
         path = req.path
@@ -256,43 +174,14 @@ class FakeSpotify:
             return self._token(req)
         if not path.startswith("/v1/"):
             raise ApiError(404, "Service not found")
-        rule = self.faults.take(path)
-        if rule is not None:
-            if rule.kind == "slow":
-                time.sleep(rule.delay)
-            elif rule.kind == "429":
-                raise ApiError(429, "API rate limit exceeded", {"Retry-After": str(rule.retry_after)})
-            else:
-                raise ApiError(
-                    int(rule.kind),
-                    {"500": "Server error", "502": "Bad gateway", "503": "Service unavailable"}[rule.kind],
-                )
+        _faults.inject(self.faults, path)
         handle = self._auth(req)
         base = req.host_url.rstrip("/")
-        return self._json(*_Api(self, handle, base, req).route(path[len("/v1") :]))
+        return json_response(*_Api(self, handle, base, req).route(path[len("/v1") :]))
 
     # --- admin ------------------------------------------------------------------------------------------------
     def _admin(self, req: Request) -> Response:
-        if req.method == "DELETE":
-            self.faults.clear()
-            return self._json({"ok": True})
-        if req.method == "POST":
-            body = req.get_json(force=True, silent=True) or {}
-            items = body if isinstance(body, list) else [body]
-            if req.path.rstrip("/").endswith("expire_tokens"):
-                items = [{"kind": "expire_tokens"}]
-            try:
-                self.apply_faults(items)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ApiError(400, f"bad fault: {exc}") from None
-            return self._json({"ok": True})
-        return self._json(
-            {
-                "rules": [r.__dict__ for r in self.faults.rules],
-                "token_ttl": self.faults.token_ttl,
-                "requests": len(self.requests),
-            }
-        )
+        return _faults.admin(req, self.faults, expire_tokens=self.expire_tokens, requests_seen=len(self.requests))
 
     # --- accounts ---------------------------------------------------------------------------------------------
     def _authorize(self, req: Request) -> Response:
@@ -339,7 +228,7 @@ class FakeSpotify:
         return Response(status=302, headers={"Location": f"{redirect}{sep}{urlencode({'code': code, **state})}"})
 
     def _token_error(self, error: str, description: str, status: int = 400) -> Response:
-        return self._json({"error": error, "error_description": description}, status)
+        return json_response({"error": error, "error_description": description}, status)
 
     def _issue(self, handle: str, scope: str, client_id: str) -> dict[str, Any]:
         access = secrets.token_urlsafe(32)
@@ -374,7 +263,7 @@ class FakeSpotify:
             challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
             if not verifier or challenge != entry["challenge"]:
                 return self._token_error("invalid_grant", "code_verifier was incorrect")
-            return self._json(self._issue(entry["handle"], entry["scope"], entry["client_id"]))
+            return json_response(self._issue(entry["handle"], entry["scope"], entry["client_id"]))
         if grant == "refresh_token":
             with self._lock:
                 entry = self._refresh.get(form.get("refresh_token", ""))
@@ -383,7 +272,7 @@ class FakeSpotify:
             if form.get("client_id") and form.get("client_id") != entry["client_id"]:
                 return self._token_error("invalid_client", "Invalid client")
             token = self._issue(entry["handle"], entry["scope"], entry["client_id"])
-            return self._json(token)
+            return json_response(token)
         return self._token_error("unsupported_grant_type", f"grant_type {grant!r} is not supported")
 
     def _auth(self, req: Request) -> str:
@@ -900,3 +789,19 @@ def serve(
     if faults:
         srv.apply_faults(parse_fault_spec(faults))
     srv.serve_forever()
+
+
+__all__ = [
+    "DEV_MODE_MAX_USERS",
+    "OPEN",
+    "TIME_RANGES",
+    "ApiError",
+    "FakeSpotify",
+    "FaultRule",
+    "Faults",
+    "Listener",
+    "World",
+    "base62_id",
+    "parse_fault_spec",
+    "serve",
+]
