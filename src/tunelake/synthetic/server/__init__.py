@@ -23,10 +23,7 @@ Use it in-process (`with FakeSpotify(world_dir) as srv: srv.url`) or as `tunelak
 
 from __future__ import annotations
 
-import base64
 import bisect
-import hashlib
-import secrets
 import threading
 import time
 from collections import Counter
@@ -39,6 +36,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from tunelake.synthetic.server import faults as _faults
+from tunelake.synthetic.server.accounts import DEV_MODE_MAX_USERS, Accounts
 from tunelake.synthetic.server.faults import FaultRule, Faults, parse_fault_spec
 from tunelake.synthetic.server.responses import ApiError, error_response, json_response
 from tunelake.synthetic.server.world_view import (
@@ -51,7 +49,6 @@ from tunelake.synthetic.server.world_view import (
     uri_id,
 )
 
-DEV_MODE_MAX_USERS = 5
 TIME_RANGES = {"short_term": 28, "medium_term": 182, "long_term": None}
 OPEN = "https://open.spotify.com"
 
@@ -87,10 +84,7 @@ class FakeSpotify:
         self.visible_until_ms: int | None = None  # plays after this are "in the future" (tests move it)
         self.faults = Faults()
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
-        self._codes: dict[str, dict[str, Any]] = {}
-        self._tokens: dict[str, dict[str, Any]] = {}
-        self._refresh: dict[str, dict[str, Any]] = {}
-        self._authorised: list[str] = []
+        self.accounts = Accounts()
         self._lock = threading.RLock()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -140,9 +134,7 @@ class FakeSpotify:
     # --- runtime controls -------------------------------------------------------------------------------------
     def expire_tokens(self) -> None:
         """Every access token issued so far answers 401 from now on (refresh tokens stay valid)."""
-        with self._lock:
-            for tok in self._tokens.values():
-                tok["expires_at"] = 0.0
+        self.accounts.expire_all()
 
     def apply_faults(self, items: list[dict[str, Any]]) -> None:
         _faults.apply_faults(self.faults, items, self.expire_tokens)
@@ -169,123 +161,22 @@ class FakeSpotify:
         if path.startswith("/_fault"):
             return self._admin(req)
         if path == "/authorize":
-            return self._authorize(req)
+            return self.accounts.authorize(
+                req, handles=self.world.handles, dev_mode=self.dev_mode, auto_approve=self.auto_approve
+            )
         if path == "/api/token":
-            return self._token(req)
+            ttl = self.faults.token_ttl if self.faults.token_ttl is not None else self.token_expires_in
+            return self.accounts.token(req, ttl=ttl, expires_in=self.token_expires_in)
         if not path.startswith("/v1/"):
             raise ApiError(404, "Service not found")
         _faults.inject(self.faults, path)
-        handle = self._auth(req)
+        handle = self.accounts.listener_for(req)
         base = req.host_url.rstrip("/")
         return json_response(*_Api(self, handle, base, req).route(path[len("/v1") :]))
 
     # --- admin ------------------------------------------------------------------------------------------------
     def _admin(self, req: Request) -> Response:
         return _faults.admin(req, self.faults, expire_tokens=self.expire_tokens, requests_seen=len(self.requests))
-
-    # --- accounts ---------------------------------------------------------------------------------------------
-    def _authorize(self, req: Request) -> Response:
-        q = req.args
-        for name in ("client_id", "response_type", "redirect_uri", "code_challenge"):
-            if not q.get(name):
-                return Response(f"missing parameter {name}", status=400)
-        if q.get("response_type") != "code":
-            return Response("response_type must be code", status=400)
-        if q.get("code_challenge_method", "S256") != "S256":
-            return Response("code_challenge_method must be S256", status=400)
-        handle = q.get("login_hint") or q.get("listener")
-        redirect = q["redirect_uri"]
-        sep = "&" if "?" in redirect else "?"
-        state = {"state": q["state"]} if q.get("state") else {}
-        if not handle:
-            if not self.auto_approve:
-                return Response("interactive login is not available on the fake server", status=400)
-            links = "".join(
-                f'<li><a href="/authorize?{urlencode({**q.to_dict(), "login_hint": h})}">{h}</a></li>'
-                for h in self.world.handles
-            )
-            return Response(
-                f"<html><body><h1>Fake Spotify: log in as</h1><ul>{links}</ul></body></html>",
-                mimetype="text/html",
-            )
-        if handle not in self.world.handles:
-            return Response(f"unknown listener {handle!r}", status=400)
-        with self._lock:
-            if self.dev_mode and handle not in self._authorised and len(self._authorised) >= DEV_MODE_MAX_USERS:
-                params = {"error": "access_denied", **state}
-                return Response(status=302, headers={"Location": f"{redirect}{sep}{urlencode(params)}"})
-            if handle not in self._authorised:
-                self._authorised.append(handle)
-            code = secrets.token_urlsafe(24)
-            self._codes[code] = {
-                "handle": handle,
-                "challenge": q["code_challenge"],
-                "redirect_uri": redirect,
-                "client_id": q["client_id"],
-                "scope": q.get("scope", ""),
-                "at": time.time(),
-            }
-        return Response(status=302, headers={"Location": f"{redirect}{sep}{urlencode({'code': code, **state})}"})
-
-    def _token_error(self, error: str, description: str, status: int = 400) -> Response:
-        return json_response({"error": error, "error_description": description}, status)
-
-    def _issue(self, handle: str, scope: str, client_id: str) -> dict[str, Any]:
-        access = secrets.token_urlsafe(32)
-        refresh = secrets.token_urlsafe(32)
-        ttl = self.faults.token_ttl if self.faults.token_ttl is not None else self.token_expires_in
-        with self._lock:
-            self._tokens[access] = {"handle": handle, "expires_at": time.time() + ttl, "scope": scope}
-            self._refresh[refresh] = {"handle": handle, "scope": scope, "client_id": client_id}
-        return {
-            "access_token": access,
-            "token_type": "Bearer",
-            "scope": scope,
-            "expires_in": self.token_expires_in,
-            "refresh_token": refresh,
-        }
-
-    def _token(self, req: Request) -> Response:
-        if req.method != "POST":
-            raise ApiError(405, "Method not allowed")
-        form = req.form
-        grant = form.get("grant_type")
-        if grant == "authorization_code":
-            with self._lock:
-                entry = self._codes.pop(form.get("code", ""), None)
-            if entry is None or time.time() - entry["at"] > 600:
-                return self._token_error("invalid_grant", "Invalid authorization code")
-            if form.get("redirect_uri") != entry["redirect_uri"]:
-                return self._token_error("invalid_grant", "Invalid redirect URI")
-            if form.get("client_id") != entry["client_id"]:
-                return self._token_error("invalid_client", "Invalid client")
-            verifier = form.get("code_verifier", "")
-            challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
-            if not verifier or challenge != entry["challenge"]:
-                return self._token_error("invalid_grant", "code_verifier was incorrect")
-            return json_response(self._issue(entry["handle"], entry["scope"], entry["client_id"]))
-        if grant == "refresh_token":
-            with self._lock:
-                entry = self._refresh.get(form.get("refresh_token", ""))
-            if entry is None:
-                return self._token_error("invalid_grant", "Invalid refresh token")
-            if form.get("client_id") and form.get("client_id") != entry["client_id"]:
-                return self._token_error("invalid_client", "Invalid client")
-            token = self._issue(entry["handle"], entry["scope"], entry["client_id"])
-            return json_response(token)
-        return self._token_error("unsupported_grant_type", f"grant_type {grant!r} is not supported")
-
-    def _auth(self, req: Request) -> str:
-        header = req.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
-            raise ApiError(401, "No token provided")
-        with self._lock:
-            tok = self._tokens.get(header[len("Bearer ") :])
-        if tok is None:
-            raise ApiError(401, "Invalid access token")
-        if tok["expires_at"] <= time.time():
-            raise ApiError(401, "The access token expired")
-        return tok["handle"]
 
 
 class _Api:
