@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -22,6 +24,37 @@ from tunelake.synthetic.server.faults import Faults, parse_fault_spec
 from tunelake.synthetic.server.objects import View
 from tunelake.synthetic.server.responses import ApiError, error_response, json_response
 from tunelake.synthetic.server.world_view import World
+
+
+class _Tail(BaseConverter):
+    """The rest of the path after a mount point, empty or with repeated slashes (`[^/].*?` of `path` is not)."""
+
+    regex = ".*"
+    part_isolating = False
+
+
+SERVICE = Map(
+    [
+        Rule("/authorize", endpoint="authorize"),
+        Rule("/api/token", endpoint="token"),
+        Rule("/_fault<tail:rest>", endpoint="admin"),
+        Rule("/v1/<tail:rest>", endpoint="api"),
+    ],
+    converters={"tail": _Tail},
+    merge_slashes=False,
+)
+
+
+def _service(req: Request) -> tuple[str, dict[str, str]]:
+    """Which service a request is for, and the rest of its path.
+
+    Spotify runs accounts and the Web API on two hosts; here they share one port with `/_fault`, and this split
+    is what keeps faults and bearer tokens to `/v1/`.
+    """
+    try:
+        return SERVICE.bind("fake-spotify").match(req.path, req.method)
+    except HTTPException:
+        raise ApiError(404, routes.NOT_FOUND) from None
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -118,7 +151,7 @@ class FakeSpotify:
     def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         try:
-            endpoint, values = routes.service(request)
+            endpoint, values = _service(request)
             services = {"authorize": self._authorize, "token": self._token, "admin": self._admin, "api": self._api}
             response = services[endpoint](request, **values)
         except ApiError as exc:

@@ -1,9 +1,8 @@
-"""Every URL the fake answers, declared as werkzeug rules and dispatched by endpoint name.
+"""The Web API (`/v1/…`): every route declared once as a werkzeug rule and dispatched by endpoint name.
 
-Two maps, because the real service is two services: `SERVICE` splits a request between the accounts service,
-the fault admin endpoint and the Web API (which alone is faulted and needs a bearer token), and `API` routes the
-Web API to one handler per endpoint. Handlers take the request's `Call` and the URL's values and return the JSON
-body; the status of a success is declared next to the handler. Parameter errors are the 400s Spotify gives.
+Handlers are functions of the request's `Call` and the URL's values that return the JSON body; the status of a
+success is declared with the endpoint (`ENDPOINTS`), and anything unrouted is the 404 Spotify gives. Parameter
+checks answer the 400s a client must handle.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import BaseConverter, Map, Rule
+from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request
 
 from tunelake.synthetic.server import objects
@@ -27,34 +26,7 @@ from tunelake.synthetic.server.responses import ApiError
 from tunelake.synthetic.server.world_view import Listener, base62_id, iso_ms, iso_s, split_ids, uri_id
 
 TIME_RANGES = {"short_term": 28, "medium_term": 182, "long_term": None}  # days before the world's end
-_NOT_FOUND = "Service not found"
-
-
-class _Tail(BaseConverter):
-    """The rest of the path after a mount point, empty or with repeated slashes (`[^/].*?` of `path` is not)."""
-
-    regex = ".*"
-    part_isolating = False
-
-
-SERVICE = Map(
-    [
-        Rule("/authorize", endpoint="authorize"),
-        Rule("/api/token", endpoint="token"),
-        Rule("/_fault<tail:rest>", endpoint="admin"),
-        Rule("/v1/<tail:rest>", endpoint="api"),
-    ],
-    converters={"tail": _Tail},
-    merge_slashes=False,
-)
-
-
-def service(req: Request) -> tuple[str, dict[str, str]]:
-    """Which service a request is for (`authorize`, `token`, `admin` or `api`) and the rest of its path."""
-    try:
-        return SERVICE.bind("fake-spotify").match(req.path, req.method)
-    except HTTPException:
-        raise ApiError(404, _NOT_FOUND) from None
+NOT_FOUND = "Service not found"
 
 
 @dataclass(frozen=True)
@@ -344,13 +316,13 @@ def one(call: Call, kind: str, item_id: str) -> dict[str, Any]:
 
 
 def ids_missing(call: Call, kind: str, rest: str) -> dict[str, Any]:
-    """`/tracks/a/b`: Spotify reads it as a batch request without ids."""
+    """`/tracks/a/b` is a batch request without ids, as the fake has always answered it."""
     raise ApiError(400, "Missing required field: ids")
 
 
 # --- the map ------------------------------------------------------------------------------------------------------
 
-_KIND = "<any(tracks, albums, artists, 'audio-features'):kind>"
+_KIND = "<any(tracks, albums, artists, 'audio-features'):kind>"  # the catalogue, batch (`?ids=`) or one by id
 GET, POST, PUT = ["GET"], ["POST"], ["PUT"]
 
 API = Map(
@@ -364,15 +336,12 @@ API = Map(
         Rule("/me/playlists", endpoint="create_playlist", methods=POST),
         Rule("/users/<user_id>/playlists", endpoint="create_playlist", methods=POST),
         Rule("/playlists/<playlist_id>", endpoint="playlist", methods=GET),
-        *(
-            Rule(f"/playlists/<playlist_id>/{sub}", endpoint="playlist_items", methods=GET)
-            for sub in ("items", "tracks")
-        ),
-        *(Rule(f"/playlists/<playlist_id>/{sub}", endpoint="add_items", methods=POST) for sub in ("items", "tracks")),
-        *(
-            Rule(f"/playlists/<playlist_id>/{sub}", endpoint="replace_items", methods=PUT)
-            for sub in ("items", "tracks")
-        ),
+        Rule("/playlists/<playlist_id>/items", endpoint="playlist_items", methods=GET),
+        Rule("/playlists/<playlist_id>/tracks", endpoint="playlist_items", methods=GET),
+        Rule("/playlists/<playlist_id>/items", endpoint="add_items", methods=POST),
+        Rule("/playlists/<playlist_id>/tracks", endpoint="add_items", methods=POST),
+        Rule("/playlists/<playlist_id>/items", endpoint="replace_items", methods=PUT),
+        Rule("/playlists/<playlist_id>/tracks", endpoint="replace_items", methods=PUT),
         Rule(f"/{_KIND}", endpoint="several", methods=GET),
         Rule(f"/{_KIND}/<item_id>", endpoint="one", methods=GET),
         Rule(f"/{_KIND}/<path:rest>", endpoint="ids_missing", methods=GET),
@@ -404,11 +373,11 @@ def dispatch(call: Call, rest: str) -> tuple[dict[str, Any], int]:
     where werkzeug would redirect. HEAD is refused because werkzeug would answer it from the GET rules.
     """
     if call.req.method == "HEAD":
-        raise ApiError(404, _NOT_FOUND)
+        raise ApiError(404, NOT_FOUND)
     path = "/" + "/".join(part for part in rest.split("/") if part)
     try:
         endpoint, values = API.bind("fake-spotify").match(path, call.req.method)
-    except HTTPException:  # unknown path or method: Spotify answers 404 to both
-        raise ApiError(404, _NOT_FOUND) from None
+    except HTTPException:  # an unknown path and a known path with another method alike: 404, never 405
+        raise ApiError(404, NOT_FOUND) from None
     handler, status = ENDPOINTS[endpoint]
     return handler(call, **values), status
