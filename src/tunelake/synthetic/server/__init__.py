@@ -20,10 +20,10 @@ listeners may authorise the app. Faults are injected at run time with `FakeSpoti
 
 Use it in-process (`with FakeSpotify(world_dir) as srv: srv.url`) or as `tunelake fake-spotify --world DIR`.
 
-The package, one concept per module: `world_view` (the world directory as the API sees it), `objects` (Spotify's
-JSON objects), `routes` (every URL, as werkzeug rules, and the Web API handlers), `accounts` (login and tokens),
-`faults` (fault injection) and `app` (the server). Like the rest of `tunelake.synthetic`, it imports nothing from
-the product code.
+One concept per module: `world_view` (the world directory as the API sees it), `objects` (Spotify's JSON
+objects), `routes` (the Web API as werkzeug rules and their handlers), `accounts` (login and tokens), `faults`
+(fault injection), `responses` (the error shape) and `app` (the server, and which service a URL belongs to). Like
+the rest of `tunelake.synthetic`, it imports nothing from the product code.
 """
 
 from tunelake.synthetic.server.accounts import DEV_MODE_MAX_USERS
