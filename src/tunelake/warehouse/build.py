@@ -12,11 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pyarrow as pa
 import pytz
 
@@ -33,31 +31,8 @@ from tunelake.warehouse.engine import (
     remove_warehouse_file,
     write_pointer,
 )
+from tunelake.warehouse.model_graph import MODEL_ORDER, render_model
 from tunelake.warehouse.tables import TABLES
-
-# Models in dependency order; names starting with int_ are intermediate (temporary) tables.
-MODEL_ORDER = [
-    "int_user_tz",
-    "int_known_tracks",
-    "int_artist_names",
-    "dim_track",
-    "dim_artist",
-    "dim_album",
-    "bridge_track_artist",
-    "bridge_artist_genre",
-    "int_plays_local",
-    "dim_date",
-    "fact_play",
-    "fact_episode_play",
-    "fact_saved_track",
-    "fact_playlist_item",
-    "fact_top_item",
-    "dim_user",
-    "agg_user_day",
-    "agg_user_day_hour",
-    "agg_user_track_month",
-    "agg_user_artist_month",
-]
 
 # Settings the models depend on: changing one of them makes the next build run even with no new data.
 MODEL_SETTINGS = ("stream_threshold_ms", "session_gap_minutes", "default_timezone", "engine")
@@ -83,17 +58,6 @@ def country_timezones() -> pa.Table:
     """Country → the first (most populous) IANA zone pytz lists for it: the guess for a user's timezone."""
     items = sorted((cc, zones_[0]) for cc, zones_ in pytz.country_timezones.items() if zones_)
     return pa.table({"country": [c for c, _ in items], "timezone": [z for _, z in items]})
-
-
-def render_model(name: str, engine: Engine, cfg: Config) -> str:
-    text = resources.files("tunelake.warehouse").joinpath(f"models/{name}.sql").read_text()
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    return env.from_string(text).render(
-        **engine.macros,
-        stream_threshold_ms=int(cfg.stream_threshold_ms),
-        session_gap_ms=int(cfg.session_gap_minutes) * 60_000,
-        default_timezone=str(cfg.default_timezone).replace("'", ""),
-    )
 
 
 def curated_uris(lake: Lake, table: str) -> list[str]:
@@ -212,7 +176,7 @@ def _build(
         for i, name in enumerate(MODEL_ORDER):
             if progress:
                 progress(i, total, name)
-            sql = render_model(name, engine, cfg)
+            sql = render_model(name, engine.macros, cfg)
             spec = TABLES.get(name)
             info.rows[name] = engine.materialize(name, sql, spec, temp=name.startswith("int_"))
         if progress:
