@@ -88,7 +88,7 @@ def build_order(reads: Mapping[str, Collection[str]], sources: Collection[str] =
     try:
         graph.prepare()
     except graphlib.CycleError as exc:
-        cycle = " → ".join(exc.args[1])
+        cycle = " reads ".join(reversed(exc.args[1]))  # graphlib lists each model before the models reading it
         raise TunelakeError(f"models read each other in a cycle: {cycle}",
                             hint="a model can only read models that are built before it; break the cycle") from None
     order: list[str] = []
