@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from importlib import resources
 
-import jinja2
 import pyarrow as pa
 import pytz
 
@@ -19,32 +17,9 @@ from tunelake.curate.schemas import CURATED
 from tunelake.lake import manifest, zones
 from tunelake.lake.store import Lake
 from tunelake.warehouse.engines import Engine
+from tunelake.warehouse.model_graph import MODEL_ORDER, render_model
 from tunelake.warehouse.tables import TABLES
 from tunelake.workspace import Workspace
-
-# Models in dependency order; names starting with int_ are intermediate (temporary) tables.
-MODEL_ORDER = [
-    "int_user_tz",
-    "int_known_tracks",
-    "int_artist_names",
-    "dim_track",
-    "dim_artist",
-    "dim_album",
-    "bridge_track_artist",
-    "bridge_artist_genre",
-    "int_plays_local",
-    "dim_date",
-    "fact_play",
-    "fact_episode_play",
-    "fact_saved_track",
-    "fact_playlist_item",
-    "fact_top_item",
-    "dim_user",
-    "agg_user_day",
-    "agg_user_day_hour",
-    "agg_user_track_month",
-    "agg_user_artist_month",
-]
 
 # Settings the models depend on: changing one of them makes the next build run even with no new data.
 MODEL_SETTINGS = ("stream_threshold_ms", "session_gap_minutes", "default_timezone", "engine")
@@ -54,17 +29,6 @@ def country_timezones() -> pa.Table:
     """Country → the first (most populous) IANA zone pytz lists for it: the guess for a user's timezone."""
     items = sorted((cc, zones_[0]) for cc, zones_ in pytz.country_timezones.items() if zones_)
     return pa.table({"country": [c for c, _ in items], "timezone": [z for _, z in items]})
-
-
-def render_model(name: str, engine: Engine, ws: Workspace) -> str:
-    text = resources.files("tunelake.warehouse").joinpath(f"models/{name}.sql").read_text()
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    return env.from_string(text).render(
-        **engine.macros,
-        stream_threshold_ms=ws.settings.stream_threshold_ms,
-        session_gap_ms=ws.settings.session_gap_minutes * 60_000,
-        default_timezone=str(ws.settings.default_timezone).replace("'", ""),
-    )
 
 
 def curated_uris(lake: Lake, table: str) -> list[str]:
@@ -105,7 +69,7 @@ def build_models(ws: Workspace, engine: Engine, progress: Callable[[int, int, st
     for i, name in enumerate(MODEL_ORDER):
         if progress:
             progress(i, total, name)
-        sql = render_model(name, engine, ws)
+        sql = render_model(name, engine.macros, ws.settings)
         rows[name] = engine.materialize(name, sql, TABLES.get(name), temp=name.startswith("int_"))
     if progress:
         progress(total, total, "done")

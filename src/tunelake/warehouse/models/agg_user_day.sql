@@ -1,3 +1,4 @@
+-- reads: fact_play, dim_date
 SELECT
     f.user_key,
     f.date_key,

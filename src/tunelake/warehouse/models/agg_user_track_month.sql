@@ -1,3 +1,4 @@
+-- reads: fact_play, dim_date
 -- first_month marks the month a user first played a track, over the whole history, so discovery rates for any
 -- period are a filtered sum over this table instead of a scan of every earlier month.
 SELECT

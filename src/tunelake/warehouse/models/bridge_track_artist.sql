@@ -1,3 +1,4 @@
+-- reads: dim_track, cur_catalog_track_artists
 -- Catalogue credits where known; otherwise the primary artist the play names.
 SELECT ta.track_id, ta.artist_id, min(ta.position) AS artist_position
 FROM cur_catalog_track_artists AS ta

@@ -1,3 +1,4 @@
+-- reads: dim_track, cur_catalog_albums
 WITH catalog AS (
     SELECT album_id, album_name, artist_id, release_date, release_date_precision, album_type FROM cur_catalog_albums
 ), referenced AS (

@@ -1,3 +1,4 @@
+-- reads: dim_track, cur_catalog_artists, cur_catalog_artist_genres
 -- Catalogue artists, plus surrogate artists for names only the plays know.
 WITH genre AS (
     SELECT artist_id, genre FROM cur_catalog_artist_genres WHERE genre_rank = 0

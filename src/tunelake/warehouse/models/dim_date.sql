@@ -1,3 +1,4 @@
+-- reads: int_plays_local
 WITH bounds AS (
     SELECT min(d) AS lo, max(d) AS hi FROM (
         SELECT CAST(started_at_local AS DATE) AS d FROM int_plays_local

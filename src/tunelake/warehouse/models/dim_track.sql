@@ -1,3 +1,4 @@
+-- reads: int_known_tracks, int_artist_names, cur_catalog_tracks, cur_catalog_artist_genres
 WITH pt AS (
     SELECT
         p.*,

@@ -1,3 +1,4 @@
+-- reads: int_user_tz, fact_play
 SELECT
     u.user_key, u.handle, u.country, u.timezone, u.timezone_source,
     min(f.ended_at) AS first_played_at,

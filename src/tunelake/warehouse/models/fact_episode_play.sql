@@ -1,3 +1,4 @@
+-- reads: int_plays_local
 SELECT
     p.play_id, p.user_key,
     CASE WHEN p.content_type = 'audiobook' THEN 'audiobook' ELSE 'episode' END AS content_type,

@@ -1,3 +1,4 @@
+-- reads: int_plays_local, dim_track
 WITH base AS (
     SELECT
         p.play_id, p.user_key, p.track_id, t.artist_id, t.album_id,

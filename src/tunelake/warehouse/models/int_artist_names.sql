@@ -1,3 +1,4 @@
+-- reads: cur_catalog_artists
 -- Catalogue artists reachable by name: only names that denote exactly one artist are used to resolve plays.
 SELECT lower(trim(artist_name)) AS name_key, min(artist_id) AS artist_id
 FROM cur_catalog_artists

@@ -1,3 +1,4 @@
+-- reads: cur_plays, cur_saved_tracks, cur_playlist_items
 -- Tracks as plays, library and playlists describe them: the fallback for tracks that no catalogue describes.
 -- One description per track, from the record seen last; among equally recent ones (library and playlist rows have
 -- no time) the most complete, then the greatest names, so every engine picks the same one.

@@ -1,3 +1,4 @@
+-- reads: int_user_tz, cur_plays
 -- Every accepted playback with UTC start/end and local times in the user's timezone.
 WITH p AS (
     SELECT
