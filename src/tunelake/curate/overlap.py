@@ -23,6 +23,8 @@ import math
 
 import pyarrow as pa
 
+from tunelake.duck import cursor
+
 MS_TOLERANCE = 1000
 
 
@@ -34,7 +36,6 @@ def find_pairs(
         return []
     tol = int(tolerance_s * 1000)
     reach = math.ceil(tolerance_s / 60) if tolerance_s > 0 else 0
-    from tunelake.curate.plays import cursor
 
     con = cursor()
     try:

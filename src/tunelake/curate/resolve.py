@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tunelake.duck import arrow_of, cursor
 from tunelake.lake import zones
 from tunelake.lake.store import Lake
 
@@ -237,8 +238,6 @@ def record_items(lake: Lake, items: list[pa.Table]) -> int:
 
 
 def _record_items(lake: Lake, items: list[pa.Table]) -> int:
-    from tunelake.curate.plays import cursor  # late: plays imports this module
-    from tunelake.duck import arrow_of
 
     pending = lake.glob(f"{zones.NAME_INDEX_PENDING}/*.parquet")
     items = [*items, *(lake.read_parquet(r) for r in pending)]
@@ -315,7 +314,6 @@ def rebuild_index(lake: Lake) -> int:
 def lake_resolver(lake: Lake) -> Resolver:
     """A resolver over everything the lake knows (plays of every user, libraries, playlists, catalogues), read
     from the name index; an index is built first for a lake that has none."""
-    from tunelake.curate.plays import cursor
 
     index = _read_index(lake)
     if index is None:

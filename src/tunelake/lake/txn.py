@@ -17,12 +17,13 @@ import posixpath
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-if TYPE_CHECKING:
-    from tunelake.lake.store import Lake
+# `lake` below is a `tunelake.lake.store.Lake`; not imported, because the store imports this module (it stages its
+# writes through a Transaction) and arrows between the two would run both ways.
+Lake = Any
 
 TXN_DIR = "_manifest/txn"
 STAGED = ".staged-"

@@ -162,7 +162,7 @@ def quality_step(ctx: RunContext) -> StepInfo:
     results = quality.run_gates(ctx.engine, ctx.ws.lake)
     ctx.run.quality = quality.as_dicts(results)
     ctx.checked_at = utcnow()
-    quality.store_results(ctx.engine, ctx.run.run_id, results, ctx.checked_at)
+    quality.store_results(ctx.engine.serving, ctx.run.run_id, results, ctx.checked_at)
     quality.raise_for_failures(results)
     return ctx.info(rows_in=len(results), rows_out=sum(r.passed for r in results),
                     details={"summary": quality.summary_line(results),

@@ -22,8 +22,8 @@ from typing import Any
 import pandas as pd
 
 from tunelake import __version__
-from tunelake.display import format_cell
 from tunelake.errors import TunelakeError
+from tunelake.report.format import format_cell, gate_summary, profile_summary
 from tunelake.workspace import Workspace
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -182,7 +182,6 @@ def _inventory(ws: Workspace, con: Any) -> dict[str, Any]:
         for q in bdf["quarantined"]:
             for reason, n in (q or {}).items():
                 reasons[reason] = reasons.get(reason, 0) + int(n)
-    from tunelake.dashboard import gate_summary
 
     quality, failed_gates = gate_summary(_table_or_empty(con, "meta_quality"))
     runs = _table_or_empty(con, "meta_run", "started_at DESC").drop(columns=["details"], errors="ignore").head(30)
@@ -315,7 +314,6 @@ def _segmentation(con: Any, figs: dict[str, str]) -> dict[str, Any]:
     if not prof.empty:
         import seaborn as sns
 
-        from tunelake.dashboard import profile_summary
 
         out["profiles"] = profile_summary(prof)
         grid = prof.pivot_table(index="segment", columns="feature", values="z_score", aggfunc="first")

@@ -116,5 +116,6 @@ def write_warehouse_doc(path: str | Path | None = None) -> Path:
     return target
 
 
-if __name__ == "__main__":  # pragma: no cover
-    print(write_warehouse_doc(sys.argv[1] if len(sys.argv) > 1 else None))
+
+if __name__ == "__main__":  # pragma: no cover - regenerates docs/warehouse.md
+    write_warehouse_doc(sys.argv[1] if len(sys.argv) > 1 else None)

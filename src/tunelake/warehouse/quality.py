@@ -18,9 +18,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import duckdb
+
 from tunelake.errors import QualityGateError
 from tunelake.lake import manifest
 from tunelake.lake.store import Lake
+from tunelake.warehouse.engines import Engine
 from tunelake.warehouse.tables import TABLES, Table
 
 MAX_KEYS = 20
@@ -46,19 +49,6 @@ class GateResult:
     def describe(self) -> str:
         keys = json.dumps(self.sample_keys[:5], default=str)
         return f"{self.check_name} on {self.table_name}: {self.failing_rows} rows (e.g. {keys})"
-
-
-def query_fn(target: Any) -> Query:
-    """A `sql → list of row dicts` function over an Engine or a DuckDB connection."""
-    if hasattr(target, "query") and hasattr(target, "materialize"):  # an Engine
-        return lambda sql: target.query(sql).to_pylist()
-
-    def run(sql: str) -> list[dict[str, Any]]:
-        cur = target.execute(sql)
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
-
-    return run
 
 
 def _lit(ts: datetime) -> str:
@@ -206,9 +196,11 @@ def reconcile(q: Query, lake: Lake) -> list[GateResult]:
 # --- running them ---------------------------------------------------------------------------------------------
 
 
-def run_gates(target: Any, lake: Lake | None, *, now: datetime | None = None) -> list[GateResult]:
+def run_gates(engine: Engine, lake: Lake | None, *, now: datetime | None = None) -> list[GateResult]:
     """Every gate over the tables present; reconciliation too when `lake` is given (needs the cur_* views)."""
-    q = query_fn(target)
+    def q(sql: str) -> list[dict[str, Any]]:
+        return engine.query(sql).to_pylist()
+
     now = now or datetime.now(UTC).replace(tzinfo=None)
     present = _existing(q)
     results: list[GateResult] = []
@@ -233,14 +225,14 @@ def summary_line(results: list[GateResult]) -> str:
     return f"{passed}/{len(results)} gates passed"
 
 
-def store_results(target: Any, run_id: str, results: list[GateResult], checked_at: datetime | None = None) -> None:
-    """Write the results into meta_quality (replacing this run's earlier results)."""
+def store_results(con: duckdb.DuckDBPyConnection, run_id: str, results: list[GateResult],
+                  checked_at: datetime | None = None) -> None:
+    """Write the results into meta_quality of a warehouse file (replacing this run's earlier results)."""
     checked_at = checked_at or datetime.now(UTC).replace(tzinfo=None)
-    target.execute("DELETE FROM meta_quality WHERE run_id = ?", [run_id])
+    con.execute("DELETE FROM meta_quality WHERE run_id = ?", [run_id])
     rows = [(run_id, r.check_name, r.table_name, r.status, r.failing_rows, json.dumps(r.sample_keys, default=str),
              checked_at) for r in results]
     if rows:
-        con = getattr(target, "con", target)
         con.executemany("INSERT INTO meta_quality VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
 
@@ -255,15 +247,6 @@ def raise_for_failures(results: list[GateResult]) -> None:
     err.results = results  # type: ignore[attr-defined]
     err.failed = failed  # type: ignore[attr-defined]
     raise err
-
-
-def enforce(engine: Any, lake: Lake | None, run_id: str) -> list[GateResult]:
-    """Run the gates, store them in meta_quality, and raise QualityGateError if any failed."""
-    results = run_gates(engine, lake)
-    if hasattr(engine, "con") or hasattr(engine, "executemany"):
-        store_results(engine, run_id, results)
-    raise_for_failures(results)
-    return results
 
 
 def as_dicts(results: list[GateResult]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from tunelake.dashboard import FilterState, Warehouse
-from tunelake.display import format_cell
+from tunelake.report.format import format_cell
 
 Fig = dict[str, Any]  # a Plotly figure as plain JSON-ready dict (see layout_fig)
 PALETTE = ["#1db954", "#2e77d0", "#e8115b", "#f59b23", "#9b59b6", "#148a08", "#509bf5", "#ff6437", "#af2896",

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import html
 
-from tunelake.dashboard import FilterState, Warehouse, gate_summary
+from tunelake.dashboard import FilterState, Warehouse
 from tunelake.dashboard.pages.common import (
     PALETTE,
     Chart,
@@ -19,6 +19,7 @@ from tunelake.dashboard.pages.common import (
     layout_fig,
     table,
 )
+from tunelake.report.format import gate_summary
 
 KEY, NAME, PATH = "quality", "Data quality", "/quality"
 

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, html, no_update
 
-from tunelake.dashboard import FilterState, Warehouse, clicked, parse_key, profile_summary
+from tunelake.dashboard import FilterState, Warehouse, clicked, parse_key
 from tunelake.dashboard.pages.common import (
     PALETTE,
     Chart,
@@ -21,6 +21,7 @@ from tunelake.dashboard.pages.common import (
     layout_fig,
     table,
 )
+from tunelake.report.format import profile_summary
 
 KEY, NAME, PATH = "segments", "Segments", "/segments"
 NO_SEGMENTS = "No segments yet: run `tunelake segment` (or `tunelake run`)"
