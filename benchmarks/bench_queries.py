@@ -27,10 +27,10 @@ import duckdb
 
 from tunelake.curate.ingest import write_users_table
 from tunelake.curate.plays import PLAY_ID_SQL
-from tunelake.curate.schemas import PLAYS
 from tunelake.lake import manifest, zones
 from tunelake.pipeline import build
 from tunelake.sources.catalog import import_catalog
+from tunelake.sources.types import PLAYS
 from tunelake.synthetic.world import generate_world
 from tunelake.warehouse.store import open_warehouse
 from tunelake.workspace import open_workspace

@@ -142,7 +142,7 @@ def test_recommend_push_to_fake_spotify(demo: tuple[Workspace, dict], monkeypatc
             __import__(module)
         else:
             pytest.importorskip(module)
-    from tunelake.sources import spotify_api as api
+    from tunelake.curate import pull
     from tunelake.synthetic.server import FakeSpotify
 
     cfg, _ = demo
@@ -150,7 +150,7 @@ def test_recommend_push_to_fake_spotify(demo: tuple[Workspace, dict], monkeypatc
         for name, value in (("SPOTIFY_API_URL", srv.api_url), ("SPOTIFY_ACCOUNTS_URL", srv.accounts_url),
                             ("SPOTIFY_CLIENT_ID", "tunelake-test")):
             monkeypatch.setenv(f"TUNELAKE_{name}", value)
-        api.login(open_workspace(cfg.root), "listener-0002", method="auto")
+        pull.login(open_workspace(cfg.root), "listener-0002", method="auto")
         res = CliRunner().invoke(app, ["-w", str(cfg.root), "recommend", "--user", "listener-0002", "--n", "7",
                                        "--push", "--name", "tunelake picks", "--format", "json"])
         assert res.exit_code == 0, res.output

@@ -14,10 +14,10 @@ import pytest
 
 from tunelake.curate.ingest import import_paths
 from tunelake.curate.plays import read_user_plays
-from tunelake.curate.resolve import is_surrogate
 from tunelake.lake import manifest
 from tunelake.pipeline import build
 from tunelake.sources.catalog import import_catalog
+from tunelake.sources.names import is_surrogate
 from tunelake.warehouse.store import open_warehouse
 from tunelake.workspace import open_workspace
 

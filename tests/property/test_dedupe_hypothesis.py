@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover
     pytest.skip("hypothesis is not installed (pip install 'tunelake[dev]')", allow_module_level=True)
 
 from tunelake.curate import plays
-from tunelake.curate.schemas import PLAYS
+from tunelake.sources.types import PLAYS
 
 rows = st.lists(st.tuples(st.integers(0, 6), st.sampled_from(["a", "b", "c"]), st.integers(0, 3)),
                 min_size=0, max_size=25)

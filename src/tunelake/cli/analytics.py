@@ -200,7 +200,7 @@ def register(app: typer.Typer) -> None:
              title=f"For {handle} ({recs['method'].iloc[0] if len(recs) else method or default})")
         if push:
             try:
-                from tunelake.sources.spotify_api import push_playlist
+                from tunelake.sources.spotify.playlist import push_playlist
             except ImportError as exc:
                 raise TunelakeError(f"pushing playlists needs the Spotify API module ({exc})",
                                     hint="pip install 'tunelake[api]' and run `tunelake auth login`") from None

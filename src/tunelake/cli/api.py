@@ -29,7 +29,7 @@ def auth_login(
     no_browser: bool = typer.Option(False, "--no-browser", help="Print the URL, do not open a browser"),
 ) -> None:
     """Log a user in; the token is cached in <workspace>/secrets/tokens/<user>.json (mode 0600), never printed."""
-    from tunelake.sources.spotify_api import login
+    from tunelake.curate.pull import login
 
     method = "auto" if auto else "paste" if paste else "listen"
     info = login(workspace(ctx), user, method=method, listener=listener, open_browser=not no_browser, say=_say)
@@ -46,7 +46,7 @@ def pull_cmd(
     ),
 ) -> None:
     """Pull a user's Spotify data into the lake (recently played incrementally, top items, library, playlists)."""
-    from tunelake.sources.spotify_api import pull
+    from tunelake.curate.pull import pull
 
     items = [w.strip() for w in what.split(",") if w.strip()]
     r = pull(workspace(ctx), user, items)
@@ -69,7 +69,7 @@ def playlist_push(
 ) -> None:
     """Create or update a named playlist with the given tracks."""
     from tunelake.errors import InputError
-    from tunelake.sources.spotify_api import push_playlist
+    from tunelake.sources.spotify.playlist import push_playlist
 
     if tracks == "-":
         lines = sys.stdin.read().splitlines()

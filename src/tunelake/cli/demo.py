@@ -153,7 +153,7 @@ def api_demo(
 
     The whole Spotipy path runs with no network: PKCE login, token cache, paging, enrichment.
     """
-    from tunelake.sources import spotify_api as api  # the api extra
+    from tunelake.curate.pull import login, pull  # the api extra
     from tunelake.synthetic.server import FakeSpotify
     results = []
     with FakeSpotify(world_dir, dev_mode=dev_mode) as srv:
@@ -163,8 +163,8 @@ def api_demo(
         for i, handle in enumerate(todo):
             if progress:
                 progress(i, len(todo), handle)
-            api.login(local, handle, method="auto", listener=handle)
-            results.append(api.pull(local, handle))
+            login(local, handle, method="auto", listener=handle)
+            results.append(pull(local, handle))
         if progress:
             progress(len(todo), len(todo), "done")
     return results

@@ -20,15 +20,15 @@ from tunelake import duck
 from tunelake.curate import plays as curated_plays
 from tunelake.curate import resolve
 from tunelake.curate.privacy import PII_COLUMNS, apply_pii_policy, workspace_salt
-from tunelake.curate.schemas import USERS
 from tunelake.errors import InputError
 from tunelake.lake import manifest, zones
 from tunelake.lake.lock import worker_hold
 from tunelake.lake.manifest import Batch, utcnow
 from tunelake.lake.store import Lake
-from tunelake.sources import library
+from tunelake.sources import library, names
 from tunelake.sources.account import parse_account
 from tunelake.sources.export import PARSERS, ExportFile, Parsed, find_export_files, source_of_kind
+from tunelake.sources.types import USERS
 from tunelake.workspace import Workspace
 
 Progress = Callable[[int, int, str], None]
@@ -277,7 +277,7 @@ def _resolve_pending(lake: Lake, pending: list[tuple[Batch, FileResult, Parsed]]
             is_ep = pc.and_(acc, pc.equal(rows["content_type"], "episode"))
             tids, tok = resolver.resolve_tracks(rows["artist_name"].to_pylist(), rows["track_name"].to_pylist())
             eids, eok = resolver.resolve_episodes(rows["show_name"].to_pylist(), rows["episode_name"].to_pylist())
-            bids = pa.array([resolve.surrogate_id("chapter", b, c) for b, c in zip(
+            bids = pa.array([names.surrogate_id("chapter", b, c) for b, c in zip(
                 rows["audiobook_title"].to_pylist(), rows["chapter_title"].to_pylist(), strict=True)], pa.string())
             is_book = pc.and_(acc, pc.equal(rows["content_type"], "audiobook"))
             rows = rows.set_column(rows.column_names.index("track_id"), "track_id",
@@ -450,11 +450,11 @@ def _import_user(
             result.excluded = merge.excluded_by_batch.get(batch.batch_id, 0)
             _count(lake, batch, result, parsed.rows.num_rows, dups, merged)
             summary.ms_played += result.ms_played
-    names = [p.rows for _, r, p in pending if r.table != "plays"]  # plays are recorded by merge_plays
-    if names and shared_writes:  # what this import teaches about names → ids, for later imports of any user
-        resolve.record_known(lake, names)
+    named = [p.rows for _, r, p in pending if r.table != "plays"]  # plays are recorded by merge_plays
+    if named and shared_writes:  # what this import teaches about names → ids, for later imports of any user
+        resolve.record_known(lake, named)
     if not shared_writes:  # import_many records what every listener taught, once, at the end
-        taught = [resolve.known_items(t) for t in ([incoming] if plays else []) + names if t.num_rows]
+        taught = [resolve.known_items(t) for t in ([incoming] if plays else []) + named if t.num_rows]
         taught = [t for t in taught if t.num_rows]
         if taught:  # committed with the listener's rows; merged into the index by import_many's last step
             lake.write_parquet(zones.name_index_pending(user_key, lake.txn.id if lake.txn else "0"),

@@ -1,14 +1,16 @@
-"""The matching rule between account-data plays and extended-history (or API) plays of the same person.
+"""The one rule for "the same playback from two sources" (two exports, an export and the Web API, either way round).
 
-Account data gives `endTime` = the playback's end truncated to the minute; the extended history gives `ts` = the
-end to the second. An account row A and another row E are the same playback when
+A row A of the less precise source and a row E of the other are the same playback of one listener when
 
-  1. they belong to the same user and are the same kind of item (track, episode, audiobook);
-  2. they name the same item: equal normalised names (artist+track, show+episode, book+chapter, see
-     `curate.resolve.normalize`), or the same resolved track id;
-  3. E's end lies in A's minute, widened by the tolerance on both sides:
-     A.endTime − tol ≤ E.ts < A.endTime + 60 s + tol   (tol = `overlap_tolerance_s`, default 90 s);
-  4. |A.ms_played − E.ms_played| ≤ MS_TOLERANCE (1 s; the two files normally agree to the millisecond).
+  1. they are the same kind of item (track, episode, audiobook);
+  2. they name the same item: equal keys, or the same resolved id (account data against anything: the key is the
+     normalised names, artist+track, show+episode or book+chapter, see `sources.names.normalize`; the Web API
+     against an export: the key is the track id);
+  3. E's end lies in A's window, widened by the tolerance on both sides (tol = `overlap_tolerance_s`, 90 s):
+     account data gives `endTime` truncated to the minute, so A.endTime − tol ≤ E.ts < A.endTime + 60 s + tol;
+     the API gives `played_at` to the millisecond, so |E.ts − A.played_at| ≤ tol;
+  4. account data and the extended history agree on ms_played: |A.ms_played − E.ms_played| ≤ MS_TOLERANCE
+     (1 s). The API has no ms_played (its rows carry the track's duration), so this condition is left out.
 
 Matching is one-to-one. Among candidates, a pair whose E ends inside A's exact minute beats one that only fits
 the widened window, then the smaller ms difference, then the nearer time; pairs are taken when each side is the
@@ -28,14 +30,24 @@ from tunelake.duck import cursor
 MS_TOLERANCE = 1000
 
 
+ACCOUNT_WINDOW_MS = 60_000  # account data: the minute `endTime` was truncated to
+API_WINDOW_MS = 0  # the Web API: a point in time
+
+
 def find_pairs(
-    account: pa.Table, other: pa.Table, tolerance_s: float, ms_tolerance: int = MS_TOLERANCE
+    account: pa.Table, other: pa.Table, tolerance_s: float, ms_tolerance: int | None = MS_TOLERANCE,
+    window_ms: int = ACCOUNT_WINDOW_MS,
 ) -> list[tuple[int, int]]:
-    """(account idx, other idx) pairs that are one playback. Both tables: idx, t (epoch ms), ms, ctype, k, tid."""
+    """(A idx, E idx) pairs that are one playback. Both tables: idx, t (epoch ms), ms, ctype, k, tid. `account` is
+    the side A with the `window_ms` precision; `ms_tolerance=None` leaves condition 4 out."""
     if not account.num_rows or not other.num_rows:
         return []
     tol = int(tolerance_s * 1000)
-    reach = math.ceil(tolerance_s / 60) if tolerance_s > 0 else 0
+    lo = -math.ceil(tol / 60_000)  # the minute buckets an E of A's window can fall in, relative to A's
+    hi = math.ceil((tol + window_ms) / 60_000)
+    upper = window_ms + tol - (1 if window_ms else 0)  # last E.ts - A.t still in A's window (ms are integers)
+    half = window_ms // 2
+    ms_check = "TRUE" if ms_tolerance is None else f"dms <= {int(ms_tolerance)}"
 
     con = cursor()
     try:
@@ -45,7 +57,7 @@ def find_pairs(
             f"""
             CREATE TEMP TABLE cand AS
             WITH e AS (SELECT *, t // 60000 AS b FROM oth),
-            ax AS (SELECT acc.*, t // 60000 + r.o AS b FROM acc, range({-reach}, {reach + 2}) AS r(o)),
+            ax AS (SELECT acc.*, t // 60000 + r.o AS b FROM acc, range({lo}, {hi + 1}) AS r(o)),
             pairs AS (
                 SELECT ax.idx AS ai, e.idx AS ei, ax.t AS a_t, e.t AS e_t, abs(e.ms - ax.ms) AS dms
                 FROM ax JOIN e ON e.k = ax.k AND e.ctype = ax.ctype AND e.b = ax.b
@@ -54,10 +66,10 @@ def find_pairs(
                 FROM ax JOIN e ON e.tid = ax.tid AND e.ctype = ax.ctype AND e.b = ax.b
             )
             SELECT ai, ei, dms,
-                   CASE WHEN e_t >= a_t AND e_t < a_t + 60000 THEN 0 ELSE 1 END AS outside,
-                   abs(e_t - (a_t + 30000)) AS dt
+                   CASE WHEN e_t >= a_t AND e_t < a_t + {window_ms} THEN 0 ELSE 1 END AS outside,
+                   abs(e_t - (a_t + {half})) AS dt
             FROM pairs
-            WHERE e_t >= a_t - {tol} AND e_t < a_t + 60000 + {tol} AND dms <= {int(ms_tolerance)}
+            WHERE e_t >= a_t - {tol} AND e_t <= a_t + {upper} AND {ms_check}
             """
         )
         found: list[tuple[int, int]] = []
@@ -78,3 +90,16 @@ def find_pairs(
     finally:
         con.close()
     return found
+
+
+def api_inputs(idx: pa.Array, t: pa.Array, track_id: pa.Array) -> pa.Table:
+    """`find_pairs` input for plays known by track id (Web API rows, and the export rows they are matched to)."""
+    n = len(idx)
+    return pa.table({"idx": idx, "t": t, "ms": pa.nulls(n, pa.int64()), "ctype": pa.array(["track"] * n),
+                     "k": track_id, "tid": track_id})
+
+
+def api_pairs(api: pa.Table, other: pa.Table, tolerance_s: float) -> list[tuple[int, int]]:
+    """(API idx, other idx) pairs that are one playback: `find_pairs` with the API's point-in-time window and no
+    ms_played condition. Inputs from `api_inputs`."""
+    return find_pairs(api, other, tolerance_s, ms_tolerance=None, window_ms=API_WINDOW_MS)

@@ -15,25 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tunelake.curate import overlap, resolve
-from tunelake.curate.schemas import PLAYS
 from tunelake.duck import arrow_of, cursor
 from tunelake.lake import zones
 from tunelake.lake.store import Lake
+from tunelake.sources import names
+from tunelake.sources.types import PLAYS, conform, play_id_sql
 
 TABLE = "plays"
-
-# The item part of the playback id: the Spotify id when there is one, else the names the export carries.
-def play_id_sql(user: str = "CAST(user_key AS VARCHAR)") -> str:
-    """The playback id as SQL over the curated column names; `user` is the user part (a column, or a literal when
-    the parse computes the ids of one user's file in the same pass)."""
-    return f"""
-md5(concat_ws('|', {user}, CAST(epoch_ms(CAST(ended_at AS TIMESTAMP)) AS VARCHAR),
-    coalesce(track_id, episode_id, chapter_id, audiobook_id,
-             'n:' || coalesce(track_name, '') || '/' || coalesce(artist_name, '') || '/' || coalesce(episode_name, ''),
-             ''),
-    CAST(ms_played AS VARCHAR)))
-"""
-
 
 PLAY_ID_SQL = play_id_sql()
 
@@ -60,17 +48,10 @@ class MergeResult:
     excluded_by_batch: dict[str, int] = field(default_factory=dict)  # accepted rows that are not music
 
 
-def conform(table: pa.Table, schema: pa.Schema = PLAYS) -> pa.Table:
-    """Reorder/complete columns to the curated schema (missing columns become nulls)."""
-    cols = []
-    have = {f.name: f.type for f in table.schema}
-    for f in schema:
-        if f.name in have:
-            col = table[f.name]
-            cols.append(col if have[f.name] == f.type else col.cast(f.type))  # a cast that changes nothing costs too
-        else:
-            cols.append(pa.nulls(table.num_rows, f.type))
-    return pa.Table.from_arrays(cols, schema=schema)
+def read_user_table(lake: Lake, table: str, user_key: int, schema: pa.Schema) -> pa.Table:
+    """One user's partition of a curated table, in its schema (empty when there is none)."""
+    rel = zones.curated_user_file(table, user_key)
+    return conform(lake.read_parquet(rel), schema) if lake.exists(rel) else schema.empty_table()
 
 
 def read_user_plays(lake: Lake, user_key: int) -> pa.Table:
@@ -101,7 +82,7 @@ def account_play_ids(rows: pa.Table) -> pa.Array:
     """Playback ids of account rows from their normalised names, not their resolved id: the same row read from two
     overlapping account exports keeps its id even when resolution improved in between."""
     first, second = _item_names(rows)
-    keys = resolve.keys_of(first, second)
+    keys = names.keys_of(first, second)
     user = rows["user_key"].to_pylist()
     ended = pc.cast(rows["ended_at"], pa.int64()).to_pylist()
     ctype = rows["content_type"].to_pylist()
@@ -119,7 +100,7 @@ def _overlap_inputs(t: pa.Table, idx: pa.Array) -> pa.Table:
         "t": pc.cast(t["ended_at"], pa.int64()),
         "ms": t["ms_played"],
         "ctype": t["content_type"],
-        "k": pa.array(resolve.keys_of(first, second), pa.string()),
+        "k": pa.array(names.keys_of(first, second), pa.string()),
         "tid": pc.coalesce(t["track_id"], t["episode_id"], t["chapter_id"]),
     })
 
@@ -132,11 +113,11 @@ def _upgrade_surrogates(existing: pa.Table, resolver: resolve.Resolver) -> tuple
         return existing, 0
     tids = existing["track_id"].to_pylist()
     acc = is_acc.to_pylist()
-    cand = [i for i, a in enumerate(acc) if a and resolve.is_surrogate(tids[i])]
+    cand = [i for i, a in enumerate(acc) if a and names.is_surrogate(tids[i])]
     if not cand:
         return existing, 0
-    artists, names = existing["artist_name"].to_pylist(), existing["track_name"].to_pylist()
-    ids, ok = resolver.resolve_tracks([artists[i] for i in cand], [names[i] for i in cand])
+    artists, titles = existing["artist_name"].to_pylist(), existing["track_name"].to_pylist()
+    ids, ok = resolver.resolve_tracks([artists[i] for i in cand], [titles[i] for i in cand])
     n = 0
     for j, (i, new_id, hit) in enumerate(zip(cand, ids.to_pylist(), ok.to_pylist(), strict=True)):
         del j
@@ -261,49 +242,33 @@ def _strictly_increasing(values: pa.Array) -> bool:
 
 def _replace_api_rows(kept: pa.Table, tolerance_s: float, repl: set[int]
                       ) -> tuple[pa.Table, dict[str, int], int, set[int]]:
-    """An export imported after an API pull: a stored API play and an incoming extended-history play of the same
-    track ending within the tolerance are one playback. The extended row is kept (it has the real ms_played; the
-    API only gives the track's duration), the API row goes, and the pair counts as `merged` for the incoming batch.
-    Matching is one-to-one, nearest end time first."""
-    if not pc.any(pc.and_(pc.equal(kept["source"], "api"), pc.equal(kept["_pri"], 0))).as_py():
-        return kept, {}, 0, repl  # the usual case, found without a pass of Python over every row
-    source = kept["source"].to_pylist()
-    pri = kept["_pri"].to_pylist()
-    stored_api = [i for i, (s, p) in enumerate(zip(source, pri, strict=True)) if s == "api" and p == 0]
-    if not stored_api:
+    """An export imported after an API pull: a stored API play and an incoming extended-history play that are one
+    playback by the rule of `curate.overlap`. The extended row is kept (it has the real ms_played; the API only
+    gives the track's duration), the API row goes, and the pair counts as `merged` for the incoming batch."""
+    stored_api = pc.fill_null(pc.and_(pc.equal(kept["source"], "api"), pc.equal(kept["_pri"], 0)), False)
+    if not pc.any(stored_api).as_py():
+        return kept, {}, 0, repl  # the usual case, found without a pass over every row
+    incoming_ext = pc.fill_null(pc.and_(pc.equal(kept["source"], "extended"), pc.equal(kept["_pri"], 1)), False)
+    if not pc.any(incoming_ext).as_py():
         return kept, {}, 0, repl
-    incoming_ext = [i for i, (s, p) in enumerate(zip(source, pri, strict=True)) if s == "extended" and p == 1]
-    if not incoming_ext:
+    idx = pa.array(np.arange(kept.num_rows, dtype=np.int64))
+    t = pc.cast(kept["ended_at"], pa.int64())
+
+    def side(mask: pa.Array) -> pa.Table:
+        return overlap.api_inputs(idx.filter(mask), t.filter(mask), kept["track_id"].filter(mask))
+
+    pairs = overlap.api_pairs(side(stored_api), side(incoming_ext), tolerance_s)
+    if not pairs:
         return kept, {}, 0, repl
-    tracks = kept["track_id"].to_pylist()
-    ends = pc.cast(kept["ended_at"], pa.int64()).to_pylist()
-    by_track: dict[str, list[int]] = {}
-    for i in stored_api:
-        if tracks[i] is not None and ends[i] is not None:
-            by_track.setdefault(tracks[i], []).append(i)
-    tol = int(tolerance_s * 1000)
-    candidates = []
-    for e in incoming_ext:
-        for a in by_track.get(tracks[e], ()):
-            gap = abs(ends[a] - ends[e])
-            if gap <= tol:
-                candidates.append((gap, e, a))
-    used_a: set[int] = set()
-    used_e: set[int] = set()
     batch = kept["batch_id"].to_pylist()
     merged_by: dict[str, int] = {}
-    for _, e, a in sorted(candidates):
-        if e in used_e or a in used_a:
-            continue
-        used_e.add(e)
-        used_a.add(a)
+    for _, e in pairs:
         merged_by[batch[e]] = merged_by.get(batch[e], 0) + 1
-    if not used_a:
-        return kept, {}, 0, repl
+    used_a = {a for a, _ in pairs}
     keep = [i not in used_a for i in range(kept.num_rows)]
     new_index = {old: new for new, old in enumerate(i for i, k in enumerate(keep) if k)}
-    replacing = {new_index[i] for i in repl if i in new_index} | {new_index[e] for e in used_e}
-    return kept.filter(pa.array(keep)), merged_by, len(used_e), replacing
+    replacing = {new_index[i] for i in repl if i in new_index} | {new_index[e] for _, e in pairs}
+    return kept.filter(pa.array(keep)), merged_by, len(pairs), replacing
 
 
 def _merge_overlaps(kept: pa.Table, tolerance_s: float, ms_tolerance: int

@@ -13,8 +13,8 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tunelake.curate.schemas import TS
 from tunelake.sources.export import MIN_TS, Parsed, _column, drop_bad_records, read_records
+from tunelake.sources.types import TS
 
 ACCOUNT_FIELDS: dict[str, str] = {
     "endTime": "str",

@@ -21,18 +21,18 @@ import pyarrow.parquet as pq
 
 from tunelake.curate import resolve
 from tunelake.curate.plays import conform
-from tunelake.curate.schemas import (
+from tunelake.duck import arrow_of
+from tunelake.errors import InputError
+from tunelake.lake import manifest, zones
+from tunelake.lake.manifest import Batch, utcnow
+from tunelake.lake.store import Lake
+from tunelake.sources.types import (
     CATALOG_ALBUMS,
     CATALOG_ARTIST_GENRES,
     CATALOG_ARTISTS,
     CATALOG_TRACK_ARTISTS,
     CATALOG_TRACKS,
 )
-from tunelake.duck import arrow_of
-from tunelake.errors import InputError
-from tunelake.lake import manifest, zones
-from tunelake.lake.manifest import Batch, utcnow
-from tunelake.lake.store import Lake
 
 FEATURES = ("danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
             "instrumentalness", "liveness", "valence", "tempo", "time_signature")

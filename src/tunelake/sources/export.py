@@ -22,8 +22,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tunelake.curate.schemas import TS
 from tunelake.errors import InputError
+from tunelake.sources.types import TS
 
 # --- finding files --------------------------------------------------------------------------------------------
 

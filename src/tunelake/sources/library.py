@@ -14,13 +14,13 @@ import orjson
 import pyarrow as pa
 
 from tunelake.curate.plays import conform, cursor
-from tunelake.curate.resolve import surrogate_id
-from tunelake.curate.schemas import PLAYLIST_ITEMS, SAVED_TRACKS, TS
 from tunelake.duck import arrow_of
 from tunelake.errors import InputError
 from tunelake.lake import zones
 from tunelake.lake.store import Lake
 from tunelake.sources.export import Parsed
+from tunelake.sources.names import surrogate_id
+from tunelake.sources.types import PLAYLIST_ITEMS, SAVED_TRACKS, TS
 
 # list name → (item_type, uri prefix, field holding the name, field holding the artist/publisher, album/show field)
 LIBRARY_LISTS: dict[str, tuple[str, str, str, str | None, str | None]] = {

@@ -13,9 +13,9 @@ from collections.abc import Callable
 import pyarrow as pa
 import pytz
 
-from tunelake.curate.schemas import CURATED
 from tunelake.lake import manifest, zones
 from tunelake.lake.store import Lake
+from tunelake.sources.types import CURATED
 from tunelake.warehouse.engines import Engine
 from tunelake.warehouse.model_graph import MODEL_ORDER, render_model
 from tunelake.warehouse.tables import TABLES

@@ -24,8 +24,8 @@ from typing import Protocol
 
 import jinja2
 
-from tunelake.curate.schemas import CURATED
 from tunelake.errors import TunelakeError
+from tunelake.sources.types import CURATED
 
 HEADER = "-- reads:"
 _HEADER_LINE = re.compile(r"--\s*reads:(?P<names>.*)")

@@ -20,7 +20,7 @@ def _need(module: str) -> None:
 for _module in ("spotipy", "werkzeug", "requests"):
     _need(_module)
 
-from tunelake.sources import spotify_api as api  # noqa: E402
+from tunelake.curate import pull  # noqa: E402
 from tunelake.synthetic.server import FakeSpotify  # noqa: E402
 from tunelake.synthetic.world import generate_world  # noqa: E402
 from tunelake.workspace import Workspace, open_workspace  # noqa: E402
@@ -70,5 +70,5 @@ def dev_cfg(tmp_path: Path, dev_server: FakeSpotify) -> Workspace:
 @pytest.fixture
 def logged_in(cfg: Workspace) -> str:
     """A listener logged in through the real PKCE flow (auto-approve) against the fake accounts service."""
-    api.login(cfg, "listener-0001", method="auto")
+    pull.login(cfg, "listener-0001", method="auto")
     return "listener-0001"

@@ -17,8 +17,9 @@ import typer
 from typer.testing import CliRunner
 
 from tunelake.cli.api import register
+from tunelake.curate import pull
 from tunelake.errors import SourceError
-from tunelake.sources import spotify_api as api
+from tunelake.sources.spotify import auth, client
 from tunelake.synthetic.server import FakeSpotify, parse_fault_spec
 from tunelake.workspace import Workspace, open_workspace
 
@@ -45,7 +46,7 @@ def test_login_pull_push_never_leak_the_token(
     assert res.exit_code == 0, res.output
     assert "Logged in listener-0001 as Spotify user listener-0001" in res.output
     out.append(res.output)
-    path = api.token_path(cfg, "listener-0001")
+    path = auth.token_path(cfg, "listener-0001")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     first = orjson.loads(path.read_bytes())
     server.expire_tokens()  # forces a refresh during the pull: a second token to keep secret
@@ -80,10 +81,10 @@ def test_pull_unknown_what_and_not_logged_in(cfg: Workspace) -> None:
 
 
 def test_fault_spec_drives_the_server(cfg: Workspace, server: FakeSpotify) -> None:
-    api.login(cfg, "listener-0003", method="auto")
+    pull.login(cfg, "listener-0003", method="auto")
     server.apply_faults(parse_fault_spec("429x2:1,503x1"))
     waits: list[float] = []
-    r = api.pull(cfg, "listener-0003", ["profile"], policy=api.RetryPolicy(sleep=waits.append, backoff_base_s=0.01))
+    r = pull.pull(cfg, "listener-0003", ["profile"], policy=client.RetryPolicy(sleep=waits.append, backoff_base_s=0.01))
     assert waits == [1, 1, 0.01] and r.calls["rate_limited"] == 2 and r.calls["server_errors"] == 1
 
 
@@ -98,10 +99,10 @@ def test_login_by_pasting_the_redirect_url(cfg: Workspace, server: FakeSpotify) 
         resp = requests.get(f"{url}&login_hint=listener-0002", allow_redirects=False, timeout=10)
         return resp.headers["Location"]
 
-    info = api.login(cfg, "bob", method="paste", listener=None, prompt=prompt)
+    info = pull.login(cfg, "bob", method="paste", listener=None, prompt=prompt)
     assert info["spotify_id"] == "listener-0002"  # the account that approved, under the workspace handle "bob"
     with pytest.raises(SourceError, match="state did not match"):
-        api.login(cfg, "bob", method="paste", response_url="http://127.0.0.1:1/callback?code=x&state=forged")
+        pull.login(cfg, "bob", method="paste", response_url="http://127.0.0.1:1/callback?code=x&state=forged")
 
 
 def test_login_with_the_local_redirect_listener(tmp_path: Path, server: FakeSpotify) -> None:
@@ -123,13 +124,13 @@ def test_login_with_the_local_redirect_listener(tmp_path: Path, server: FakeSpot
         url = re.search(r"(http://\S+/authorize\?\S+)", text).group(1)
         threading.Thread(target=lambda: seen.append(_browser(url, "listener-0006").status_code)).start()
 
-    info = api.login(cfg, "carol", method="listen", open_browser=False, say=say)
+    info = pull.login(cfg, "carol", method="listen", open_browser=False, say=say)
     assert info["spotify_id"] == "listener-0006" and seen == [200]
-    assert api.token_path(cfg, "carol").exists()
+    assert auth.token_path(cfg, "carol").exists()
 
 
 def test_slow_responses_are_waited_for(cfg: Workspace, server: FakeSpotify, logged_in: str) -> None:
     server.faults.add("slow", count=1, delay=0.4, path="/v1/me")
     t0 = time.perf_counter()
-    api.pull(cfg, logged_in, ["profile"])
+    pull.pull(cfg, logged_in, ["profile"])
     assert time.perf_counter() - t0 >= 0.4

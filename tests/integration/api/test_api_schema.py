@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import requests
 
-from tunelake.sources import spotify_api as api
+from tunelake.curate import pull
+from tunelake.sources.spotify import auth
 from tunelake.synthetic.server import FakeSpotify
 from tunelake.workspace import Workspace
 
@@ -89,7 +90,7 @@ def check(resp: requests.Response, path: str, method: str = "get", status: int |
 
 @pytest.fixture
 def session(cfg: Workspace, server: FakeSpotify, logged_in: str) -> requests.Session:
-    token = api.make_auth(cfg, logged_in).cache_handler.get_cached_token()["access_token"]
+    token = auth.make_auth(cfg, logged_in).cache_handler.get_cached_token()["access_token"]
     s = requests.Session()
     s.headers["Authorization"] = f"Bearer {token}"
     return s
@@ -173,8 +174,8 @@ def test_every_endpoint_validates(session: requests.Session, server: FakeSpotify
 
 
 def test_dev_mode_errors_validate(dev_cfg: Workspace, dev_server: FakeSpotify) -> None:
-    api.login(dev_cfg, "listener-0001", method="auto")
-    token = api.make_auth(dev_cfg, "listener-0001").cache_handler.get_cached_token()["access_token"]
+    pull.login(dev_cfg, "listener-0001", method="auto")
+    token = auth.make_auth(dev_cfg, "listener-0001").cache_handler.get_cached_token()["access_token"]
     s = requests.Session()
     s.headers["Authorization"] = f"Bearer {token}"
     v1 = dev_server.api_url

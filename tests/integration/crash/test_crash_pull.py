@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from tests_crash_common import lake_state, run_driver
 
+from tunelake.curate import pull
 from tunelake.lake import manifest
 from tunelake.lake.store import Lake
 from tunelake.pipeline.doctor import diagnose
-from tunelake.sources import spotify_api as api
 from tunelake.synthetic.server import FakeSpotify
 from tunelake.synthetic.world import generate_world
 from tunelake.workspace import open_workspace
@@ -40,7 +40,7 @@ def test_a_pull_killed_at_any_write_point_then_run_again_is_exact(server, tmp_pa
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     base = tmp_path / "base"
-    api.login(open_workspace(base), HANDLE, method="auto")
+    pull.login(open_workspace(base), HANDLE, method="auto")
     args = ["pull", "--user", HANDLE, "--what", WHAT]
     clean = tmp_path / "clean"
     shutil.copytree(base, clean)
@@ -50,7 +50,7 @@ def test_a_pull_killed_at_any_write_point_then_run_again_is_exact(server, tmp_pa
     expected = lake_state(clean)
     plays = expected["curated"]["plays"]
     assert plays and len(plays) > 50  # more than one recently-played page
-    cursor = manifest.get_cursor(Lake(str(clean / "lake")), api.recent_cursor_name(HANDLE))
+    cursor = manifest.get_cursor(Lake(str(clean / "lake")), pull.recent_cursor_name(HANDLE))
     points = int(count.read_text())
     assert points > 40
     # ~30 points spread over the whole pull (each costs two pulls against the server): every page's commit and
@@ -69,7 +69,7 @@ def test_a_pull_killed_at_any_write_point_then_run_again_is_exact(server, tmp_pa
             assert state[key] == expected[key], (k, key)
         # the same pages, each counted once: every committed page's counts add up to the same totals
         assert _totals(state["batches"]) == _totals(expected["batches"]), k
-        assert manifest.get_cursor(Lake(str(ws / "lake")), api.recent_cursor_name(HANDLE)) == cursor, k
+        assert manifest.get_cursor(Lake(str(ws / "lake")), pull.recent_cursor_name(HANDLE)) == cursor, k
         shutil.rmtree(ws)
 
 

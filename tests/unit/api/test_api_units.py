@@ -7,9 +7,11 @@ from datetime import datetime
 import pyarrow as pa
 import pytest
 
+from tunelake.curate import pull
 from tunelake.curate.plays import conform
-from tunelake.curate.schemas import TS
-from tunelake.sources import spotify_api as api
+from tunelake.sources import types
+from tunelake.sources.spotify import client, rows
+from tunelake.sources.types import TS
 from tunelake.synthetic.server import base62_id, parse_fault_spec
 
 
@@ -46,8 +48,8 @@ def test_find_overlaps_is_one_to_one_and_respects_tolerance() -> None:
             ("C", "2024-01-01T10:00:00", "api"),
         ]
     )
-    assert api.find_overlaps(existing, incoming, 90) == [True, False, True, False, False]
-    assert api.find_overlaps(existing, incoming, 0.1) == [False, False, False, False, False]
+    assert pull.export_matches(existing, incoming, 90) == [True, False, True, False, False]
+    assert pull.export_matches(existing, incoming, 0.1) == [False, False, False, False, False]
 
 
 def test_play_rows_use_duration_and_ms_precision() -> None:
@@ -64,7 +66,7 @@ def test_play_rows_use_duration_and_ms_precision() -> None:
         },
         {"played_at": "2024-03-01T12:01:00.000Z", "track": None},
     ]
-    t = api.play_rows(items, 7, "b1")
+    t = rows.play_rows(items, 7, "b1")
     assert t.num_rows == 1
     row = t.to_pylist()[0]
     assert row["ended_at"] == datetime(2024, 3, 1, 12, 0, 0, 123000)
@@ -90,8 +92,8 @@ def test_fault_spec() -> None:
 
 
 def test_retry_after_header() -> None:
-    assert api._retry_after({"Retry-After": "7"}) == 7
-    assert api._retry_after({}) == 1 and api._retry_after({"Retry-After": "soon"}) == 1
+    assert client._retry_after({"Retry-After": "7"}) == 7
+    assert client._retry_after({}) == 1 and client._retry_after({"Retry-After": "soon"}) == 1
 
 
 def test_ids_are_spotify_shaped() -> None:
@@ -100,7 +102,7 @@ def test_ids_are_spotify_shaped() -> None:
 
 
 def test_schemas_are_declared_for_every_curated_api_table() -> None:
-    assert set(api.CURATED_TABLES) == {
+    assert set(types.API_TABLES) == {
         "top_items",
         "saved_tracks",
         "playlist_items",
@@ -109,7 +111,7 @@ def test_schemas_are_declared_for_every_curated_api_table() -> None:
         "api_albums",
         "api_audio_features",
     }
-    assert api.TOP_ITEMS.names == [
+    assert types.TOP_ITEMS.names == [
         "user_key",
         "snapshot_date",
         "time_range",

@@ -8,7 +8,7 @@ from datetime import datetime
 import pyarrow as pa
 
 from tunelake.curate.overlap import find_pairs
-from tunelake.curate.resolve import name_key
+from tunelake.sources.names import name_key
 
 T0 = int(datetime(2024, 3, 1, 12, 30).timestamp() * 1000)  # naive → local, only differences matter
 

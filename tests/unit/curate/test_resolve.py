@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tunelake.curate.resolve import Resolver, is_surrogate, name_key, normalize, surrogate_id
+from tunelake.curate.resolve import Resolver
 from tunelake.sources.catalog import surrogate
+from tunelake.sources.names import is_surrogate, name_key, normalize, surrogate_id
 
 
 @pytest.mark.parametrize("a,b", [

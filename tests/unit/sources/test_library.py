@@ -7,9 +7,9 @@ from datetime import datetime
 import orjson
 import pytest
 
-from tunelake.curate.resolve import is_surrogate
 from tunelake.errors import InputError
 from tunelake.sources.library import parse_library, parse_playlists
+from tunelake.sources.names import is_surrogate
 
 
 def test_library_new_export_with_uris():

@@ -13,11 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tunelake.curate.schemas import PLAYS, SAVED_TRACKS
 from tunelake.errors import QualityGateError
 from tunelake.lake import zones
 from tunelake.lake.manifest import list_users
 from tunelake.pipeline import build
+from tunelake.sources.types import PLAYS, SAVED_TRACKS
 from tunelake.warehouse import quality
 from tunelake.warehouse.store import current_warehouse_file, open_warehouse, read_pointer
 from tunelake.warehouse.tables import TABLES

@@ -1,4 +1,6 @@
-"""Arrow schemas of the curated tables, the contract between the sources and the warehouse models."""
+"""The row model every source produces and the curated zone stores: Arrow schemas of the curated tables (the
+contract between the sources and the warehouse models), how a table is made to fit one (`conform`), and the
+playback id (`play_id_sql`) — the same playback read from two files, or the same file twice, gets the same id."""
 
 from __future__ import annotations
 
@@ -145,6 +147,75 @@ TOP_ITEMS = pa.schema(
     ]
 )
 
+# The Web API's metadata caches (unpartitioned): one row per id, so nothing is fetched twice.
+API_TRACKS = pa.schema(
+    [
+        ("track_id", pa.string()),
+        ("track_name", pa.string()),
+        ("album_id", pa.string()),
+        ("album_name", pa.string()),
+        ("artist_ids", pa.string()),  # ';'-joined, in credit order
+        ("artist_names", pa.string()),
+        ("duration_ms", pa.int64()),
+        ("explicit", pa.bool_()),
+        ("popularity", pa.int16()),  # null when the app may not see it (development mode)
+        ("isrc", pa.string()),
+        ("release_date", pa.string()),  # as Spotify gives it: YYYY, YYYY-MM or YYYY-MM-DD
+        ("release_date_precision", pa.string()),
+        ("fetched_at", TS),
+    ]
+)
+API_ARTISTS = pa.schema(
+    [
+        ("artist_id", pa.string()),
+        ("artist_name", pa.string()),
+        ("genres", pa.string()),  # ';'-joined; null when unknown (development mode)
+        ("popularity", pa.int16()),
+        ("followers", pa.int64()),
+        ("fetched_at", TS),
+    ]
+)
+API_ALBUMS = pa.schema(
+    [
+        ("album_id", pa.string()),
+        ("album_name", pa.string()),
+        ("artist_id", pa.string()),  # primary artist
+        ("release_date", pa.string()),
+        ("release_date_precision", pa.string()),
+        ("album_type", pa.string()),
+        ("total_tracks", pa.int32()),
+        ("fetched_at", TS),
+    ]
+)
+FEATURE_FIELDS = (
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+    "time_signature",
+)
+API_AUDIO_FEATURES = pa.schema(
+    [("track_id", pa.string())]
+    + [(f, pa.int16() if f in ("key", "mode", "time_signature") else pa.float64()) for f in FEATURE_FIELDS]
+    + [("fetched_at", TS)]
+)
+API_TABLES: dict[str, pa.Schema] = {
+    "top_items": TOP_ITEMS,
+    "saved_tracks": SAVED_TRACKS,
+    "playlist_items": PLAYLIST_ITEMS,
+    "api_tracks": API_TRACKS,
+    "api_artists": API_ARTISTS,
+    "api_albums": API_ALBUMS,
+    "api_audio_features": API_AUDIO_FEATURES,
+}
+
 # name → schema, for the curated views the warehouse models read (empty tables when nothing was imported yet).
 CURATED: dict[str, pa.Schema] = {
     "plays": PLAYS,
@@ -158,3 +229,29 @@ CURATED: dict[str, pa.Schema] = {
     "catalog_artist_genres": CATALOG_ARTIST_GENRES,
     "catalog_albums": CATALOG_ALBUMS,
 }
+
+
+def conform(table: pa.Table, schema: pa.Schema = PLAYS) -> pa.Table:
+    """Reorder/complete columns to the curated schema (missing columns become nulls)."""
+    cols = []
+    have = {f.name: f.type for f in table.schema}
+    for f in schema:
+        if f.name in have:
+            col = table[f.name]
+            cols.append(col if have[f.name] == f.type else col.cast(f.type))  # a cast that changes nothing costs too
+        else:
+            cols.append(pa.nulls(table.num_rows, f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+# The item part of the playback id: the Spotify id when there is one, else the names the export carries.
+def play_id_sql(user: str = "CAST(user_key AS VARCHAR)") -> str:
+    """The playback id as SQL over the curated column names; `user` is the user part (a column, or a literal when
+    the parse computes the ids of one user's file in the same pass)."""
+    return f"""
+md5(concat_ws('|', {user}, CAST(epoch_ms(CAST(ended_at AS TIMESTAMP)) AS VARCHAR),
+    coalesce(track_id, episode_id, chapter_id, audiobook_id,
+             'n:' || coalesce(track_name, '') || '/' || coalesce(artist_name, '') || '/' || coalesce(episode_name, ''),
+             ''),
+    CAST(ms_played AS VARCHAR)))
+"""
