@@ -39,9 +39,9 @@ PIPELINE = """
 from pathlib import Path
 from tunelake.workspace import open_workspace
 from tunelake.pipeline import run
-from tunelake.sources.catalog import import_catalog
+from tunelake.curate.catalog import import_catalog
 cfg = open_workspace(Path(sys.argv[1]), {"duckdb_memory_limit": sys.argv[3]})
-import_catalog(cfg.lake, Path(sys.argv[2]))
+import_catalog(cfg, Path(sys.argv[2]))
 t1 = time.perf_counter()
 run = run(cfg, report=False)
 result = {"catalog_s": round(t1 - _t0, 1), "pipeline_s": round(time.perf_counter() - t1, 1),

@@ -63,7 +63,7 @@ from pathlib import Path
 from benchmarks.common import tree_peak_rss_mb
 from tunelake.workspace import open_workspace
 from tunelake.pipeline import run
-from tunelake.sources.catalog import import_catalog
+from tunelake.curate.catalog import import_catalog
 from tunelake.warehouse.store import open_warehouse
 imp = dict(result)
 if imp:
@@ -73,7 +73,7 @@ if imp:
     imp["cpu_s"] = round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1)
 cfg = open_workspace(sys.argv[2])
 _t = time.perf_counter()
-import_catalog(cfg.lake, Path(sys.argv[4]) if len(sys.argv) > 4 else Path(sys.argv[1]) / "catalog")
+import_catalog(cfg, Path(sys.argv[4]) if len(sys.argv) > 4 else Path(sys.argv[1]) / "catalog")
 catalog_s = time.perf_counter() - _t
 _t = time.perf_counter()
 run = run(cfg, force=sys.argv[3] == "force", report=False)

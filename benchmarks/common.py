@@ -122,7 +122,7 @@ def maxrss_self_mb() -> float:
 IMPORT_ALL = """
 from pathlib import Path
 from tunelake.workspace import open_workspace
-from tunelake.curate.ingest import import_many
+from tunelake.curate.parallel import import_many
 cfg = open_workspace(sys.argv[2])
 workers = int(__import__("os").environ.get("BENCH_IMPORT_WORKERS") or 0)  # 0 = one process per core
 jobs = [(d.name, [str(d)]) for d in sorted((Path(sys.argv[1]) / "exports").iterdir()) if d.is_dir()]

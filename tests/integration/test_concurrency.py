@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tunelake.curate.ingest import import_many
+from tunelake.curate.parallel import import_many
 from tunelake.lake.lock import workspace_lock
 from tunelake.workspace import open_workspace
 

@@ -287,7 +287,7 @@ def test_parallel_import_equals_one_by_one(small_world, tmp_path):
     """import_many (one process per core) stores exactly what importing listeners one after another stores."""
     import pyarrow.compute as pc
 
-    from tunelake.curate.ingest import import_many
+    from tunelake.curate.parallel import import_many
     from tunelake.curate.plays import read_user_plays
     from tunelake.lake import manifest
 
@@ -393,7 +393,7 @@ def test_a_spawned_import_worker_runs_without_pandas():
 
     code = (
         "import sys, io\n"
-        "from tunelake.curate.ingest import _init_spawned_worker\n"
+        "from tunelake.curate.parallel import _init_spawned_worker\n"
         "_init_spawned_worker()\n"
         "import pyarrow as pa, pyarrow.parquet as pq, duckdb\n"
         "t = pa.table({'a': pa.array([1, 2, 3], pa.int64())})\n"

@@ -10,11 +10,11 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
+from tunelake.curate.catalog import import_catalog
 from tunelake.curate.ingest import import_paths
 from tunelake.curate.plays import read_user_plays
 from tunelake.lake import manifest
 from tunelake.pipeline import build
-from tunelake.sources.catalog import import_catalog
 from tunelake.sources.names import is_surrogate
 from tunelake.warehouse.store import open_warehouse
 from tunelake.workspace import open_workspace
@@ -70,7 +70,7 @@ def expected_counts(folder: Path) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory, real_dir):
     cfg = open_workspace(tmp_path_factory.mktemp("real-all"))
-    cat = import_catalog(cfg.lake, real_dir / "Vullkano__BDDA" / "spotify_songs.parquet")
+    cat = import_catalog(cfg, real_dir / "Vullkano__BDDA" / "spotify_songs.parquet")
     summaries = {h: import_paths(cfg, [str(real_dir / d)], h) for h, d in EXPORTS.items()}
     return cfg, cat, summaries
 
@@ -206,9 +206,9 @@ def test_catalogue_parquet_and_csv(imported, warehouse, real_dir):
     assert tracks["track_name"].null_count == 4
     genres = lake.read_parquet("curated/catalog_artist_genres/data.parquet")
     before = (tracks.sort_by("track_id"), genres.sort_by([("artist_id", "ascending"), ("genre", "ascending")]))
-    again = import_catalog(lake, real_dir / "Vullkano__BDDA" / "spotify_songs.parquet")
+    again = import_catalog(cfg, real_dir / "Vullkano__BDDA" / "spotify_songs.parquet")
     assert again.already_imported
-    csv = import_catalog(lake, real_dir / "Vullkano__BDDA" / "spotify_songs.csv")
+    csv = import_catalog(cfg, real_dir / "Vullkano__BDDA" / "spotify_songs.csv")
     assert csv.tracks == 28356
     after = (lake.read_parquet("curated/catalog_tracks/data.parquet").sort_by("track_id"),
              lake.read_parquet("curated/catalog_artist_genres/data.parquet").sort_by(
@@ -272,7 +272,7 @@ def test_raw_zone_gives_back_every_byte_received(imported, real_dir):
     and it takes less disk than the original."""
     import hashlib
 
-    from tunelake.curate.ingest import read_raw
+    from tunelake.curate.raw import read_raw
 
     cfg = imported[0]
     lake = cfg.lake

@@ -12,11 +12,11 @@ import orjson
 import pyarrow.compute as pc
 import pytest
 
+from tunelake.curate.catalog import import_catalog
 from tunelake.curate.ingest import import_paths
 from tunelake.curate.plays import read_user_plays
 from tunelake.lake import manifest
 from tunelake.pipeline import build
-from tunelake.sources.catalog import import_catalog
 from tunelake.sources.names import is_surrogate
 from tunelake.warehouse.store import open_warehouse
 from tunelake.workspace import open_workspace
@@ -140,7 +140,7 @@ def test_same_export_twice_and_overlapping_exports(tmp_path, listeners):
 
 def test_account_only_resolves_against_the_catalogue(tmp_path, small_world, listeners):
     cfg = open_workspace(tmp_path)
-    import_catalog(cfg.lake, small_world / "catalog")
+    import_catalog(cfg, small_world / "catalog")
     rates = []
     for folder in listeners:
         s = import_paths(cfg, [str(folder / ACC)], folder.name)

@@ -12,7 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tunelake.curate.ingest import display_origin, import_paths, read_raw
+from tunelake.curate.ingest import import_paths
+from tunelake.curate.raw import display_origin, read_raw
 from tunelake.lake import manifest
 from tunelake.lake.store import Lake
 from tunelake.workspace import open_workspace

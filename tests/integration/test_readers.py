@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tunelake.curate.catalog import import_catalog
 from tunelake.curate.ingest import import_paths
 from tunelake.pipeline import build
-from tunelake.sources.catalog import import_catalog
 from tunelake.synthetic.world import generate_world
 from tunelake.warehouse.store import open_warehouse, read_pointer
 from tunelake.workspace import Workspace, open_workspace
@@ -64,7 +64,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, Path
     handles = sorted(p.name for p in (world / "exports").iterdir())
     for h in handles[:-1]:
         import_paths(cfg, [str(world / "exports" / h)], h)
-    import_catalog(cfg.lake, world / "catalog")
+    import_catalog(cfg, world / "catalog")
     build(cfg)
     return cfg, world, handles[-1]
 

@@ -37,8 +37,8 @@ def spark_session() -> Any:
 
 @pytest.fixture(scope="session")
 def parity_lake(tmp_path_factory: pytest.TempPathFactory, real_dir: Path) -> Path:
+    from tunelake.curate.catalog import import_catalog
     from tunelake.curate.ingest import import_paths
-    from tunelake.sources.catalog import import_catalog
     from tunelake.synthetic.world import generate_world
     from tunelake.workspace import open_workspace
 
@@ -49,7 +49,7 @@ def parity_lake(tmp_path_factory: pytest.TempPathFactory, real_dir: Path) -> Pat
     cfg = open_workspace(root / "import-ws", {"lake_url": str(lake)})
     for folder in sorted(p for p in (world / "exports").iterdir() if p.is_dir()):
         import_paths(cfg, [str(folder)], folder.name)
-    import_catalog(cfg.lake, world / "catalog")
+    import_catalog(cfg, world / "catalog")
     for handle, name in REAL_USERS.items():
         import_paths(cfg, [str(real_dir / name)], handle)
     return lake

@@ -7,27 +7,26 @@ same bytes imported again are recognised by their hash and add nothing.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from tunelake import duck
+from tunelake.curate import library, resolve
 from tunelake.curate import plays as curated_plays
-from tunelake.curate import resolve
 from tunelake.curate.privacy import PII_COLUMNS, apply_pii_policy, workspace_salt
+from tunelake.curate.raw import display_origin, store_raw, write_quarantine
 from tunelake.errors import InputError
 from tunelake.lake import manifest, zones
-from tunelake.lake.lock import worker_hold
 from tunelake.lake.manifest import Batch, utcnow
 from tunelake.lake.store import Lake
-from tunelake.sources import library, names
+from tunelake.sources import library as library_files
+from tunelake.sources import names
 from tunelake.sources.account import parse_account
-from tunelake.sources.export import PARSERS, ExportFile, Parsed, find_export_files, source_of_kind
+from tunelake.sources.export import PARSERS, Parsed, find_export_files, source_of_kind
 from tunelake.sources.types import USERS
 from tunelake.workspace import Workspace
 
@@ -38,8 +37,8 @@ ALL_PARSERS: dict[str, Callable[..., Parsed]] = {
     "account_music": parse_account,
     "account_podcast": parse_account,
     "account_audiobook": parse_account,
-    "library": library.parse_library,
-    "playlist": library.parse_playlists,
+    "library": library_files.parse_library,
+    "playlist": library_files.parse_playlists,
 }
 TABLE_OF_KIND = {"library": "saved_tracks", "playlist": "playlist_items"}  # every other kind → plays
 
@@ -146,60 +145,6 @@ def _pii(rows: pa.Table, policy: str, salt: bytes | None) -> pa.Table:
 
 # Fields of a received record that identify a person: what `--pii` decides for curated rows decides for
 # quarantined records too (the raw zone keeps the original).
-RECORD_PII_FIELDS = frozenset({"ip_addr", "ip_addr_decrypted", "username", "user_agent_decrypted", "user_agent"})
-
-
-def scrub_record(value: Any, policy: str, salt: bytes | None) -> Any:
-    """A received record with its personal fields dropped (null) or pseudonymised, at any depth."""
-    if isinstance(value, dict):
-        return {k: (_scrub_value(v, policy, salt) if k in RECORD_PII_FIELDS else scrub_record(v, policy, salt))
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub_record(v, policy, salt) for v in value]
-    return value
-
-
-def _scrub_value(v: Any, policy: str, salt: bytes | None) -> Any:
-    if v is None:
-        return None
-    if policy == "pseudonymize" and salt is not None:
-        from tunelake.curate.privacy import pseudonymize
-
-        return pseudonymize(v if isinstance(v, str) else orjson.dumps(v).decode(), salt)
-    return None
-
-
-def record_hash(record: Any) -> str:
-    """SHA-256 of a record's canonical JSON (sorted keys): finds the original among the raw file's records."""
-    return hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
-
-
-def _write_quarantine(lake: Lake, source: str, handle: str, batch_id: str, origin: str, items: list[dict],
-                      policy: str = "drop", salt: bytes | None = None) -> None:
-    """One JSON line per rejected record: where it came from (file relative to the import, record number), why,
-    the record with its personal fields treated as in the curated zone, and the hash of the original."""
-    lines = []
-    for q in items:
-        item = {"file": origin, **q}
-        if "record" in q:
-            item["record_sha256"] = record_hash(q["record"])
-            item["record"] = scrub_record(q["record"], policy, salt)
-        lines.append(orjson.dumps(item, default=str) + b"\n")
-    lake.write_bytes(zones.quarantine_path(source, handle, batch_id), b"".join(lines), private=True)
-
-
-def display_origin(origin: str, roots: list[str]) -> str:
-    """A file's name relative to the folder of the path it was imported from ("my_spotify_data.zip!…/x.json"):
-    absolute paths say who ran the import, so nothing kept in the lake carries one."""
-    disk = origin.split("!", 1)[0]
-    for root in sorted(roots, key=len, reverse=True):
-        r = os.path.normpath(str(root))
-        if disk == r or disk.startswith(r.rstrip("/") + "/"):
-            parent = os.path.dirname(r)
-            return origin[len(parent) + 1:] if parent and origin.startswith(parent + "/") else origin.lstrip("/")
-    return os.path.basename(disk) + origin[len(disk):]
-
-
 def write_users_table(lake: Lake, user: dict[str, Any] | None = None) -> None:
     """The curated users table mirrors the manifest's user entries (handle, key, configured timezone).
 
@@ -220,36 +165,6 @@ def write_users_table(lake: Lake, user: dict[str, Any] | None = None) -> None:
         schema=USERS,
     )
     lake.write_parquet(zones.curated_file("users"), table)
-
-
-def store_raw(lake: Lake, f: ExportFile, data: bytes, source: str, handle: str, batch_id: str,
-              content_hash: str, when, compression: str = "zstd", origin: str | None = None) -> str:
-    """Keep the bytes exactly as received, with an envelope saying what they are.
-
-    zstd (level 1) by default: extended history shrinks 8–20×, and compressing costs less CPU than writing the
-    plain bytes did (gzip cost more than parsing the file); `read_raw` gives the received bytes back."""
-    suffix = ".json" if f.name.lower().endswith(".json") else ""
-    stored = data
-    if compression == "zstd":
-        suffix += ".zst"
-        stored = pa.Codec("zstd", compression_level=1).compress(data, asbytes=True)
-    raw = zones.raw_path(source, handle, when, batch_id, suffix)
-    lake.write_bytes(raw, stored, private=True)
-    lake.write_json(zones.envelope_path(raw), {
-        "source": source, "kind": f.kind, "file_name": f.name, "origin": origin or f.name, "user": handle,
-        "imported_at": when.isoformat(), "sha256": content_hash, "bytes": len(data),
-        "compression": compression, "stored_bytes": len(stored),
-    }, private=True)
-    return raw
-
-
-def read_raw(lake: Lake, raw: str) -> bytes:
-    """The bytes a raw-zone file was received as (a standard zstd frame when compressed: `zstd -d` reads it)."""
-    envelope = lake.read_json(zones.envelope_path(raw))
-    stored = lake.read_bytes(raw)
-    if envelope.get("compression", "none") == "zstd":
-        return pa.Codec("zstd").decompress(stored, decompressed_size=envelope["bytes"], asbytes=True)
-    return stored
 
 
 def _resolve_pending(lake: Lake, pending: list[tuple[Batch, FileResult, Parsed]]) -> resolve.Resolver | None:
@@ -395,7 +310,7 @@ def _import_user(
                 result.status = "failed"
                 result.error = exc.one_line()
                 message = exc.one_line().replace(f.origin, origin)
-                _write_quarantine(lake, source, handle, batch_id, origin,
+                write_quarantine(lake, source, handle, batch_id, origin,
                                   [{"record_no": None, "reason": "invalid_file", "message": message}])
             else:
                 raw = store_raw(lake, f, data, source, handle, batch_id, content_hash, now, ws.settings.raw_compression,
@@ -408,7 +323,7 @@ def _import_user(
                     result.ms_played = pc.sum(rows["ms_played"]).as_py() or 0
                 parsed.rows = rows
                 if parsed.quarantine:
-                    _write_quarantine(lake, source, handle, batch_id, origin, parsed.quarantine, policy, salt)
+                    write_quarantine(lake, source, handle, batch_id, origin, parsed.quarantine, policy, salt)
                 result.read = parsed.read
                 result.quarantined = parsed.quarantine_counts()
                 result.unknown_fields = sorted(parsed.unknown_fields)
@@ -488,158 +403,3 @@ def _count(lake: Lake, batch: Batch, result: FileResult, rows: int, dups: int, m
     manifest.commit_batch(lake, batch)
 
 
-def _init_worker() -> None:
-    """Settings for a process that imports many listeners, one DuckDB thread each (more would only fight over the
-    same cores). glibc would otherwise map and unmap every large buffer afresh, a page fault per 4 KB of every
-    file's bytes and columns: keeping them in the heap took a third of the page faults away (~2 % of the CPU)."""
-    import ctypes
-
-    duck.set_import_threads(1)
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD: keep buffers up to 32 MB in the heap
-        libc.mallopt(-1, 256 * 1024 * 1024)  # M_TRIM_THRESHOLD: and the freed heap for the next file
-    except (OSError, AttributeError):  # not glibc: the defaults stand
-        pass
-
-
-def _init_spawned_worker() -> None:
-    """`_init_worker`, and no pandas: pyarrow imports it with a process's first array only to tell whether its
-    input is a pandas object (~0.15 s of CPU per worker), and nothing an import worker runs uses it. Not in the
-    calling process, which may need pandas afterwards."""
-    import sys
-
-    if "pandas" not in sys.modules:
-        sys.meta_path.insert(0, _NoPandas())
-    _init_worker()
-
-
-class _NoPandas:
-    """An import hook under which `import pandas` fails (pyarrow then goes on without it)."""
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name.split(".")[0] == "pandas":
-            raise ModuleNotFoundError("an import worker does not load pandas", name=name)
-
-
-def _import_job(args: tuple[Workspace, list[str], str, str | None, str | None]) -> ImportSummary:
-    """One listener of import_many. The cycle collector waits until the listener is done: a listener makes few
-    cycles but many short-lived objects, and collections over every loaded module took ~4 % of the import."""
-    import gc
-
-    ws, paths, handle, timezone, pii = args
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        with worker_hold(ws.root):
-            lake = ws.lake
-            with lake.transaction(f"import {handle}"):
-                return _import_user(ws, lake, paths, handle, timezone=timezone, pii=pii, shared_writes=False)
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _job_bytes(paths: list[str]) -> int:
-    """How much a listener's files weigh, to start the largest first."""
-    total = 0
-    for p in paths:
-        if os.path.isdir(p):
-            for root, _, files in os.walk(p):
-                total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
-        elif os.path.exists(p):
-            total += os.path.getsize(p)
-    return total
-
-
-def import_many(
-    ws: Workspace,
-    jobs: list[tuple[str, list[str]]],
-    *,
-    workers: int = 0,
-    timezone: str | None = None,
-    pii: str | None = None,
-    progress: Callable[[int, int, str], None] | None = None,
-) -> list[ImportSummary]:
-    """Import many listeners at once, one process per core: each listener's files are independent (per-user
-    partitions, one manifest entry per batch), so listeners run side by side; the lake-wide users table and name
-    index are written once at the end instead of once per listener.
-
-    Name-only rows (account data) of a listener resolve against that listener's own files and what the lake knew
-    before the run, not against listeners imported in the same run; import such a listener again to use those."""
-    for handle, _ in jobs:
-        zones.check_handle(handle)
-    with ws.writing(command=f"import ({len(jobs)} listeners)"):
-        return _import_many(ws, jobs, workers=workers, timezone=timezone, pii=pii, progress=progress)
-
-
-def _import_many(
-    ws: Workspace,
-    jobs: list[tuple[str, list[str]]],
-    *,
-    workers: int = 0,
-    timezone: str | None = None,
-    pii: str | None = None,
-    progress: Callable[[int, int, str], None] | None = None,
-) -> list[ImportSummary]:
-    """import_many under the workspace lock: each listener is its own commit (a worker process's transaction),
-    the users table and name index one more at the end."""
-    import multiprocessing as mp
-    from collections import deque
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    workers = workers or min(len(jobs), os.cpu_count() or 1)
-    summaries: dict[str, ImportSummary] = {}
-    lake = ws.lake
-    if not lake.exists(resolve.INDEX):
-        resolve.rebuild_index(lake)  # what the lake knew before; the listeners' contributions are added below
-    merged: dict[str, list[str]] = {}
-    for handle, paths in jobs:  # a listener named twice is one job: two at once would race on one partition
-        merged.setdefault(handle, []).extend(paths)
-    args = {handle: (ws, paths, handle, timezone, pii) for handle, paths in merged.items()}
-
-    def done(handle: str, summary: ImportSummary) -> None:
-        summaries[handle] = summary
-        if progress:
-            progress(len(summaries), len(args), handle)
-
-    if workers <= 1:
-        for handle in args:
-            done(handle, _import_job(args[handle]))
-    else:
-        # This process imports too, beside workers - 1 spawned ones: it is warm while they start (~0.5 s each).
-        # Largest listeners first, so the last ones to finish are small and every core stays busy to the end.
-        todo = deque(sorted(args, key=lambda h: -_job_bytes(args[h][1])))
-        # For the spawned workers only (read when a process starts): no OpenBLAS threads spinning beside the import.
-        spawn_env = {"OPENBLAS_NUM_THREADS": "1"}
-        saved = {k: os.environ.get(k) for k in spawn_env}
-        for k, v in spawn_env.items():
-            os.environ.setdefault(k, v)
-        _init_worker()
-        ctx = mp.get_context("spawn")  # no fork: DuckDB connections must not be shared with children
-        try:
-            with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx, initializer=_init_spawned_worker) as pool:
-                running: dict[Any, str] = {}
-                while todo or running:
-                    while todo and len(running) < 3 * (workers - 1):  # queued ahead: this process may be busy
-                        handle = todo.popleft()
-                        running[pool.submit(_import_job, args[handle])] = handle
-                    for fut in [f for f in running if f.done()]:
-                        done(running.pop(fut), fut.result())
-                    if todo:
-                        handle = todo.popleft()
-                        done(handle, _import_job(args[handle]))
-                    elif running:
-                        fut = next(as_completed(running))
-                        done(running.pop(fut), fut.result())
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-            duck.set_import_threads(ws.settings.import_threads)
-    with lake.transaction("import: users table and name index"):
-        write_users_table(lake)
-        resolve.record_items(lake, [])  # what the listeners' processes committed as pending contributions
-    return [summaries[h] for h, _ in jobs]

@@ -92,7 +92,8 @@ class RunContext:
 def import_step(ctx: RunContext) -> StepInfo:
     """Files → raw → curated (one listener's paths, many listeners' jobs, a catalogue)."""
     from tunelake.curate.catalog import import_catalog
-    from tunelake.curate.ingest import import_many, import_paths
+    from tunelake.curate.ingest import import_paths
+    from tunelake.curate.parallel import import_many
 
     if not (ctx.paths or ctx.jobs or ctx.catalog):
         return ctx.skipped("no paths given")

@@ -203,7 +203,7 @@ def _with_ids(rows_sql: str, user: str | None) -> str:
     """`user`: the user part of the playback ids as SQL (a literal or a parameter); None: no ids."""
     if user is None:
         return rows_sql
-    from tunelake.curate.plays import play_id_sql
+    from tunelake.sources.types import play_id_sql
 
     return f"SELECT *, {play_id_sql(user)} AS play_id FROM ({rows_sql})"
 

@@ -28,9 +28,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run(ws: Path, lake_url: str, gold_url: str, world: Path, real_dir: Path) -> dict:
     """import (synthetic listeners + one real export) → build → export gold; returns the counts of each step."""
+    from tunelake.curate.catalog import import_catalog
     from tunelake.curate.ingest import import_paths
     from tunelake.pipeline import build
-    from tunelake.sources.catalog import import_catalog
     from tunelake.warehouse.exports import export_gold
     from tunelake.warehouse.store import open_warehouse
 
@@ -41,7 +41,7 @@ def run(ws: Path, lake_url: str, gold_url: str, world: Path, real_dir: Path) -> 
         imported[folder.name] = (s.total("read"), s.total("accepted"), s.total("duplicates"))
     s = import_paths(cfg, [str(real_dir / "CandidlyRed__spotify")], "real-candidlyred")
     imported["real-candidlyred"] = (s.total("read"), s.total("accepted"), s.total("duplicates"))
-    import_catalog(cfg.lake, world / "catalog")
+    import_catalog(cfg, world / "catalog")
     info = build(cfg)
     assert all(r.passed for r in info.quality)
     con = open_warehouse(cfg)

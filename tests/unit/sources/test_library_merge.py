@@ -5,8 +5,9 @@ from __future__ import annotations
 import orjson
 import pyarrow as pa
 
+from tunelake.curate.library import merge_playlist_items, merge_saved
 from tunelake.lake.store import Lake
-from tunelake.sources.library import merge_playlist_items, merge_saved, parse_library, parse_playlists
+from tunelake.sources.library import parse_library, parse_playlists
 
 
 def _rows(parsed, batch: str):

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tunelake.curate.catalog import import_catalog
 from tunelake.curate.ingest import import_paths
 from tunelake.pipeline import build
-from tunelake.sources.catalog import import_catalog
 from tunelake.synthetic.world import generate_world
 from tunelake.workspace import Workspace, open_workspace
 
@@ -31,7 +31,7 @@ def make_demo_ws(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path
         generate_world(world, users=users, days=30, seed=seed, account_data=False)
         for h in sorted(p.name for p in (world / "exports").iterdir()):
             import_paths(cfg, [str(world / "exports" / h)], h)
-        import_catalog(cfg.lake, world / "catalog")
+        import_catalog(cfg, world / "catalog")
         build(cfg)
         return ws
 
