@@ -51,6 +51,7 @@ bench: setup system
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 
 # Move every pinned package to its newest release, then `make test` before committing constraints.txt.
 lock: | $(BIN)/python
