@@ -1,4 +1,4 @@
-"""Spotify privacy exports: finding the files (file, folder or zip), telling their kind, parsing them.
+"""Spotify privacy exports: decoding and parsing the listening files (finding them is `export_files`).
 
 Parsing is column-wise: the JSON is decoded once with orjson and every field becomes an Arrow array in one pass;
 only when a column holds a value of the wrong type do we look at its records one by one, so that a bad record is
@@ -7,15 +7,9 @@ quarantined with a reason while the valid records around it are kept.
 
 from __future__ import annotations
 
-import fnmatch
-import os
-import re
-import stat
-import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path, PurePosixPath
 from typing import Any
 
 import orjson
@@ -24,156 +18,17 @@ import pyarrow.compute as pc
 
 from tunelake.curate.schemas import TS
 from tunelake.errors import InputError
-
-# --- finding files --------------------------------------------------------------------------------------------
-
-MAX_ZIP_TOTAL = 8 * 1024**3  # uncompressed bytes a zip may expand to
-MAX_ZIP_RATIO = 200  # uncompressed / compressed, per entry (zip bombs are far above; JSON is ~5–15)
-MAX_ZIP_ENTRIES = 10_000
-
-KIND_PATTERNS: list[tuple[str, str]] = [
-    ("extended_audio", "Streaming_History_Audio_*.json"),
-    ("extended_video", "Streaming_History_Video_*.json"),
-    ("extended_legacy", "endsong*.json"),
-    ("account_music", "StreamingHistory_music_*.json"),
-    ("account_podcast", "StreamingHistory_podcast_*.json"),
-    ("account_audiobook", "StreamingHistory_audiobook_*.json"),
-    ("account_music", "StreamingHistory[0-9]*.json"),
-    ("library", "YourLibrary.json"),
-    ("playlist", "Playlist[0-9]*.json"),
-]
-
-
-@dataclass
-class ExportFile:
-    """One file found in the user's input, with a way to read its bytes (from disk or from inside a zip)."""
-
-    name: str  # base name
-    origin: str  # where it came from, for messages: path or zip!member
-    kind: str
-    size: int
-    read: Callable[[], bytes]
-
-
-def kind_from_name(name: str) -> str | None:
-    base = PurePosixPath(name).name
-    for kind, pattern in KIND_PATTERNS:
-        if fnmatch.fnmatchcase(base, pattern):
-            return kind
-    return None
-
-
-def sniff_kind(head: bytes) -> str | None:
-    """Tell a renamed listening file by the keys of its first record."""
-    text = head[:4096].decode("utf-8", "ignore")
-    if not text.lstrip().startswith("["):
-        return None
-    if '"ts"' in text and '"ms_played"' in text:
-        return "extended_audio" if '"audiobook_uri"' in text else "extended_legacy"
-    if '"endTime"' in text and '"msPlayed"' in text:
-        if '"podcastName"' in text:
-            return "account_podcast"
-        if '"audiobookName"' in text:
-            return "account_audiobook"
-        return "account_music"
-    return None
-
-
-def _check_zip_member(zf_name: str, info: zipfile.ZipInfo) -> None:
-    name = info.filename
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in PurePosixPath(name).parts:
-        raise InputError(f"refusing zip entry with an unsafe path {name!r}", file=zf_name,
-                         hint="the archive may be hostile; unpack it yourself if you trust it")
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        raise InputError(f"refusing zip entry {name!r}: it is a symbolic link", file=zf_name)
-    if info.compress_size and info.file_size / max(info.compress_size, 1) > MAX_ZIP_RATIO and info.file_size > 1 << 20:
-        raise InputError(
-            f"refusing zip entry {name!r}: compression ratio {info.file_size / info.compress_size:.0f}:1 "
-            f"is beyond {MAX_ZIP_RATIO}:1 (zip bomb?)", file=zf_name)
-
-
-def _zip_files(path: Path) -> Iterator[ExportFile]:
-    try:
-        zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
-        raise InputError(f"not a valid zip archive ({exc})", file=str(path)) from None
-    infos = zf.infolist()
-    if len(infos) > MAX_ZIP_ENTRIES:
-        raise InputError(f"refusing zip with {len(infos)} entries (limit {MAX_ZIP_ENTRIES})", file=str(path))
-    total = 0
-    for info in infos:
-        _check_zip_member(str(path), info)
-        total += info.file_size
-    if total > MAX_ZIP_TOTAL:
-        raise InputError(f"refusing zip that expands to {total / 1024**3:.1f} GiB (limit "
-                         f"{MAX_ZIP_TOTAL / 1024**3:.0f} GiB)", file=str(path))
-    for info in infos:
-        if info.is_dir() or not info.filename.lower().endswith(".json"):
-            continue
-        base = PurePosixPath(info.filename).name
-        if base.startswith("._"):  # macOS resource forks inside zips
-            continue
-        kind = kind_from_name(base)
-        if kind is None:
-            with zf.open(info) as fh:
-                kind = sniff_kind(fh.read(4096))
-        if kind is None:
-            continue
-
-        def reader(info: zipfile.ZipInfo = info) -> bytes:
-            with zf.open(info) as fh:
-                data = fh.read(info.file_size + 1)
-            if len(data) > info.file_size:
-                raise InputError("zip entry is larger than its header says", file=f"{path}!{info.filename}")
-            return data
-
-        yield ExportFile(base, f"{path}!{info.filename}", kind, info.file_size, reader)
-
-
-def _disk_file(path: Path, explicit: bool) -> ExportFile | None:
-    kind = kind_from_name(path.name)
-    if kind is None and path.suffix.lower() == ".json":
-        with open(path, "rb") as fh:
-            kind = sniff_kind(fh.read(4096))
-    if kind is None:
-        if explicit and path.suffix.lower() == ".json":
-            raise InputError("not a Spotify listening file this version can read (unknown layout)", file=str(path),
-                             hint="expected Streaming_History_*, endsong_*, StreamingHistory*, YourLibrary or "
-                                  "Playlist files")
-        return None
-    return ExportFile(path.name, str(path), kind, path.stat().st_size, path.read_bytes)
-
-
-def find_export_files(paths: list[str | Path]) -> list[ExportFile]:
-    """Every listening file under the given files, folders and zips, in a stable order."""
-    found: list[ExportFile] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise InputError("no such file or folder", file=str(path))
-        if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    p = Path(root) / name
-                    if p.is_symlink():
-                        continue
-                    if name.lower().endswith(".zip"):
-                        found.extend(_zip_files(p))
-                    else:
-                        f = _disk_file(p, explicit=False)
-                        if f:
-                            found.append(f)
-        elif path.suffix.lower() == ".zip":
-            found.extend(_zip_files(path))
-        else:
-            f = _disk_file(path, explicit=True)
-            if f is None:
-                raise InputError("not a Spotify export file (expected .json or .zip)", file=str(path))
-            found.append(f)
-    return found
-
+from tunelake.sources.export_files import (  # noqa: F401  (the names importers use from here)
+    KIND_PATTERNS,
+    MAX_ZIP_ENTRIES,
+    MAX_ZIP_LISTENING_FILES,
+    MAX_ZIP_RATIO,
+    MAX_ZIP_TOTAL,
+    ExportFile,
+    find_export_files,
+    kind_from_name,
+    sniff_kind,
+)
 
 # --- parsing extended streaming history ----------------------------------------------------------------------
 
