@@ -13,7 +13,15 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tunelake.sources.export import MIN_TS, Parsed, _column, drop_bad_records, read_records
+from tunelake.sources.export import (
+    MIN_TS,
+    Parsed,
+    _column,
+    drop_bad_records,
+    exact_integers,
+    parse_times,
+    read_records,
+)
 from tunelake.sources.types import TS
 
 ACCOUNT_FIELDS: dict[str, str] = {
@@ -40,17 +48,22 @@ def parse_account(data: bytes, name: str, *, now: datetime | None = None) -> Par
     """Account-data streaming history (music, podcast or audiobook) → normalised play rows, names only."""
     records, original, bad, unknown = read_records(data, name, ACCOUNT_FIELDS)
     n = len(records)
-    cols = {f: _column(records, f, t, bad) for f, t in ACCOUNT_FIELDS.items()}
+    written_as_int = exact_integers(data)
+    cols = {f: _column(records, f, t, bad, written_as_int) for f, t in ACCOUNT_FIELDS.items()}
 
     for req in ("endTime", "msPlayed"):
         missing = pc.is_null(cols[req])
-        _bad_rows(missing, bad, "missing_field",
-                  lambda i, req=req: f"field '{req}' is {'null' if req in records[i] else 'missing'}")
+        if pc.any(missing).as_py():
+            for i, m in enumerate(missing.to_pylist()):
+                if m and i not in bad:  # a null value is of the wrong type, as in the extended history
+                    present = req in records[i]
+                    bad[i] = ("wrong_type" if present else "missing_field",
+                              f"field '{req}' is {'null' if present else 'missing'}")
 
     raw_ts = cols["endTime"]
-    ended_at = pc.strptime(raw_ts, format="%Y-%m-%d %H:%M", unit="ms", error_is_null=True)
+    ended_at = parse_times(raw_ts, "%Y-%m-%d %H:%M")
     # Some tools rewrite endTime with seconds; a time with seconds is still a valid end time (truncated below).
-    with_s = pc.strptime(raw_ts, format="%Y-%m-%d %H:%M:%S", unit="ms", error_is_null=True)
+    with_s = parse_times(raw_ts, "%Y-%m-%d %H:%M:%S")
     ended_at = pc.coalesce(ended_at, pc.floor_temporal(with_s, unit="minute")).cast(TS)
     _bad_rows(pc.and_(pc.is_null(ended_at), pc.is_valid(raw_ts)), bad, "bad_timestamp",
               lambda i: f"field 'endTime' is not 'YYYY-MM-DD HH:MM': {records[i].get('endTime')!r}")

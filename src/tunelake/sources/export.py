@@ -1,4 +1,4 @@
-"""Spotify privacy exports: finding the files (file, folder or zip), telling their kind, parsing them.
+"""Spotify privacy exports: decoding and parsing the listening files (finding them is `export_files`).
 
 Parsing is column-wise: the JSON is decoded once with orjson and every field becomes an Arrow array in one pass;
 only when a column holds a value of the wrong type do we look at its records one by one, so that a bad record is
@@ -7,15 +7,10 @@ quarantined with a reason while the valid records around it are kept.
 
 from __future__ import annotations
 
-import fnmatch
-import os
-import re
-import stat
-import zipfile
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+import json
+import math
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from pathlib import Path, PurePosixPath
 from typing import Any
 
 import orjson
@@ -23,157 +18,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tunelake.errors import InputError
-from tunelake.sources.types import TS
-
-# --- finding files --------------------------------------------------------------------------------------------
-
-MAX_ZIP_TOTAL = 8 * 1024**3  # uncompressed bytes a zip may expand to
-MAX_ZIP_RATIO = 200  # uncompressed / compressed, per entry (zip bombs are far above; JSON is ~5–15)
-MAX_ZIP_ENTRIES = 10_000
-
-KIND_PATTERNS: list[tuple[str, str]] = [
-    ("extended_audio", "Streaming_History_Audio_*.json"),
-    ("extended_video", "Streaming_History_Video_*.json"),
-    ("extended_legacy", "endsong*.json"),
-    ("account_music", "StreamingHistory_music_*.json"),
-    ("account_podcast", "StreamingHistory_podcast_*.json"),
-    ("account_audiobook", "StreamingHistory_audiobook_*.json"),
-    ("account_music", "StreamingHistory[0-9]*.json"),
-    ("library", "YourLibrary.json"),
-    ("playlist", "Playlist[0-9]*.json"),
-]
-
-
-@dataclass
-class ExportFile:
-    """One file found in the user's input, with a way to read its bytes (from disk or from inside a zip)."""
-
-    name: str  # base name
-    origin: str  # where it came from, for messages: path or zip!member
-    kind: str
-    size: int
-    read: Callable[[], bytes]
-
-
-def kind_from_name(name: str) -> str | None:
-    base = PurePosixPath(name).name
-    for kind, pattern in KIND_PATTERNS:
-        if fnmatch.fnmatchcase(base, pattern):
-            return kind
-    return None
-
-
-def sniff_kind(head: bytes) -> str | None:
-    """Tell a renamed listening file by the keys of its first record."""
-    text = head[:4096].decode("utf-8", "ignore")
-    if not text.lstrip().startswith("["):
-        return None
-    if '"ts"' in text and '"ms_played"' in text:
-        return "extended_audio" if '"audiobook_uri"' in text else "extended_legacy"
-    if '"endTime"' in text and '"msPlayed"' in text:
-        if '"podcastName"' in text:
-            return "account_podcast"
-        if '"audiobookName"' in text:
-            return "account_audiobook"
-        return "account_music"
-    return None
-
-
-def _check_zip_member(zf_name: str, info: zipfile.ZipInfo) -> None:
-    name = info.filename
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in PurePosixPath(name).parts:
-        raise InputError(f"refusing zip entry with an unsafe path {name!r}", file=zf_name,
-                         hint="the archive may be hostile; unpack it yourself if you trust it")
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        raise InputError(f"refusing zip entry {name!r}: it is a symbolic link", file=zf_name)
-    if info.compress_size and info.file_size / max(info.compress_size, 1) > MAX_ZIP_RATIO and info.file_size > 1 << 20:
-        raise InputError(
-            f"refusing zip entry {name!r}: compression ratio {info.file_size / info.compress_size:.0f}:1 "
-            f"is beyond {MAX_ZIP_RATIO}:1 (zip bomb?)", file=zf_name)
-
-
-def _zip_files(path: Path) -> Iterator[ExportFile]:
-    try:
-        zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
-        raise InputError(f"not a valid zip archive ({exc})", file=str(path)) from None
-    infos = zf.infolist()
-    if len(infos) > MAX_ZIP_ENTRIES:
-        raise InputError(f"refusing zip with {len(infos)} entries (limit {MAX_ZIP_ENTRIES})", file=str(path))
-    total = 0
-    for info in infos:
-        _check_zip_member(str(path), info)
-        total += info.file_size
-    if total > MAX_ZIP_TOTAL:
-        raise InputError(f"refusing zip that expands to {total / 1024**3:.1f} GiB (limit "
-                         f"{MAX_ZIP_TOTAL / 1024**3:.0f} GiB)", file=str(path))
-    for info in infos:
-        if info.is_dir() or not info.filename.lower().endswith(".json"):
-            continue
-        base = PurePosixPath(info.filename).name
-        if base.startswith("._"):  # macOS resource forks inside zips
-            continue
-        kind = kind_from_name(base)
-        if kind is None:
-            with zf.open(info) as fh:
-                kind = sniff_kind(fh.read(4096))
-        if kind is None:
-            continue
-
-        def reader(info: zipfile.ZipInfo = info) -> bytes:
-            with zf.open(info) as fh:
-                data = fh.read(info.file_size + 1)
-            if len(data) > info.file_size:
-                raise InputError("zip entry is larger than its header says", file=f"{path}!{info.filename}")
-            return data
-
-        yield ExportFile(base, f"{path}!{info.filename}", kind, info.file_size, reader)
-
-
-def _disk_file(path: Path, explicit: bool) -> ExportFile | None:
-    kind = kind_from_name(path.name)
-    if kind is None and path.suffix.lower() == ".json":
-        with open(path, "rb") as fh:
-            kind = sniff_kind(fh.read(4096))
-    if kind is None:
-        if explicit and path.suffix.lower() == ".json":
-            raise InputError("not a Spotify listening file this version can read (unknown layout)", file=str(path),
-                             hint="expected Streaming_History_*, endsong_*, StreamingHistory*, YourLibrary or "
-                                  "Playlist files")
-        return None
-    return ExportFile(path.name, str(path), kind, path.stat().st_size, path.read_bytes)
-
-
-def find_export_files(paths: list[str | Path]) -> list[ExportFile]:
-    """Every listening file under the given files, folders and zips, in a stable order."""
-    found: list[ExportFile] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise InputError("no such file or folder", file=str(path))
-        if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    p = Path(root) / name
-                    if p.is_symlink():
-                        continue
-                    if name.lower().endswith(".zip"):
-                        found.extend(_zip_files(p))
-                    else:
-                        f = _disk_file(p, explicit=False)
-                        if f:
-                            found.append(f)
-        elif path.suffix.lower() == ".zip":
-            found.extend(_zip_files(path))
-        else:
-            f = _disk_file(path, explicit=True)
-            if f is None:
-                raise InputError("not a Spotify export file (expected .json or .zip)", file=str(path))
-            found.append(f)
-    return found
-
+from tunelake.sources.export_files import (  # noqa: F401  (the names importers use from here)
+    KIND_PATTERNS,
+    MAX_ZIP_ENTRIES,
+    MAX_ZIP_LISTENING_FILES,
+    MAX_ZIP_RATIO,
+    MAX_ZIP_TOTAL,
+    ExportFile,
+    find_export_files,
+    kind_from_name,
+    sniff_kind,
+)
+from tunelake.sources.types import TS, Parsed
 
 # --- parsing extended streaming history ----------------------------------------------------------------------
 
@@ -210,68 +66,173 @@ REQUIRED = ("ts", "ms_played")
 MIN_TS = datetime(2006, 1, 1)  # Spotify was founded in 2006; anything earlier is a broken clock
 
 
-@dataclass
-class Parsed:
-    """Normalised rows of one file plus what was rejected and why."""
+class BadNumber:
+    """A number Python's json reads but no column can hold as written: NaN, ±Infinity, a float beyond a double
+    (1e999), an integer beyond 64 bits. It is kept (never turned into a float or null) so that the record holding it
+    is quarantined and shown as written; `str()` is how a quarantine line shows it."""
 
-    rows: pa.Table
-    read: int
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
-    unknown_fields: set[str] = field(default_factory=set)
-    file_format: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("allowed", "text", "what")
 
-    def quarantine_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for q in self.quarantine:
-            counts[q["reason"]] = counts.get(q["reason"], 0) + 1
-        return counts
+    def __init__(self, text: str, what: str, allowed: bool) -> None:
+        self.text, self.what, self.allowed = text, what, allowed  # allowed: valid JSON, only out of range
+
+    def __str__(self) -> str:
+        return self.text
+
+    __repr__ = __str__
 
 
-def load_json_array(data: bytes, name: str) -> list[Any]:
-    """Decode a file that must hold a JSON array; a file that is not gives one clear error."""
-    if data[:3] == b"\xef\xbb\xbf":
-        data = data[3:]
+def _constant(text: str) -> BadNumber:
+    return BadNumber(text, text, False)
+
+
+def _float(text: str) -> float | BadNumber:
+    v = float(text)
+    return v if math.isfinite(v) else BadNumber(text, f"a number out of range ({text})", False)
+
+
+def _int(text: str) -> int | BadNumber:
+    v = int(text)
+    # orjson reads up to 64 bits unsigned: integers it could keep are kept, so both decoders give the same records.
+    return v if -(2**63) <= v < 2**64 else BadNumber(text, "an integer out of range", True)
+
+
+def _lenient(text: str) -> Any:
+    return json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
+
+
+def decode_json(data: bytes, name: str) -> tuple[Any, bool]:
+    """(document, strict). orjson decodes every well-formed file. A file it refuses is decoded again by Python's
+    json, which reads the NaN, Infinity and lone surrogates some tools write, so that only the records holding them
+    are quarantined instead of the whole file; `strict` is then False and values may be `BadNumber`s or strings
+    with surrogates (see `not_json`). A file that is not UTF-8 is named as such, with the offset of the first
+    invalid byte: orjson reports every encoding error at byte 0."""
+    bom = 3 if data[:3] == b"\xef\xbb\xbf" else 0
+    body = data[bom:] if bom else data
     try:
-        doc = orjson.loads(data)
+        return orjson.loads(body), True
     except orjson.JSONDecodeError as exc:
-        kind = "truncated JSON" if exc.pos >= len(data.rstrip()) - 1 else "not valid JSON"
-        raise InputError(f"{kind} (at byte {exc.pos}: {exc.msg})", file=name) from None
+        error = exc
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text: invalid byte 0x{body[exc.start]:02x} at byte {exc.start + bom} (Spotify "
+                         "writes UTF-8; was the file re-saved in another encoding?)", file=name) from None
+    try:
+        return _lenient(text), False
+    except (ValueError, RecursionError):
+        at = len(text[: error.pos].encode("utf-8")) + bom  # orjson counts characters, the message says bytes
+        kind = "truncated JSON" if at >= len(data.rstrip()) - 1 else "not valid JSON"
+        raise InputError(f"{kind} (at byte {at}: {error.msg})", file=name) from None
+
+
+def not_json(value: Any) -> str | None:
+    """What `value` holds (at any depth) that JSON text has no place for, as the end of a message; None if nothing.
+    Only documents decoded leniently (`decode_json` → strict False) can hold such values."""
+    if isinstance(value, BadNumber):
+        return None if value.allowed else (f"{value.text}, which JSON does not allow" if value.what == value.text
+                                           else value.what)
+    if isinstance(value, str):
+        if value.isascii():
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"a lone UTF-16 surrogate ({value[exc.start]!a}), which is not text"
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = not_json(k) or not_json(v)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for v in value:
+            found = not_json(v)
+            if found:
+                return found
+    return None
+
+
+def load_json_array(data: bytes, name: str) -> tuple[list[Any], bool]:
+    """(records, strict) of a file that must hold a JSON array; a file that does not gives one clear error."""
+    doc, strict = decode_json(data, name)
     if not isinstance(doc, list):
         raise InputError(f"expected a JSON array of playback records, found a JSON {type(doc).__name__}", file=name)
-    return doc
+    return doc, strict
 
 
-_TYPE_CHECK = {
-    "str": lambda v: isinstance(v, str),
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "bool": lambda v: isinstance(v, bool),
-}
+def _int64(v: Any) -> bool:
+    return type(v) is int and -(2**63) <= v < 2**63  # type(), not isinstance: True is an int to Python
+
+
+_TYPE_CHECK = {"str": lambda v: type(v) is str, "int": _int64, "bool": lambda v: type(v) is bool}
 _ARROW = {"str": pa.string(), "int": pa.int64(), "bool": pa.bool_()}
 
 
-def _column(records: list[dict], name: str, typ: str, bad: dict[int, tuple[str, str]]) -> pa.Array:
-    """One field as an Arrow array; values of the wrong type mark their record bad (kept out of the array)."""
+def got(v: Any, typ: str, written_as_int: Callable[[], bool] = lambda: False) -> str:
+    """What a value of the wrong type is, for 'should be int, got …'. orjson reads an integer beyond 64 bits as a
+    float: such a float is reported as the integer it was written as when `written_as_int` says so."""
+    if isinstance(v, BadNumber):
+        return v.what
+    if typ == "int" and type(v) is int:
+        return "an integer out of range"
+    if typ == "int" and type(v) is float and v.is_integer() and abs(v) >= 2**63 and written_as_int():
+        return "an integer out of range"
+    return type(v).__name__
+
+
+def exact_integers(data: bytes) -> Callable[[int, str], bool]:
+    """`(record_no, field) → was it written as an integer?`, by decoding the file again, once and only if asked,
+    with Python's json (which keeps integers of any size as written)."""
+    cache: list[Any] = []
+
+    def written_as_int(i: int, name: str) -> bool:
+        if not cache:
+            try:
+                cache.append(_lenient(data.decode("utf-8-sig")))
+            except (ValueError, RecursionError):
+                cache.append([])
+        records = cache[0]
+        r = records[i] if i < len(records) else None
+        v = r.get(name) if isinstance(r, dict) else None
+        return type(v) is int or (isinstance(v, BadNumber) and v.allowed)
+
+    return written_as_int
+
+
+def _column(records: list[dict], name: str, typ: str, bad: dict[int, tuple[str, str]],
+            written_as_int: Callable[[int, str], bool] | None = None) -> pa.Array:
+    """One field as an Arrow array; values of the wrong type mark their record bad (kept out of the array).
+    Nothing is converted: 1.0 is not an int, 1 is not a bool (but `skipped` may be 0/1, as some export years write
+    it), "5" is not a number, 5 is not a string."""
     values = [r.get(name) for r in records]
+    check = _TYPE_CHECK[typ]
     try:
-        if typ == "int" or typ == "bool":
-            # pa.array would quietly turn True into 1 or 1 into True; check the types exactly first.
-            check = _TYPE_CHECK[typ]
-            if not all(v is None or check(v) for v in values):
-                raise pa.ArrowInvalid("mixed types")
+        # pa.array would quietly turn True into 1 or 1 into True; check the types exactly first.
+        if typ in ("int", "bool") and not all(v is None or check(v) for v in values):
+            raise pa.ArrowInvalid("mixed types")
         return pa.array(values, _ARROW[typ])
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        check = _TYPE_CHECK[typ]
         clean = []
         for i, v in enumerate(values):
             if v is None or check(v):
                 clean.append(v)
-            elif typ == "bool" and name == "skipped" and v in (0, 1) and not isinstance(v, bool):
+            elif typ == "bool" and name == "skipped" and type(v) is int and v in (0, 1):
                 clean.append(bool(v))  # some export years write skipped as 0/1
             else:
-                bad.setdefault(i, ("wrong_type", f"field '{name}' should be {typ}, got {type(v).__name__}"))
+                exact = (lambda i=i: written_as_int(i, name)) if written_as_int else (lambda: False)
+                bad.setdefault(i, ("wrong_type", f"field '{name}' should be {typ}, got {got(v, typ, exact)}"))
                 clean.append(None)
         return pa.array(clean, _ARROW[typ])
+
+
+def parse_times(raw: pa.Array, fmt: str) -> pa.Array:
+    """Strings in exactly `fmt` → timestamps (s); anything else → null. Arrow's strptime reads 2023-02-30 as
+    2023-03-02, 23:59:60 as the next minute and '2023-1-2' as '2023-01-02': a time counts only when it formats back
+    to what was written, which is also the rule on the DuckDB path."""
+    t = pc.strptime(raw, format=fmt, unit="s", error_is_null=True)
+    same = pc.fill_null(pc.equal(pc.strftime(t, format=fmt), raw), False)
+    return pc.if_else(same, t, pa.scalar(None, t.type))
 
 
 def _uri_ids(uris: pa.Array, prefix: str, bad: dict[int, tuple[str, str]], field_name: str) -> pa.Array:
@@ -290,17 +251,28 @@ def read_records(
 ) -> tuple[list[dict[str, Any]], list[Any], dict[int, tuple[str, str]], set[str]]:
     """A history file's JSON array as (records, original, bad, unknown fields), shared by every history layout.
 
-    A record that is not an object is marked bad and read as `{}`, so that one stray value neither stops the file
-    nor shifts the columns out of line with the record numbers; `original` keeps it as written, for quarantine.
+    A record that is not an object, or holds what JSON has no place for (NaN, Infinity, a lone surrogate), is marked
+    bad and read as `{}`, so that one stray value neither stops the file nor shifts the columns out of line with the
+    record numbers; `original` keeps it as written, for quarantine.
     """
-    records = load_json_array(data, name)
+    records, strict = load_json_array(data, name)
     bad: dict[int, tuple[str, str]] = {}
     for i, r in enumerate(records):
         if type(r) is not dict:
             bad[i] = ("not_an_object", f"record is a JSON {type(r).__name__}, not an object")
+        elif not strict:
+            for k, v in r.items():
+                problem = not_json(k) or not_json(v)
+                if problem is None:
+                    continue
+                if isinstance(v, BadNumber) and k in fields:
+                    bad[i] = ("wrong_type", f"field '{k}' should be {fields[k]}, got {v.what}")
+                else:
+                    bad[i] = ("wrong_type", f"field '{k}' holds {problem}")
+                break
     original = records
     if bad:
-        records = [r if type(r) is dict else {} for r in records]
+        records = [{} if i in bad else r for i, r in enumerate(records)]
     unknown: set[str] = set()
     expected = set(fields)
     for r in records:
@@ -340,7 +312,8 @@ def parse_extended(data: bytes, name: str, *, now: datetime | None = None, fast:
     legacy = any("ip_addr_decrypted" in r or "username" in r for r in records[:50])
     media = "video" if "Streaming_History_Video" in name else "audio"
 
-    cols = {f: _column(records, f, t, bad) for f, t in EXTENDED_FIELDS.items()}
+    written_as_int = exact_integers(data)
+    cols = {f: _column(records, f, t, bad, written_as_int) for f, t in EXTENDED_FIELDS.items()}
 
     for req in REQUIRED:
         missing = pc.is_null(cols[req])
@@ -352,10 +325,10 @@ def parse_extended(data: bytes, name: str, *, now: datetime | None = None, fast:
                               f"field '{req}' is null" if present else f"field '{req}' is missing")
 
     ts_raw = cols["ts"]
-    ended_at = pc.strptime(ts_raw, format="%Y-%m-%dT%H:%M:%SZ", unit="ms", error_is_null=True)
+    ended_at = parse_times(ts_raw, "%Y-%m-%dT%H:%M:%SZ")
     bad_ts = pc.and_(pc.is_null(ended_at), pc.is_valid(ts_raw))
     if pc.any(bad_ts).as_py():
-        # Tolerate fractional seconds or offsets that some tools write back; only then give up.
+        # Spotify writes exactly YYYY-MM-DDTHH:MM:SSZ; fractional seconds, offsets or impossible dates are not read.
         for i, b in enumerate(bad_ts.to_pylist()):
             if b and i not in bad:
                 bad[i] = ("bad_timestamp", f"field 'ts' is not an ISO-8601 UTC time: {records[i].get('ts')!r}")

@@ -4,6 +4,9 @@ playback id (`play_id_sql`) — the same playback read from two files, or the sa
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import pyarrow as pa
 
 TS = pa.timestamp("ms")
@@ -255,3 +258,21 @@ md5(concat_ws('|', {user}, CAST(epoch_ms(CAST(ended_at AS TIMESTAMP)) AS VARCHAR
              ''),
     CAST(ms_played AS VARCHAR)))
 """
+
+
+@dataclass
+class Parsed:
+    """Normalised rows of one file plus what was rejected and why."""
+
+    rows: pa.Table
+    read: int
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    unknown_fields: set[str] = field(default_factory=set)
+    file_format: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def quarantine_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for q in self.quarantine:
+            counts[q["reason"]] = counts.get(q["reason"], 0) + 1
+        return counts

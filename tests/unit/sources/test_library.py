@@ -82,5 +82,5 @@ def test_playlists_both_generations():
 def test_playlists_not_an_object_file_is_one_clear_error():
     with pytest.raises(InputError, match="playlists"):
         parse_playlists(b'[1, 2]', "Playlist1.json")
-    with pytest.raises(InputError, match="not valid JSON"):
+    with pytest.raises(InputError, match="truncated JSON"):
         parse_playlists(b'{"playlists": [', "Playlist1.json")

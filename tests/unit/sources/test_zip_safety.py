@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from tunelake.errors import InputError
-from tunelake.sources import export
+from tunelake.sources import export_files
 from tunelake.sources.export import find_export_files
 
 ACCOUNT = orjson.dumps([{"endTime": "2023-10-02 23:43", "artistName": "A", "trackName": "T", "msPlayed": 1}])
@@ -74,7 +74,7 @@ def test_zip_bomb_by_ratio_is_refused(tmp_path):
 
 def test_total_size_limit(tmp_path, monkeypatch):
     z = _zip(tmp_path / "big.zip", {f"StreamingHistory{i}.json": ACCOUNT * 50 for i in range(4)}, zipfile.ZIP_STORED)
-    monkeypatch.setattr(export, "MAX_ZIP_TOTAL", 1000)  # the limit, not the check, is lowered for the test
+    monkeypatch.setattr(export_files, "MAX_ZIP_TOTAL", 1000)  # the limit, not the check, is lowered for the test
     with pytest.raises(InputError, match="expands to"):
         find_export_files([z])
 
