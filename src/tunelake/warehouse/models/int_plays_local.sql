@@ -1,4 +1,5 @@
 -- reads: int_user_tz, cur_plays
+-- grain: user
 -- Every accepted playback with UTC start/end and local times in the user's timezone.
 WITH p AS (
     SELECT
