@@ -122,7 +122,7 @@ def time_over_http(app: Any, fs: Any, runs: int) -> list[dict[str, Any]]:
     for cid, page, _ in chart_functions():
         prop = next(c.prop for c in page.charts if c.id == cid)
         body = {"output": f"{cid}.{prop}", "outputs": {"id": cid, "property": prop},
-                "inputs": [{"id": "filters", "property": "data", "value": fs.__dict__}],
+                "inputs": [{"id": "filters", "property": "data", "value": fs.store()}],
                 "changedPropIds": ["filters.data"], "state": []}
         times = []
         for i in range(runs + 1):

@@ -32,14 +32,54 @@ AUDIO_FEATURES = ("danceability", "energy", "valence", "acousticness", "instrume
                   "liveness", "loudness", "tempo")
 
 
+class NotAllowed(TunelakeError):
+    """A viewer asked for data outside what it may see (another listener's, or an admin-only view)."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Whose data a request may read. `user_key=None` is an admin (or a single-user command line): everyone.
+
+    A listener's viewer is applied by the metric layer to every query, whatever the filters say, so isolation
+    does not depend on the UI hiding a control: a filter on another listener or on a segment is refused."""
+
+    user_key: int | None = None
+    handle: str = ""
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user_key is None
+
+
+ADMIN = Viewer()
+
+
+def listener_viewer(user_key: int, handle: str = "") -> Viewer:
+    """The viewer of one listener: only `user_key`'s rows."""
+    return Viewer(int(user_key), handle)
+
+
 @dataclass(frozen=True)
 class Filters:
-    """Which plays a metric looks at. Every field is optional; an empty Filters means everything."""
+    """Which plays a metric looks at. Every field is optional; an empty Filters means everything the viewer may
+    see (`viewer` defaults to ADMIN: the command line and the report see the whole warehouse)."""
 
     start: date | None = None  # local date, inclusive
     end: date | None = None  # local date, inclusive
     user_keys: tuple[int, ...] | None = None
     segment: int | None = None  # a segment of the latest `tunelake segment` run (table user_segment)
+    viewer: Viewer = ADMIN
+
+    def __post_init__(self) -> None:
+        v = self.viewer
+        if v.is_admin:
+            return
+        if self.segment is not None:
+            raise NotAllowed("segments are shown to admins only", hint="sign in as an admin")
+        if self.user_keys is not None and any(int(k) != v.user_key for k in self.user_keys):
+            raise NotAllowed("a listener sees only their own data", hint="remove the listener filter")
 
 
 ALL = Filters()
@@ -61,6 +101,8 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 def _user_conds(con: duckdb.DuckDBPyConnection, f: Filters, alias: str) -> list[str]:
     a = f"{alias}." if alias else ""
     conds: list[str] = []
+    if not f.viewer.is_admin:  # always, first: nothing below can widen it
+        conds.append(f"{a}user_key = {int(f.viewer.user_key)}")
     if f.user_keys is not None:
         keys = ", ".join(str(int(k)) for k in f.user_keys) or "NULL"
         conds.append(f"{a}user_key IN ({keys})")
@@ -141,15 +183,18 @@ def entropy_bits(counts: list[float] | pd.Series) -> float:
 
 # --- users and periods ------------------------------------------------------------------------------------------
 
-def users(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Listeners for pickers: user_key, handle, plays, first/last play, segment name when segments exist."""
+def users(con: duckdb.DuckDBPyConnection, viewer: Viewer = ADMIN) -> pd.DataFrame:
+    """Listeners for pickers: user_key, handle, plays, first/last play, segment name when segments exist (a
+    listener's viewer: that listener only)."""
+    only = "" if viewer.is_admin else f"WHERE u.user_key = {int(viewer.user_key)}"
     if table_exists(con, "user_segment"):
-        return con.execute("""SELECT u.user_key, u.handle, u.plays, u.first_played_at, u.last_played_at,
+        return con.execute(f"""SELECT u.user_key, u.handle, u.plays, u.first_played_at, u.last_played_at,
                                      s.segment, s.segment_name
-                              FROM dim_user u LEFT JOIN user_segment s USING (user_key) ORDER BY u.handle""").df()
-    return con.execute("""SELECT user_key, handle, plays, first_played_at, last_played_at,
+                              FROM dim_user u LEFT JOIN user_segment s USING (user_key) {only}
+                              ORDER BY u.handle""").df()
+    return con.execute(f"""SELECT user_key, handle, plays, first_played_at, last_played_at,
                                  CAST(NULL AS INTEGER) AS segment, CAST(NULL AS VARCHAR) AS segment_name
-                          FROM dim_user ORDER BY handle""").df()
+                          FROM dim_user u {only} ORDER BY handle""").df()
 
 
 def resolve_user(con: duckdb.DuckDBPyConnection, user: int | str) -> tuple[int, str]:
@@ -356,7 +401,7 @@ def discovery_rate(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataF
     favourite into a discovery. Columns: month, plays, new_artists, new_tracks, artist_discovery_rate,
     track_discovery_rate (plays of newly heard artists/tracks ÷ plays). Months are whole calendar months: a window
     that starts or ends mid-month includes the whole of that month."""
-    users_only = Filters(user_keys=f.user_keys, segment=f.segment)
+    users_only = Filters(user_keys=f.user_keys, segment=f.segment, viewer=f.viewer)
     start = f"DATE '{f.start.replace(day=1).isoformat()}'" if f.start else "DATE '0001-01-01'"
     end = f"DATE '{f.end.isoformat()}'" if f.end else "DATE '9999-12-31'"
     # first_month is precomputed over the user's whole history by the aggregate models.
@@ -503,4 +548,5 @@ def last_days(con: duckdb.DuckDBPyConnection, days: int, f: Filters = ALL) -> Fi
     last = con.execute(f"SELECT max(date) FROM agg_user_day {_where(con, f)}").fetchone()[0]
     if last is None:
         return f
-    return Filters(start=last - timedelta(days=days - 1), end=last, user_keys=f.user_keys, segment=f.segment)
+    return Filters(start=last - timedelta(days=days - 1), end=last, user_keys=f.user_keys, segment=f.segment,
+                   viewer=f.viewer)

@@ -209,6 +209,13 @@ class FilterState:
     end: str | None = None
     user: str | None = None  # a user key as a string (64-bit keys do not survive JavaScript numbers)
     segment: int | None = None
+    # who asks (an analytics.insights.Viewer), set by the server from the session, never from the request;
+    # None is the single-user dashboard: everyone's data
+    viewer: Any = None
+
+    def store(self) -> dict[str, Any]:
+        """The JSON-safe filter values (the dcc.Store content); the viewer is not one of them."""
+        return {k: getattr(self, k) for k in STORE_KEYS}
 
     @classmethod
     def parse(cls, start: Any = None, end: Any = None, user: Any = None, segment: Any = None) -> FilterState:
@@ -228,9 +235,20 @@ class FilterState:
             raise FilterError(f"unknown filter {_shown(unknown[0])}", field="filters")
         return cls.parse(*(data.get(k) for k in STORE_KEYS))
 
-    def checked(self, wh: Warehouse) -> FilterState:
-        """Self, once the listener and the segment exist in the warehouse answering now (a filter on something
-        that does not exist is a crafted request, not an empty selection)."""
+    def checked(self, wh: Warehouse, viewer: Any = None) -> FilterState:
+        """Self for `viewer` (None: everyone), once the listener and the segment exist in the warehouse answering
+        now (a filter on something that does not exist is a crafted request, not an empty selection). A listener's
+        viewer may filter on nobody but themselves, and on no segment: `NotAllowed` (403), never another's data."""
+        if viewer is not None and not viewer.is_admin:
+            from dataclasses import replace
+
+            from tunelake.analytics.insights import NotAllowed
+
+            if self.segment is not None:
+                raise NotAllowed("segments are shown to admins only")
+            if self.user is not None and int(self.user) != viewer.user_key:
+                raise NotAllowed("a listener sees only their own data")
+            return replace(self, viewer=viewer)
         if self.user is not None and int(self.user) not in wh.user_keys():
             raise FilterError(f"no listener with key {self.user}", field="user")
         if self.segment is not None and self.segment not in wh.segments():
@@ -239,13 +257,14 @@ class FilterState:
 
     def to_filters(self) -> Any:
         """The metric layer's Filters for this state."""
-        from tunelake.analytics.insights import Filters
+        from tunelake.analytics.insights import ADMIN, Filters
 
         return Filters(
             start=date.fromisoformat(self.start) if self.start else None,
             end=date.fromisoformat(self.end) if self.end else None,
             user_keys=(int(self.user),) if self.user is not None else None,
             segment=self.segment,
+            viewer=self.viewer if self.viewer is not None else ADMIN,
         )
 
 

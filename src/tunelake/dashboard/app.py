@@ -9,28 +9,35 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import dash
 from dash import Input, Output, dcc, html
 
+from tunelake.analytics.insights import NotAllowed
 from tunelake.dashboard import DEFAULT_HOST, DEFAULT_PORT, FilterError, FilterState, Warehouse
 from tunelake.dashboard.hosts import allowed_hosts, install_host_check
-from tunelake.dashboard.pages import PAGES, Page
+from tunelake.dashboard.pages import PAGES, Page, visible_pages
 from tunelake.workspace import Workspace
 
 ASSETS = Path(__file__).parent / "assets"
 
 
-def _listener_options(wh: Warehouse) -> list[dict[str, Any]]:
+def _listener_options(wh: Warehouse, viewer: Any = None) -> list[dict[str, Any]]:
     users = wh.table("dim_user", "user_key, handle", order="handle")
+    if viewer is not None and not viewer.is_admin:
+        users = users[users["user_key"] == viewer.user_key] if not users.empty else users
     # user keys are 64-bit hashes: as JSON numbers JavaScript would round them, so they travel as strings
     return [{"label": str(h), "value": str(int(k))} for k, h in users.itertuples(index=False)]
 
 
-def _segment_options(wh: Warehouse) -> list[dict[str, Any]]:
+def _segment_options(wh: Warehouse, viewer: Any = None) -> list[dict[str, Any]]:
     from tunelake.dashboard.pages.segments import segment_names
+
+    if viewer is not None and not viewer.is_admin:
+        return []
 
     return [{"label": f"{seg} · {name}", "value": seg} for seg, name in segment_names(wh).items()]
 
@@ -43,7 +50,7 @@ def _date_bounds(wh: Warehouse) -> tuple[str | None, str | None]:
     return (lo.isoformat() if lo else None, hi.isoformat() if hi else None)
 
 
-def _filter_bar(wh: Warehouse) -> html.Div:
+def _filter_bar(wh: Warehouse, viewer: Any = None) -> html.Div:
     lo, hi = _date_bounds(wh)
     return html.Div([
         html.Div([html.Label("From", htmlFor="f-start"),
@@ -53,22 +60,24 @@ def _filter_bar(wh: Warehouse) -> html.Div:
                   dcc.Input(id="f-end", type="date", min=lo, max=hi, className="date-input")],
                  className="filter"),
         html.Div([html.Label("Listener"),
-                  dcc.Dropdown(id="f-user", options=_listener_options(wh), placeholder="All listeners",
+                  dcc.Dropdown(id="f-user", options=_listener_options(wh, viewer), placeholder="All listeners",
                                clearable=True, className="dropdown")], className="filter wide"),
         html.Div([html.Label("Segment"),
-                  dcc.Dropdown(id="f-segment", options=_segment_options(wh), placeholder="All segments",
+                  dcc.Dropdown(id="f-segment", options=_segment_options(wh, viewer), placeholder="All segments",
                                clearable=True, className="dropdown")], className="filter wide"),
         html.Button("Reset filters", id="f-reset", n_clicks=0, className="reset"),
         html.Div(id="f-summary", className="filter-summary"),
     ], className="filter-bar", **{"data-min": lo or "", "data-max": hi or ""})
 
 
-def _nav() -> html.Nav:
-    return html.Nav([dcc.Link(p.name, href=p.path, id=f"nav-{p.key}", className="nav-link") for p in PAGES],
-                    className="nav")
+def _nav(viewer: Any = None) -> html.Nav:
+    return html.Nav([dcc.Link(p.name, href=p.path, id=f"nav-{p.key}", className="nav-link")
+                     for p in visible_pages(viewer)], className="nav")
 
 
-def create_app(ws: Workspace, cache_size: int = 512, warm: bool = False, host: str | None = None) -> dash.Dash:
+def create_app(ws: Workspace, cache_size: int = 512, warm: bool = False, host: str | None = None, *,
+               server: Any = None, viewer_of: Callable[[], Any] | None = None,
+               header_links: Callable[[], list[Any]] | None = None, post_paths: tuple[str, ...] = ()) -> dash.Dash:
     """A Dash app over the workspace's current warehouse (read-only; every asset served from the packages).
 
     Chart outputs are cached per (warehouse file, chart, filters): a warehouse file never changes once current,
@@ -76,25 +85,34 @@ def create_app(ws: Workspace, cache_size: int = 512, warm: bool = False, host: s
     `cache_size=0` turns the cache off (the benchmark measures uncached callbacks). `warm=True` computes the
     unfiltered view of every chart in a background thread at start, so the first visitor of a large warehouse
     does not wait for the slowest metrics (`serve` does this). `host` is the address the server binds to
-    (default: the dashboard_host setting); it is one of the `Host` names answered, see `dashboard.hosts`."""
+    (default: the dashboard_host setting); it is one of the `Host` names answered, see `dashboard.hosts`.
+
+    For `tunelake serve`: `server` is the Flask app to mount on, `viewer_of()` gives the signed-in viewer of the
+    request (an `insights.Viewer`; None = everyone), applied to every layout and callback from the session, never
+    from the request; `header_links()` adds the account links; `post_paths` are the service's form routes."""
     allowed = allowed_hosts(ws, host)  # a bad setting fails here, before anything is served
     wh = Warehouse(ws)
     wh.has("dim_user")  # fail now, with the CLI's one-line hint, when there is no warehouse yet
+    viewer_of = viewer_of or (lambda: None)
     app = dash.Dash(
-        __name__, serve_locally=True, assets_folder=str(ASSETS), title="tunelake", update_title=None,
+        __name__, server=server if server is not None else True, serve_locally=True, assets_folder=str(ASSETS), title="tunelake", update_title=None,
         suppress_callback_exceptions=True, external_scripts=[], external_stylesheets=[],
     )
     app._tunelake_warehouse = wh  # the benchmark and tests reach the same connection cache
     install_host_check(app.server, allowed)
     app.server.register_error_handler(FilterError, _refuse_filter)
+    app.server.register_error_handler(NotAllowed, _refuse_viewer)
 
     def serve_layout() -> html.Div:
+        viewer = viewer_of()
+        links = header_links() if header_links else []
         return html.Div([
             dcc.Location(id="url"),
             html.Header([html.Div([html.Span("tunelake", className="brand"),
-                                   html.Span("listening analytics", className="tagline")]), _nav()],
+                                   html.Span("listening analytics", className="tagline")]), _nav(viewer),
+                         *([html.Div(links, className="account-links")] if links else [])],
                         className="header"),
-            _filter_bar(wh),
+            _filter_bar(wh, viewer),
             dcc.Store(id="filters", data={}),
             html.Main(id="page", className="page"),
             html.Footer(f"Read-only view of {ws.root}", className="footer"),
@@ -107,13 +125,15 @@ def create_app(ws: Workspace, cache_size: int = 512, warm: bool = False, host: s
     def route(pathname: str | None) -> Any:
         # an unknown path shows the overview, whatever its type (a crafted one must not become a 500)
         page = pages.get(pathname if isinstance(pathname, str) else "/") or pages["/"]
+        if page.admin_only and page not in visible_pages(viewer_of()):
+            page = pages["/"]
         return page.layout()
 
     @app.callback(Output("filters", "data"), Output("f-summary", "children"),
                   Input("f-start", "value"), Input("f-end", "value"), Input("f-user", "value"),
                   Input("f-segment", "value"))
     def update_filters(start: Any, end: Any, user: Any, segment: Any) -> Any:
-        fs = FilterState.parse(start, end, user, segment).checked(wh)
+        fs = FilterState.parse(start, end, user, segment).checked(wh, viewer_of())
         parts = []
         if fs.start or fs.end:
             parts.append(f"{fs.start or '…'} → {fs.end or '…'}")
@@ -121,7 +141,7 @@ def create_app(ws: Workspace, cache_size: int = 512, warm: bool = False, host: s
             parts.append("1 listener")
         if fs.segment is not None:
             parts.append(f"segment {fs.segment}")
-        return fs.__dict__, ("Filtered: " + " · ".join(parts)) if parts else "All data"
+        return fs.store(), ("Filtered: " + " · ".join(parts)) if parts else "All data"
 
     @app.callback(Output("f-start", "value"), Output("f-end", "value"), Output("f-user", "value"),
                   Output("f-segment", "value"), Input("f-reset", "n_clicks"), prevent_initial_call=True)
@@ -131,7 +151,7 @@ def create_app(ws: Workspace, cache_size: int = 512, warm: bool = False, host: s
     fills = []
     for page in PAGES:
         for chart in page.charts:
-            fills.append(_register_chart(app, wh, chart, cache_size))
+            fills.append(_register_chart(app, wh, chart, cache_size, viewer_of, page.admin_only))
         for click in page.clicks:
             click(app, wh)
 
@@ -141,7 +161,8 @@ def create_app(ws: Workspace, cache_size: int = 512, warm: bool = False, host: s
 
         if request.method not in ("GET", "HEAD", "POST", "OPTIONS"):
             abort(405)
-        if request.method == "POST" and not request.path.endswith(("_dash-update-component",)):
+        if request.method == "POST" and not (request.path.endswith("_dash-update-component")
+                                             or request.path in post_paths):
             abort(405)
         return None
 
@@ -168,18 +189,33 @@ def _refuse_filter(exc: FilterError) -> Any:
     return resp
 
 
-def _register_chart(app: dash.Dash, wh: Warehouse, chart: Any, cache_size: int) -> Any:
+def _refuse_viewer(exc: NotAllowed) -> Any:
+    """Another listener's data, or an admin page, asked for by a listener: 403, one log line."""
+    from flask import Response, request
+
+    logging.getLogger(__name__).warning("dashboard: refused %s: %s", request.path, exc)
+    resp = Response(f"403 Forbidden: {exc}\n", status=403, mimetype="text/plain")
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp
+
+
+def _register_chart(app: dash.Dash, wh: Warehouse, chart: Any, cache_size: int,
+                    viewer_of: Callable[[], Any] = lambda: None, admin_only: bool = False) -> Any:
     import json
     from collections import OrderedDict
 
-    cache: OrderedDict[tuple[str, str], Any] = OrderedDict()
+    cache: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
     lock = threading.Lock()
 
-    def fill(data: dict[str, Any] | None) -> Any:
-        fs = FilterState.from_store(data).checked(wh)
+    def fill(data: dict[str, Any] | None, viewer: Any = None) -> Any:
+        viewer = viewer if viewer is not None else viewer_of()
+        if admin_only and viewer is not None and not viewer.is_admin:
+            raise NotAllowed(f"{chart.id} is shown to admins only")
+        fs = FilterState.from_store(data).checked(wh, viewer)
         if cache_size <= 0:
             return chart.fn(wh, fs)
-        key = (wh.current_file(), json.dumps(fs.__dict__, sort_keys=True))
+        who = "*" if viewer is None or viewer.is_admin else str(viewer.user_key)
+        key = (wh.current_file(), who, json.dumps(fs.store(), sort_keys=True))
         with lock:
             if key in cache:
                 cache.move_to_end(key)
@@ -192,7 +228,12 @@ def _register_chart(app: dash.Dash, wh: Warehouse, chart: Any, cache_size: int) 
         return out
 
     fill.__name__ = f"fill_{chart.id.replace('-', '_')}"
-    app.callback(Output(chart.id, chart.prop), Input("filters", "data"))(fill)
+
+    def callback(data: dict[str, Any] | None) -> Any:  # Dash passes only the store; the viewer is the session's
+        return fill(data)
+
+    callback.__name__ = fill.__name__
+    app.callback(Output(chart.id, chart.prop), Input("filters", "data"))(callback)
     return fill
 
 

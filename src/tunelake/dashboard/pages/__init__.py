@@ -19,9 +19,17 @@ class Page:
     layout: Callable[[], Any]
     charts: tuple[Chart, ...]
     clicks: tuple[Callable[..., None], ...] = field(default_factory=tuple)
+    admin_only: bool = False  # shows every listener's data (segments, evaluation, quality): admins only
+
+
+def visible_pages(viewer: Any) -> tuple[Page, ...]:
+    """The pages `viewer` may open (None or an admin: all of them)."""
+    admin = viewer is None or viewer.is_admin
+    return tuple(p for p in PAGES if admin or not p.admin_only)
 
 
 PAGES: tuple[Page, ...] = tuple(
-    Page(m.KEY, m.NAME, m.PATH, m.layout, tuple(m.CHARTS), tuple(getattr(m, "CLICKS", ())))
+    Page(m.KEY, m.NAME, m.PATH, m.layout, tuple(m.CHARTS), tuple(getattr(m, "CLICKS", ())),
+         getattr(m, "ADMIN_ONLY", False))
     for m in (overview, patterns, taste, segments, recommendations, quality)
 )

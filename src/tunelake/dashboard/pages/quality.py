@@ -22,6 +22,7 @@ from tunelake.dashboard.pages.common import (
 from tunelake.report.format import gate_summary
 
 KEY, NAME, PATH = "quality", "Data quality", "/quality"
+ADMIN_ONLY = True  # every listener's data: `tunelake serve` shows it to admins only
 
 
 def layout() -> html.Div:

@@ -20,6 +20,7 @@ from tunelake.dashboard.pages.common import (
 )
 
 KEY, NAME, PATH = "recommendations", "Recommendations", "/recommendations"
+ADMIN_ONLY = True  # every listener's data: `tunelake serve` shows it to admins only
 NO_RECS = "No recommendations yet: run `tunelake recommend` (or `tunelake run`)"
 
 

@@ -24,6 +24,7 @@ from tunelake.dashboard.pages.common import (
 from tunelake.report.format import profile_summary
 
 KEY, NAME, PATH = "segments", "Segments", "/segments"
+ADMIN_ONLY = True  # every listener's data: `tunelake serve` shows it to admins only
 NO_SEGMENTS = "No segments yet: run `tunelake segment` (or `tunelake run`)"
 
 
