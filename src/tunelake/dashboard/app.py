@@ -95,7 +95,8 @@ def create_app(ws: Workspace, cache_size: int = 512, warm: bool = False, host: s
     wh.has("dim_user")  # fail now, with the CLI's one-line hint, when there is no warehouse yet
     viewer_of = viewer_of or (lambda: None)
     app = dash.Dash(
-        __name__, server=server if server is not None else True, serve_locally=True, assets_folder=str(ASSETS), title="tunelake", update_title=None,
+        __name__, server=server if server is not None else True, serve_locally=True, assets_folder=str(ASSETS),
+        title="tunelake", update_title=None,
         suppress_callback_exceptions=True, external_scripts=[], external_stylesheets=[],
     )
     app._tunelake_warehouse = wh  # the benchmark and tests reach the same connection cache
