@@ -54,6 +54,14 @@ class Settings:
     dashboard_port: int = _s(8050, "Port the dashboard listens on")
     dashboard_allowed_hosts: str = _s("", "Extra Host names the dashboard answers, comma-separated (e.g. a reverse "
                                           "proxy's name); loopback and the bound address are always allowed")
+    serve_https: str = _s("off", "`tunelake serve` is reached over HTTPS (a TLS reverse proxy): Secure cookies, "
+                                 "strict Referer checks", ("off", "on"))
+    serve_proxies: int = _s(0, "Reverse proxies in front of `tunelake serve` whose X-Forwarded-For/-Proto/-Host "
+                               "are trusted (0 = none)")
+    serve_upload_max_mb: int = _s(512, "Largest export upload `tunelake serve` accepts, in MB (streamed to disk)")
+    serve_login_rate: str = _s("5 per minute", "Login attempts allowed per client address (Flask-Limiter syntax)")
+    serve_login_rate_per_name: str = _s("20 per hour", "Login attempts allowed per account name")
+    serve_invite_hours: int = _s(72, "How long an invite link made by `tunelake users invite` stays valid")
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

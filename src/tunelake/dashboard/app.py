@@ -163,7 +163,7 @@ def create_app(ws: Workspace, cache_size: int = 512, warm: bool = False, host: s
         if request.method not in ("GET", "HEAD", "POST", "OPTIONS"):
             abort(405)
         if request.method == "POST" and not (request.path.endswith("_dash-update-component")
-                                             or request.path in post_paths):
+                                             or request.path.startswith(post_paths)):
             abort(405)
         return None
 
