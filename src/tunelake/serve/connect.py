@@ -26,10 +26,12 @@ class Pending:
 
     state: str
     verifier: str
+    challenge: str
     redirect_uri: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"state": self.state, "verifier": self.verifier, "redirect_uri": self.redirect_uri}
+        return {"state": self.state, "verifier": self.verifier, "challenge": self.challenge,
+                "redirect_uri": self.redirect_uri}
 
 
 def _auth(ws: Workspace, handle: str, redirect_uri: str) -> Any:
@@ -41,14 +43,14 @@ def start(ws: Workspace, handle: str, redirect_uri: str) -> tuple[str, Pending]:
     auth = _auth(ws, handle, redirect_uri)
     auth.get_pkce_handshake_parameters()
     state = secrets.token_urlsafe(24)
-    return auth.get_authorize_url(state), Pending(state, auth.code_verifier, redirect_uri)
+    return auth.get_authorize_url(state), Pending(state, auth.code_verifier, auth.code_challenge, redirect_uri)
 
 
 def finish(ws: Workspace, handle: str, pending: dict[str, Any] | None, args: dict[str, Any]) -> None:
     """Check the callback's state against the session's, then trade the code for a token (stored 0600)."""
     from spotipy.oauth2 import SpotifyOauthError
 
-    if not pending or not isinstance(pending.get("state"), str):
+    if not pending or not all(isinstance(pending.get(k), str) for k in ("state", "verifier", "challenge")):
         raise SourceError("Spotify connection failed: no connection was started in this session",
                           hint="start again from the account page")
     got = args.get("state")
@@ -61,6 +63,7 @@ def finish(ws: Workspace, handle: str, pending: dict[str, Any] | None, args: dic
         raise SourceError("Spotify connection failed: no code in the redirect")
     auth = _auth(ws, handle, pending["redirect_uri"])
     auth.code_verifier = pending["verifier"]
+    auth.code_challenge = pending["challenge"]  # Spotipy makes a new pair when either is missing
     try:
         auth.get_access_token(code=code, check_cache=False)
     except SpotifyOauthError as exc:
