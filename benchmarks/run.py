@@ -14,7 +14,7 @@ from typing import Any
 
 from benchmarks.common import RESULTS, ROOT
 
-ORDER = ["import", "queries", "segments", "dashboard", "scale"]
+ORDER = ["import", "queries", "segments", "dashboard", "serve", "scale"]
 
 
 def discover() -> list[str]:
