@@ -42,7 +42,15 @@ def _segment_options(wh: Warehouse, viewer: Any = None) -> list[dict[str, Any]]:
     return [{"label": f"{seg} · {name}", "value": seg} for seg, name in segment_names(wh).items()]
 
 
-def _date_bounds(wh: Warehouse) -> tuple[str | None, str | None]:
+def _date_bounds(wh: Warehouse, viewer: Any = None) -> tuple[str | None, str | None]:
+    """The date pickers' range: the warehouse's calendar, or a listener's own listening days."""
+    if viewer is not None and not viewer.is_admin:
+        if not wh.has("agg_user_day"):
+            return None, None
+        with wh.cursor() as cur:
+            lo, hi = cur.execute("SELECT min(date), max(date) FROM agg_user_day WHERE user_key = ?",
+                                 [viewer.user_key]).fetchone()
+        return (lo.isoformat() if lo else None, hi.isoformat() if hi else None)
     if not wh.has("dim_date"):
         return None, None
     with wh.cursor() as cur:
@@ -51,7 +59,7 @@ def _date_bounds(wh: Warehouse) -> tuple[str | None, str | None]:
 
 
 def _filter_bar(wh: Warehouse, viewer: Any = None) -> html.Div:
-    lo, hi = _date_bounds(wh)
+    lo, hi = _date_bounds(wh, viewer)
     return html.Div([
         html.Div([html.Label("From", htmlFor="f-start"),
                   dcc.Input(id="f-start", type="date", min=lo, max=hi, className="date-input")],

@@ -73,6 +73,8 @@ def test_listener_charts_hold_only_their_own_numbers(as_a: Any, serve_ws: Path) 
     layout = as_a.get("/_dash-layout").get_data(as_text=True)
     assert ha in layout and hb not in layout  # the listener picker offers only themselves
     assert "nav-segments" not in layout and "nav-quality" not in layout
+    lo, hi = _sql(serve_ws, f"SELECT min(date), max(date) FROM agg_user_day WHERE user_key = {ka}")[0]
+    assert f'"data-min":"{lo.isoformat()}"' in layout and f'"data-max":"{hi.isoformat()}"' in layout
 
 
 @pytest.mark.parametrize("store", [{"user": "B"}, {"segment": 0}], ids=["other-listener", "segment"])
