@@ -26,7 +26,8 @@ def serve_ws(demo_workspace: Path, tmp_path_factory: pytest.TempPathFactory, req
     root = tmp_path_factory.mktemp("serve-ws") / "ws"
     shutil.copytree(demo_workspace, root, ignore=shutil.ignore_patterns("*.lock", "lock*"))
     # many sign-ins from one test run: the per-name limit is tested through its setting's value elsewhere
-    (root / "tunelake.toml").write_text('serve_login_rate_per_name = "500 per hour"\n')
+    (root / "tunelake.toml").write_text('serve_login_rate_per_name = "500 per hour"\nspotify_client_id = "test-app"\n'
+                                        'spotify_accounts_url = "http://127.0.0.1:9/accounts"\n')
     ws = open_workspace(root)
     a, b = listeners(root)[:2]
     accounts.add_account(ws, "boss", "admin", PASSWORD)

@@ -258,3 +258,52 @@ def test_binding_beyond_loopback_needs_accounts(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs accounts") as exc:
         check_bind(ws, "0.0.0.0")
     assert "tunelake users add" in exc.value.one_line()
+
+
+def test_spotify_callback_checks_the_state_and_disconnect_removes_the_token(as_a: Any, serve_ws: Path) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from tunelake.sources.spotify.auth import token_path
+    from tunelake.workspace import open_workspace
+
+    ha = listeners(serve_ws)[0][1]
+    token = token_path(open_workspace(serve_ws), ha)
+    assert as_a.get("/connect/callback?state=x&code=y").status_code == 400  # nothing was started
+    resp = as_a.post("/connect", data={"csrf_token": csrf_of(as_a, "/account")})
+    assert resp.status_code == 302
+    url = urlsplit(resp.headers["Location"])
+    q = parse_qs(url.query)
+    assert url.path == "/accounts/authorize" and q["code_challenge_method"] == ["S256"]
+    assert q["redirect_uri"] == ["http://localhost/connect/callback"] and len(q["state"][0]) >= 32
+    forged = as_a.get("/connect/callback?state=forged-state&code=some-code")
+    assert forged.status_code == 400 and b"state did not match" in forged.data
+    assert not token.exists()
+    # the pending connection was spent by that attempt: the right state no longer works either
+    assert as_a.get(f"/connect/callback?state={q['state'][0]}&code=c").status_code == 400
+    token.parent.mkdir(parents=True, exist_ok=True)
+    token.write_text("{}")  # as if a connection had succeeded (the browser test does it for real)
+    assert as_a.post("/disconnect", data={"csrf_token": csrf_of(as_a, "/account")}).status_code == 302
+    assert not token.exists()
+
+
+def test_behind_tls_cookies_are_secure(serve_ws: Path) -> None:
+    from tunelake.serve.app import create_service
+    from tunelake.workspace import open_workspace
+
+    app = create_service(open_workspace(serve_ws).with_settings(serve_https="on", serve_proxies=1))
+    try:
+        client = app.test_client()
+        headers = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+        html = client.get("/login", headers=headers).get_data(as_text=True)
+        token = html.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        resp = client.post("/login", headers={**headers, "Referer": "https://localhost/login"},
+                           data={"name": listeners(serve_ws)[0][1], "password": PASSWORD, "csrf_token": token})
+        assert resp.status_code == 302
+        cookies = resp.headers.getlist("Set-Cookie")
+        assert all("Secure" in c for c in cookies if c.startswith(("tunelake_session=", "_csrf_token=")))
+        # a POST over HTTPS from a foreign page (Referer of another origin) is refused even with a token
+        other = client.post("/logout", headers={**headers, "Referer": "https://evil.example/"},
+                            data={"csrf_token": token})
+        assert other.status_code == 400
+    finally:
+        app.dash._tunelake_warehouse.close()
