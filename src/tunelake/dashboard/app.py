@@ -175,16 +175,26 @@ def create_app(ws: Workspace, cache_size: int = 512, warm: bool = False, host: s
             abort(405)
         return None
 
+    app._tunelake_fills = fills
     if warm and cache_size > 0:
-        def warm_up() -> None:
-            for fill in fills:
-                try:
-                    fill({})
-                except Exception:  # a chart that fails now fails again, visibly, when a browser asks for it
-                    logging.getLogger(__name__).debug("warm-up of a chart failed", exc_info=True)
-
-        threading.Thread(target=warm_up, name="tunelake-dashboard-warm", daemon=True).start()
+        warm_charts(app)
     return app
+
+
+def warm_charts(app: dash.Dash, viewer: Any = None) -> None:
+    """Compute the unfiltered view of every chart `viewer` may see (None: everyone's) in a background thread, so
+    the first request finds it cached: at start for everyone, at sign-in for a listener (`tunelake serve`), while
+    the browser is still loading the page's scripts."""
+    fills = [f for f in app._tunelake_fills if viewer is None or viewer.is_admin or not f.admin_only]
+
+    def warm_up() -> None:
+        for fill in fills:
+            try:
+                fill({}, viewer)
+            except Exception:  # a chart that fails now fails again, visibly, when a browser asks for it
+                logging.getLogger(__name__).debug("warm-up of a chart failed", exc_info=True)
+
+    threading.Thread(target=warm_up, name="tunelake-dashboard-warm", daemon=True).start()
 
 
 def _refuse_filter(exc: FilterError) -> Any:
@@ -237,6 +247,7 @@ def _register_chart(app: dash.Dash, wh: Warehouse, chart: Any, cache_size: int,
         return out
 
     fill.__name__ = f"fill_{chart.id.replace('-', '_')}"
+    fill.admin_only = admin_only  # type: ignore[attr-defined]
 
     def callback(data: dict[str, Any] | None) -> Any:  # Dash passes only the store; the viewer is the session's
         return fill(data)
@@ -267,4 +278,4 @@ def serve(ws: Workspace, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, say
     app.run(host=host, port=port, debug=debug, use_reloader=False, dev_tools_ui=False, dev_tools_props_check=False)
 
 
-__all__ = ["chart_functions", "create_app", "serve"]
+__all__ = ["chart_functions", "create_app", "serve", "warm_charts"]

@@ -42,13 +42,14 @@ def check_bind(ws: Workspace, host: str) -> None:
                           hint="add one with `tunelake users add NAME --role admin`, or bind 127.0.0.1")
 
 
-def create_service(ws: Workspace, host: str | None = None, cache_size: int = 512, warm: bool = False) -> Any:
-    """The Flask app of `tunelake serve` (the Dash app is reachable as `app.dash`)."""
+def create_service(ws: Workspace, host: str | None = None, cache_size: int = 4096, warm: bool = False) -> Any:
+    """The Flask app of `tunelake serve` (the Dash app is reachable as `app.dash`). The chart cache is larger
+    than the dashboard's: every listener's unfiltered view is its own entry (~17 charts each)."""
     from flask import Flask, abort, has_request_context, jsonify, redirect, request, session
     from flask_login import current_user, login_user, logout_user
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from tunelake.dashboard.app import create_app
+    from tunelake.dashboard.app import create_app, warm_charts
 
     server = Flask("tunelake.serve")
     limiter = auth.install(server, ws)
@@ -115,6 +116,8 @@ def create_service(ws: Workspace, host: str | None = None, cache_size: int = 512
             return views.render(views.LOGIN, "sign in", error="Wrong name or password."), 401
         session.clear()
         login_user(auth.User(acc))
+        if not acc.is_admin:
+            warm_charts(server.dash, current_user.viewer)  # their charts, while the page's scripts load
         return redirect("/")
 
     @server.route("/logout", methods=["POST"])
