@@ -99,6 +99,7 @@ def session(base: str, handle: str, rounds: int, states: list[dict[str, Any]], o
 def run(users: int, days: int, sessions: int, rounds: int) -> dict[str, Any]:
     from werkzeug.serving import make_server
 
+    from tunelake.dashboard.app import close_app
     from tunelake.serve.app import create_service
     from tunelake.warehouse.store import open_warehouse
     from tunelake.workspace import open_workspace
@@ -128,7 +129,7 @@ def run(users: int, days: int, sessions: int, rounds: int) -> dict[str, Any]:
         t.join()
     wall = time.perf_counter() - t0
     server.shutdown()
-    app.dash._tunelake_warehouse.close()
+    close_app(app.dash)
     every = [t for _, t in out]
     cold = [t for first, t in out if first]
     warm = [t for first, t in out if not first]

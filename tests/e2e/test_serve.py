@@ -56,6 +56,7 @@ def service(demo_workspace: Path, fake_spotify: Any, tmp_path_factory: pytest.Te
         requires(mod)
     from werkzeug.serving import make_server
 
+    from tunelake.dashboard.app import close_app
     from tunelake.serve.app import create_service
     from tunelake.workspace import open_workspace
 
@@ -75,7 +76,7 @@ def service(demo_workspace: Path, fake_spotify: Any, tmp_path_factory: pytest.Te
     yield f"http://127.0.0.1:{port}", root
     server.shutdown()
     thread.join(timeout=10)
-    app.dash._tunelake_warehouse.close()
+    close_app(app.dash)
 
 
 def _sign_in(page: Any, base: str, name: str) -> None:

@@ -194,7 +194,16 @@ def warm_charts(app: dash.Dash, viewer: Any = None) -> None:
             except Exception:  # a chart that fails now fails again, visibly, when a browser asks for it
                 logging.getLogger(__name__).debug("warm-up of a chart failed", exc_info=True)
 
-    threading.Thread(target=warm_up, name="tunelake-dashboard-warm", daemon=True).start()
+    thread = threading.Thread(target=warm_up, name="tunelake-dashboard-warm", daemon=True)
+    app._tunelake_warming = [t for t in getattr(app, "_tunelake_warming", []) if t.is_alive()] + [thread]
+    thread.start()
+
+
+def close_app(app: dash.Dash, timeout_s: float = 120.0) -> None:
+    """Let running warm-ups finish, then close the warehouse connection (closing it under a busy cursor fails)."""
+    for thread in getattr(app, "_tunelake_warming", []):
+        thread.join(timeout_s)
+    app._tunelake_warehouse.close()
 
 
 def _refuse_filter(exc: FilterError) -> Any:
@@ -278,4 +287,4 @@ def serve(ws: Workspace, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, say
     app.run(host=host, port=port, debug=debug, use_reloader=False, dev_tools_ui=False, dev_tools_props_check=False)
 
 
-__all__ = ["chart_functions", "create_app", "serve", "warm_charts"]
+__all__ = ["chart_functions", "close_app", "create_app", "serve", "warm_charts"]

@@ -50,13 +50,14 @@ def listeners(root: Path) -> list[tuple[int, str]]:
 
 @pytest.fixture(scope="module")
 def service(serve_ws: Path) -> Any:
+    from tunelake.dashboard.app import close_app
     from tunelake.serve.app import create_service
     from tunelake.workspace import open_workspace
 
     app = create_service(open_workspace(serve_ws))
     app.config["TESTING"] = False  # keep CSRF and the limiter on, as in production
     yield app
-    app.dash._tunelake_warehouse.close()
+    close_app(app.dash)
 
 
 def csrf_of(client: Any, path: str = "/login") -> str:

@@ -287,6 +287,7 @@ def test_spotify_callback_checks_the_state_and_disconnect_removes_the_token(as_a
 
 
 def test_behind_tls_cookies_are_secure(serve_ws: Path) -> None:
+    from tunelake.dashboard.app import close_app
     from tunelake.serve.app import create_service
     from tunelake.workspace import open_workspace
 
@@ -306,4 +307,4 @@ def test_behind_tls_cookies_are_secure(serve_ws: Path) -> None:
                             data={"csrf_token": token})
         assert other.status_code == 400
     finally:
-        app.dash._tunelake_warehouse.close()
+        close_app(app.dash)
