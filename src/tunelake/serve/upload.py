@@ -11,6 +11,7 @@ removed once imported: the raw zone keeps the bytes received.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tunelake.errors import InputError, TunelakeError
+from tunelake.settings import private_dir
 from tunelake.workspace import Workspace
 
 CHUNK = 1 << 20
@@ -63,9 +65,10 @@ def uploads_dir(ws: Workspace) -> Path:
 def stream_to_disk(src: IO[bytes], dest: Path, limit: int) -> int:
     """Copy `src` to `dest` chunk by chunk; InputError (and no file left) once more than `limit` bytes come."""
     n = 0
-    dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(dest.parent.parent)  # uploads/: exports hold personal fields until the import drops them
+    private_dir(dest.parent)
     try:
-        with open(dest, "xb") as out:
+        with os.fdopen(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
             while chunk := src.read(CHUNK):
                 n += len(chunk)
                 if n > limit:

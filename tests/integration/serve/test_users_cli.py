@@ -72,3 +72,14 @@ def test_uploads_past_the_limit_are_cut_off(tmp_path: Path, limit_mb: int) -> No
     with pytest.raises(InputError, match="larger than the limit"):
         Uploads(ws).receive("ben", "Streaming_History_Audio_2024.json", io.BytesIO(b"[]"), 5 << 20)
     assert not any((tmp_path / "ws" / "uploads").rglob("*.json"))
+
+
+def test_an_upload_is_kept_private_until_imported(tmp_path: Path) -> None:
+    import io
+
+    from tunelake.serve.upload import stream_to_disk
+
+    dest = tmp_path / "ws" / "uploads" / "job1" / "Streaming_History_Audio_2024.json"
+    assert stream_to_disk(io.BytesIO(b"[]" * 700_000), dest, 2 << 20) == 1_400_000
+    assert dest.stat().st_mode & 0o777 == 0o600
+    assert dest.parent.stat().st_mode & 0o777 == 0o700 and dest.parent.parent.stat().st_mode & 0o777 == 0o700
