@@ -131,9 +131,14 @@ class Uploads:
         def progress(done: int, total: int, label: str = "") -> None:
             job.done, job.total, job.label = done, total, label
 
+        from tunelake.serve.accounts import get_account
+
         try:
             job.state = "importing"
-            summary = import_paths(self.ws, [str(path)], job.handle, progress=progress)
+            with self.ws.writing(command="serve upload"):  # one lock with "delete my data": never after it
+                if get_account(self.ws, job.handle) is None:
+                    raise InputError("the account was deleted before its upload was imported", file=job.name)
+                summary = import_paths(self.ws, [str(path)], job.handle, progress=progress)
             job.summary = _summary(summary)
             job.state, job.done, job.total, job.label = "building", 0, 0, "building the warehouse"
             build(self.ws, progress=progress)

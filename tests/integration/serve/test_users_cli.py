@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -55,31 +53,3 @@ def test_serve_refuses_a_public_address_without_accounts(tmp_path: Path, require
     done = tl(tmp_path / "ws", "serve", "--host", "0.0.0.0", "--port", "18999")
     assert done.returncode != 0
     assert "needs accounts" in done.stderr and "tunelake users add" in done.stderr
-
-
-@pytest.mark.parametrize("limit_mb", [1])
-def test_uploads_past_the_limit_are_cut_off(tmp_path: Path, limit_mb: int) -> None:
-    import io
-
-    from tunelake.errors import InputError
-    from tunelake.serve.upload import Uploads
-    from tunelake.workspace import open_workspace
-
-    ws = open_workspace(tmp_path / "ws", {"serve_upload_max_mb": limit_mb})
-    body = io.BytesIO(b"[" + b" " * (limit_mb << 20) + b"]")
-    with pytest.raises(InputError, match="larger than the limit of 1 MB"):
-        Uploads(ws).receive("ben", "Streaming_History_Audio_2024.json", body, None)  # no Content-Length: streamed
-    with pytest.raises(InputError, match="larger than the limit"):
-        Uploads(ws).receive("ben", "Streaming_History_Audio_2024.json", io.BytesIO(b"[]"), 5 << 20)
-    assert not any((tmp_path / "ws" / "uploads").rglob("*.json"))
-
-
-def test_an_upload_is_kept_private_until_imported(tmp_path: Path) -> None:
-    import io
-
-    from tunelake.serve.upload import stream_to_disk
-
-    dest = tmp_path / "ws" / "uploads" / "job1" / "Streaming_History_Audio_2024.json"
-    assert stream_to_disk(io.BytesIO(b"[]" * 700_000), dest, 2 << 20) == 1_400_000
-    assert dest.stat().st_mode & 0o777 == 0o600
-    assert dest.parent.stat().st_mode & 0o777 == 0o700 and dest.parent.parent.stat().st_mode & 0o777 == 0o700
