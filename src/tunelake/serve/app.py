@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import secrets
 import sys
+import threading
+import time
 from typing import Any
 
 from tunelake.analytics.insights import listener_viewer
@@ -21,6 +24,7 @@ from tunelake.serve.upload import Uploads
 from tunelake.workspace import Workspace
 
 PUBLIC = ("/login", "/invite/")  # the only paths answered without a session
+CONNECT_TTL_S = 600  # as long as Spotify's authorization code lives
 FORM_POSTS = ("/login", "/logout", "/account/invite", "/upload", "/connect", "/disconnect", "/mydata/delete")
 log = logging.getLogger(__name__)
 NOBODY = listener_viewer(-1)  # no listener has a negative key (keys are 63-bit): sees nothing
@@ -54,6 +58,9 @@ def create_service(ws: Workspace, host: str | None = None, cache_size: int = 409
     server = Flask("tunelake.serve")
     limiter = auth.install(server, ws)
     uploads = Uploads(ws)
+    # Spotify connections under way: ticket → (account, PKCE verifier and state, started); kept in this process
+    connecting: dict[str, tuple[str, dict[str, str], float]] = {}
+    connecting_lock = threading.Lock()
     per_address, per_name = auth.login_limits(ws)
 
     def open_mode() -> bool:  # no accounts: the single-user dashboard (loopback only, see check_bind)
@@ -187,13 +194,22 @@ def create_service(ws: Workspace, host: str | None = None, cache_size: int = 409
     def connect_start() -> Any:
         acc = listener()
         url, pending = connect.start(ws, acc.name, f"{request.host_url}connect/callback")
-        session["spotify_pending"] = pending.as_dict()
+        ticket = secrets.token_urlsafe(16)  # the session (a signed, readable cookie) holds only this
+        with connecting_lock:
+            now = time.monotonic()
+            for k in [k for k, (_, _, at) in connecting.items() if now - at > CONNECT_TTL_S]:
+                del connecting[k]
+            connecting[ticket] = (acc.name, pending.as_dict(), now)
+        session["spotify_ticket"] = ticket
         return redirect(url)
 
     @server.route("/connect/callback")
     def connect_callback() -> Any:
         acc = listener()
-        pending = session.pop("spotify_pending", None)
+        with connecting_lock:
+            held = connecting.pop(session.pop("spotify_ticket", None) or "", None)
+        fresh = held is not None and held[0] == acc.name and time.monotonic() - held[2] <= CONNECT_TTL_S
+        pending = held[1] if fresh else None
         try:
             connect.finish(ws, acc.name, pending, request.args.to_dict())
         except TunelakeError as exc:

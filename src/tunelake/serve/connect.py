@@ -1,10 +1,11 @@
 """Connect Spotify from the browser: the authorization-code + PKCE flow of `tunelake auth login`, with the
 service's own callback route as the redirect URI.
 
-`start` makes the PKCE pair and a random state and returns the authorize URL; the server keeps the verifier and
-the state in the (signed, HttpOnly) session. `finish` checks the state that came back, trades the code for a token
-with the same Spotipy auth manager as the CLI, and the token lands in `secrets/tokens/<handle>.json` (0600),
-where `tunelake pull` and the collector find it: a listener with a token file is a listener the collector polls.
+`start` makes the PKCE pair and a random state and returns the authorize URL; the server keeps the verifier
+and the state in its memory for ten minutes, the session only a ticket naming them. `finish` checks the state
+that came back, trades the code for a token with the same Spotipy auth manager as the CLI, and the token lands in
+`secrets/tokens/<handle>.json` (0600), where `tunelake pull` and the collector find it: a listener with a token
+file is a listener the collector polls.
 `disconnect` removes the file.
 """
 
