@@ -24,7 +24,9 @@ def run_cmd(
     paths: list[Path] = typer.Argument(None, help="Export files, folders or zips to import first (optional)"),
     user: str = typer.Option(None, "--user", "-u", help="Handle of the listener the paths belong to"),
     tz: str = typer.Option(None, "--tz", help="IANA timezone of that listener"),
-    force: bool = typer.Option(False, "--force", help="Rebuild (and re-run later steps) even if nothing changed"),
+    force: bool = typer.Option(False, "--force",
+                               help="Rebuild every table from the curated zone (not incrementally) and re-run later "
+                                    "steps, even if nothing changed"),
     report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report after the build"),
 ) -> None:
     """Run the pipeline: import (if paths) → build → quality gates → analytics → report. Idempotent."""
@@ -106,9 +108,12 @@ def _seconds(start: str | None, end: str | None) -> str:
 
 def build(
     ctx: typer.Context,
-    force: bool = typer.Option(False, "--force", help="Rebuild even when nothing changed"),
+    force: bool = typer.Option(False, "--force",
+                               help="Rebuild every table from the curated zone (not incrementally), even when "
+                                    "nothing changed"),
 ) -> None:
-    """Build the star schema from the curated zone (does nothing when nothing changed)."""
+    """Build the star schema from the curated zone: nothing when nothing changed; on DuckDB, only the listeners
+    whose data changed are recomputed."""
     from tunelake.pipeline import build as build_warehouse
 
     ws = workspace(ctx)
