@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from tunelake import __version__
-from tunelake.cli import analytics, api, data, demo, export, pipeline, query
+from tunelake.cli import analytics, api, collect, data, demo, export, pipeline, query
 from tunelake.cli import app as app_cmds
 from tunelake.cli.common import console, err_console, log_to_stderr
 from tunelake.errors import TunelakeError
@@ -53,7 +53,7 @@ def main_callback(
                                                           debug=debug)
 
 
-for _group in (data, pipeline, query, analytics, api, export, app_cmds, demo):
+for _group in (data, pipeline, query, analytics, api, collect, export, app_cmds, demo):
     _group.register(app)
 
 

@@ -48,18 +48,20 @@ def status_cmd(
 ) -> None:
     """Show the lake (batches, sources, users, date ranges), the warehouse (tables, rows, freshness) and the
     last runs."""
+    from tunelake.curate.listener_state import listeners_status
     from tunelake.pipeline import read_run_logs
     from tunelake.pipeline.status import lake_status, warehouse_status
 
     ws = workspace(ctx)
     lake = lake_status(ws)
     wh = warehouse_status(ws)
+    listeners = listeners_status(ws)
     logged = read_run_logs(ws.lake, last=runs)
     run_rows = [{"run": r["run_id"], "step": s["step"], "status": s["status"], "rows in": s.get("rows_in"),
                  "rows out": s.get("rows_out"), "seconds": _seconds(s["started_at"], s.get("ended_at")),
                  "error": (s.get("error") or "")[:120]} for r in reversed(logged) for s in r.get("steps", [])]
     if fmt == "json":
-        emit([{"lake": lake, "warehouse": wh, "runs": list(reversed(logged))}], "json")
+        emit([{"lake": lake, "warehouse": wh, "listeners": listeners, "runs": list(reversed(logged))}], "json")
         return
     console.print(f"[bold]Lake[/] {ws.lake_url}: {lake['users']} users")
     if lake["sources"]:
@@ -72,6 +74,17 @@ def status_cmd(
                       + (f", updated by {wh['updated_by']}" if wh.get("updated_by") else "")
                       + (f"; quality: {q['passed']}/{q['gates']} gates passed" if q else ""))
         emit(wh["tables"], "table", title="Tables")
+    if listeners:
+        emit([{"listener": s["handle"], "last poll": (s["last_poll_at"] or "")[:19],
+               "next poll": (s["next_poll_at"] or "")[:19], "plays collected": s["plays_collected"],
+               "open gaps": len(s["open_gaps"]), "token": s["token"]["state"]} for s in listeners],
+             "table", title="Connected listeners (tunelake collect)")
+        for s in listeners:
+            for g in s["open_gaps"]:
+                console.print(f"[yellow]gap[/] {s['handle']}: plays from {g['start'] or 'the beginning'} to "
+                              f"{g['end']} may be missing — {g['fix']}", soft_wrap=True)
+            if s["token"]["state"] not in ("ok",):
+                console.print(f"[yellow]token[/] {s['handle']}: {s['token'].get('message')}", soft_wrap=True)
     if run_rows:
         emit(run_rows, "table", title=f"Last {len(logged)} runs")
     else:
