@@ -151,12 +151,13 @@ def api_demo(
 ) -> list[Any]:
     """Start the fake Spotify server on loopback, log every listener in (auto-approve) and pull everything.
 
-    The whole Spotipy path runs with no network: PKCE login, token cache, paging, enrichment.
+    The whole Spotipy path runs with no network: PKCE login, token cache, paging, enrichment. The server answers
+    as Spotify does, with only the last 50 plays of each listener: the rest of a history comes from the export.
     """
     from tunelake.curate.pull import login, pull  # the api extra
-    from tunelake.synthetic.server import FakeSpotify
+    from tunelake.synthetic.server import REAL_RECENT_LIMIT, FakeSpotify
     results = []
-    with FakeSpotify(world_dir, dev_mode=dev_mode) as srv:
+    with FakeSpotify(world_dir, dev_mode=dev_mode, recent_limit=REAL_RECENT_LIMIT) as srv:
         local = ws.with_settings(spotify_api_url=srv.api_url, spotify_accounts_url=srv.accounts_url,
                                  spotify_client_id=ws.settings.spotify_client_id or "tunelake-demo")
         todo = handles if handles is not None else srv.world.handles

@@ -461,7 +461,7 @@ def simulate_days(
     reason_end = REASON_END[re_idx]
     prev_end = np.empty(N, np.int64)
     prev_end[1:] = re_idx[:-1]
-    prev_end[0] = 0
+    prev_end[:1] = 0  # (an empty day has no first play)
     reason_start = np.where(
         first, FIRST_START[rng.choice(4, N, p=[0.45, 0.3, 0.2, 0.05])], NEXT_START[prev_end]
     )
