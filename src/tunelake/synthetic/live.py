@@ -9,7 +9,9 @@ anyone asks: two servers with the same world and the same simulated time show th
 
 Only music reaches the Web API view (recently-played has no podcasts), so a live play is a
 `(played_at ms, track id)` pair, like `server.world_view.Listener.plays`. `played_at` is the end of playback
-(`floor(end × 1000)`), as in the exports, where `ts` is the same instant to the second.
+(`floor(end × 1000)`), as in the exports, where `ts` is the same instant to the second. `export_rows` writes the
+live days (podcasts included) as Extended Streaming History rows, the export a listener would download: importing
+it fills whatever a collector missed.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from tunelake.synthetic.catalog_gen import Catalog, generate_catalog
-from tunelake.synthetic.listeners import Listener, Taste, make_listener, simulate_days, taste
+from tunelake.synthetic.exports import NEW_KEYS, CatLookup, play_columns
+from tunelake.synthetic.listeners import Listener, Plays, Taste, make_listener, simulate_days, taste
 
 LIVE_STREAM = 909  # the random stream of live days (`[seed, LIVE_STREAM, listener index, date ordinal]`)
 
@@ -55,6 +58,7 @@ class LiveHistory:
         self.world_count = len(self.plays)
         self.next_day = model.end_date + dt.timedelta(days=1)  # the first local date the world did not simulate
         self._last_end_s = self.plays[-1][0] / 1000 if self.plays else None
+        self.days: list[tuple[Plays, np.ndarray]] = []  # every live day so far (podcasts too), with end ms
         self._taste: Taste | None = None
         self._lock = threading.Lock()
 
@@ -81,13 +85,43 @@ class LiveHistory:
         day_plays = simulate_days(lis, t, cat, rng, day, 1, not_before_s=self._last_end_s)
         if len(day_plays.end_s):
             self._last_end_s = float(day_plays.end_s.max())
+        end_ms = np.floor(day_plays.end_s * 1000).astype(np.int64)
         track_ids = self.model.track_ids
         last_ms = self.plays[-1][0] if self.plays else -1
-        music = np.flatnonzero(~day_plays.is_episode)
-        for end_s, item in zip(day_plays.end_s[music].tolist(), day_plays.item[music].tolist(), strict=True):
-            ms = max(int(end_s * 1000), last_ms + 1)  # played_at values are unique per listener (they are cursors)
-            self.plays.append((ms, track_ids[item]))
+        for i in np.flatnonzero(~day_plays.is_episode).tolist():
+            ms = max(int(end_ms[i]), last_ms + 1)  # played_at values are unique per listener (they are cursors)
+            end_ms[i] = ms
+            self.plays.append((ms, track_ids[int(day_plays.item[i])]))
             last_ms = ms
+        self.days.append((day_plays, end_ms))
+
+
+    def export_rows(self, now_ms: int) -> list[dict[str, Any]]:
+        """The live plays that ended by `now_ms`, as rows of an Extended Streaming History file (2024+ keys).
+
+        The world's own export files hold everything before; these rows are what a new export would add. They
+        carry the real `ms_played`, skips and reasons that the API does not tell.
+        """
+        self.until(now_ms)
+        lookup = self.model.lookup
+        rows: list[dict[str, Any]] = []
+        with self._lock:
+            days = list(self.days)
+        for pl, end_ms in days:
+            keep = np.flatnonzero(end_ms <= now_ms)
+            if not len(keep):
+                continue
+            c = play_columns(pl, lookup)
+            offline_ts = np.where(pl.offline_ts < 0, None, pl.offline_ts.astype(object))
+            for i in keep.tolist():
+                values = (
+                    c["ts"][i], pl.platform[i], int(pl.ms[i]), pl.conn_country[i], pl.ip[i], c["track"][i],
+                    c["artist"][i], c["album"][i], c["turi"][i], c["ename"][i], c["eshow"][i], c["euri"][i],
+                    None, None, None, None, pl.reason_start[i], pl.reason_end[i], bool(pl.shuffle[i]),
+                    bool(pl.skipped[i]), bool(pl.offline[i]), offline_ts[i], bool(pl.incognito[i]),
+                )
+                rows.append(dict(zip(NEW_KEYS, values, strict=True)))
+        return rows
 
 
 class LiveListening:
@@ -101,6 +135,7 @@ class LiveListening:
         self.seed, self.users, self.end_date = seed, users, end_date
         self._catalog: Catalog | None = None
         self._track_ids: list[str] = []
+        self._lookup: CatLookup | None = None
         self._histories: dict[str, LiveHistory] = {}
         self._lock = threading.Lock()
 
@@ -127,6 +162,15 @@ class LiveListening:
     def track_ids(self) -> list[str]:
         self.catalog  # noqa: B018 - built on first use
         return self._track_ids
+
+    @property
+    def lookup(self) -> CatLookup:
+        """Names and URIs by catalogue index, for export rows."""
+        cat = self.catalog
+        with self._lock:
+            if self._lookup is None:
+                self._lookup = CatLookup(cat)
+            return self._lookup
 
     def history(self, handle: str, world_plays: Callable[[], list[tuple[int, str]]]) -> LiveHistory:
         """The same history object on every call; `world_plays()` (the exports' plays) seeds it the first time."""

@@ -303,3 +303,51 @@ def test_api_demo_sees_only_the_last_50(tmp_path: Path, world: Path) -> None:
 
     results = api_demo(open_workspace(tmp_path / "demo"), world, handles=["listener-0003"])
     assert [r.plays_read for r in results] == [REAL_RECENT_LIMIT]
+
+
+def test_live_export_fills_what_the_api_lost(tmp_path: Path, live: FakeSpotify) -> None:
+    """The gap story end to end with the real pull and import: a pull, ten quiet days (far more than 50 plays),
+    a pull that can only get the last 50, then the listener's export from `/_live/export`: afterwards the lake
+    holds exactly the plays that happened, each once (API and export plays of one playback merged)."""
+    import pyarrow.compute as pc
+
+    from tunelake.curate import pull
+    from tunelake.curate.ingest import import_paths
+    from tunelake.curate.plays import read_user_plays
+    from tunelake.lake import manifest
+    from tunelake.sources.spotify import client
+    from tunelake.workspace import open_workspace
+
+    h = "listener-0004"
+    ws = open_workspace(tmp_path / "ws", {"spotify_api_url": live.api_url, "spotify_accounts_url": live.accounts_url,
+                                          "spotify_client_id": "live-test"})
+    policy = client.RetryPolicy(retry_after_cap_s=5, sleep=lambda s: None)
+    pull.login(ws, h, method="auto")
+    assert pull.pull(ws, h, ["recent"], policy=policy).plays_read == REAL_RECENT_LIMIT
+    first = truth(live, h)[-REAL_RECENT_LIMIT]
+    clock(live, advance=10 * 24 * HOUR_S)
+    happened = [p for p in truth(live, h) if p >= first]
+    assert len(happened) > 3 * REAL_RECENT_LIMIT
+    assert pull.pull(ws, h, ["recent"], policy=policy).plays_read == REAL_RECENT_LIMIT  # the rest is lost to the API
+
+    r = requests.get(f"{live.url}/_live/export", params={"user": h}, timeout=30)
+    assert r.status_code == 200 and "Streaming_History_Audio_2026" in r.headers["Content-Disposition"]
+    rows = r.json()
+    assert rows == live.live_export(h)
+    music = [row for row in rows if row["spotify_track_uri"]]
+    live_plays = happened[REAL_RECENT_LIMIT:]  # the first 50 are the world's, already in its own export files
+    assert [row["spotify_track_uri"].rsplit(":", 1)[1] for row in music] == [t for _, t in live_plays]
+    assert [row["ts"] for row in music] == [
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms // 1000)) for ms, _ in live_plays
+    ]
+    folder = tmp_path / "export" / "Spotify Extended Streaming History"
+    folder.mkdir(parents=True)
+    (folder / "Streaming_History_Audio_2026_live.json").write_text(r.text)
+    imported = import_paths(ws, [str(folder.parent)], h).as_dict()
+    assert imported["merged"] == REAL_RECENT_LIMIT  # the second pull's 50 plays are these export rows
+    plays = read_user_plays(ws.lake, manifest.user_key_for(h))
+    tracks = plays.filter(pc.equal(plays["content_type"], "track"))
+    got = sorted(zip(pc.cast(tracks["ended_at"], "int64").to_pylist(), tracks["track_id"].to_pylist(), strict=True))
+    assert len(got) == len(happened)  # each playback once
+    for (ms, tid), (want_ms, want_tid) in zip(got, happened, strict=True):
+        assert tid == want_tid and abs(ms // 1000 - want_ms // 1000) <= 1

@@ -191,6 +191,12 @@ class FakeSpotify:
         """Every play of `handle` so far, oldest first: (played_at ms, track id), as `/_live/truth` lists them."""
         return list(self.timeline.plays(handle))
 
+    def live_export(self, handle: str) -> list[dict[str, Any]]:
+        """Live mode: the listener's export of the live days so far (what `/_live/export` answers)."""
+        if not isinstance(self.timeline, LiveTimeline):
+            raise RuntimeError("live mode is off: FakeSpotify(..., live=SPEED)")
+        return self.timeline.export_rows(handle)
+
     def expire_tokens(self) -> None:
         """Every access token issued so far answers 401 from now on (refresh tokens stay valid)."""
         self.accounts.expire_all()

@@ -5,7 +5,8 @@ world as generated (minus what `visible_until_ms` hides); the live one adds the 
 `synthetic.live.LiveListening` up to the simulated now, which runs `speed` times faster than the wall clock from
 the world's end. Tests do not sleep: `POST /_live/clock` sets or advances simulated time (never backwards, as a
 real service's history never shrinks), and `GET /_live/truth?user=NAME` returns every play so far, which is what
-a collector's results are compared with.
+a collector's results are compared with. `GET /_live/export?user=NAME` is the listener's export of the live days
+(Extended Streaming History rows), the file that fills a gap the API can no longer.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from tunelake.synthetic.live import LiveListening
+from tunelake.synthetic.live import LiveHistory, LiveListening
 from tunelake.synthetic.server.responses import ApiError, json_response
 from tunelake.synthetic.server.world_view import World, iso_ms, parse_ts
 
@@ -98,12 +99,13 @@ class LiveTimeline(Timeline):
         self.listening.catalog  # noqa: B018 - build it now, not during the first request
         self.clock = SimClock(int(world.end.timestamp() * 1000) if start_ms is None else start_ms, speed)
 
-    def _history(self, handle: str, now_ms: int | None = None) -> list[tuple[int, str]]:
+    def history(self, handle: str) -> LiveHistory:
+        """The listener's live history, seeded with the world's plays of tracks the API can show."""
         known = self.world.tracks
-        history = self.listening.history(
-            handle, lambda: [p for p in self.world.listener(handle).plays if p[1] in known]  # as the API shows them
-        )
-        return history.until(self.clock.now_ms() if now_ms is None else now_ms)
+        return self.listening.history(handle, lambda: [p for p in self.world.listener(handle).plays if p[1] in known])
+
+    def _history(self, handle: str, now_ms: int | None = None) -> list[tuple[int, str]]:
+        return self.history(handle).until(self.clock.now_ms() if now_ms is None else now_ms)
 
     def plays(self, handle: str, now_ms: int | None = None) -> list[tuple[int, str]]:
         """The listener's plays up to `now_ms` (default: the clock's now), oldest first."""
@@ -115,6 +117,10 @@ class LiveTimeline(Timeline):
     def top_plays(self, handle: str) -> tuple[list[tuple[int, str]], datetime]:
         """Top items move with the listener: every play so far, time ranges ending now."""
         return self._history(handle), datetime.fromtimestamp(self.clock.now_ms() / 1000, UTC)
+
+    def export_rows(self, handle: str, now_ms: int | None = None) -> list[dict[str, Any]]:
+        """The live plays so far as Extended Streaming History rows (the world's export files hold the rest)."""
+        return self.history(handle).export_rows(self.clock.now_ms() if now_ms is None else now_ms)
 
 
 def _clock_state(tl: LiveTimeline) -> dict[str, Any]:
@@ -157,7 +163,17 @@ def admin(req: Request, rest: str, timeline: Timeline) -> Response:
         return json_response(_clock_state(timeline))
     if what == "truth" and req.method == "GET":
         return json_response(truth(req, timeline))
-    raise ApiError(404, "unknown live endpoint: use /_live/clock or /_live/truth")
+    if what == "export" and req.method == "GET":
+        user = req.args.get("user", "")
+        if user not in timeline.world.handles:
+            raise ApiError(404, f"unknown listener {user!r}")
+        rows = timeline.export_rows(user)
+        years = sorted({r["ts"][:4] for r in rows}) or [iso_ms(timeline.clock.now_ms())[:4]]
+        label = years[0] if len(years) == 1 else f"{years[0]}-{years[-1]}"
+        response = json_response(rows)
+        response.headers["Content-Disposition"] = f'attachment; filename="Streaming_History_Audio_{label}_live.json"'
+        return response
+    raise ApiError(404, "unknown live endpoint: use /_live/clock, /_live/truth or /_live/export")
 
 
 def truth(req: Request, timeline: LiveTimeline) -> dict[str, Any]:
