@@ -20,7 +20,7 @@ import pytest
 import requests
 import spotipy
 
-from tunelake.synthetic.server import REAL_RECENT_LIMIT, FakeSpotify
+from tunelake.synthetic.server import REAL_RECENT_LIMIT, FakeSpotify, parse_fault_spec
 
 H = "listener-0002"
 HOUR_S = 3600
@@ -33,24 +33,22 @@ def live(world: Path) -> Iterator[FakeSpotify]:
         yield srv
 
 
-def token(srv: FakeSpotify, handle: str) -> str:
-    """A bearer token through the real PKCE flow of the fake accounts service (auto-approved as `handle`)."""
+def _login(srv: FakeSpotify, handle: str) -> dict:
+    """The token answer of a PKCE login (access and refresh token)."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
-    r = requests.get(
-        f"{srv.accounts_url}/authorize",
-        params={"client_id": "live-test", "response_type": "code", "redirect_uri": REDIRECT,
-                "code_challenge": challenge, "code_challenge_method": "S256", "login_hint": handle},
-        allow_redirects=False, timeout=10,
-    )
+    r = requests.get(f"{srv.accounts_url}/authorize", allow_redirects=False, timeout=10, params={
+        "client_id": "live-test", "response_type": "code", "redirect_uri": REDIRECT, "code_challenge": challenge,
+        "code_challenge_method": "S256", "login_hint": handle})
     code = parse_qs(urlparse(r.headers["Location"]).query)["code"][0]
-    r = requests.post(
-        f"{srv.accounts_url}/api/token",
-        data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "client_id": "live-test",
-              "code_verifier": verifier},
-        timeout=10,
-    )
-    return r.json()["access_token"]
+    return requests.post(f"{srv.accounts_url}/api/token", timeout=10, data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "client_id": "live-test",
+        "code_verifier": verifier}).json()
+
+
+def token(srv: FakeSpotify, handle: str) -> str:
+    """A bearer token through the real PKCE flow of the fake accounts service (auto-approved as `handle`)."""
+    return _login(srv, handle)["access_token"]
 
 
 def spotify(srv: FakeSpotify, handle: str = H) -> spotipy.Spotify:
@@ -351,3 +349,56 @@ def test_live_export_fills_what_the_api_lost(tmp_path: Path, live: FakeSpotify) 
     assert len(got) == len(happened)  # each playback once
     for (ms, tid), (want_ms, want_tid) in zip(got, happened, strict=True):
         assert tid == want_tid and abs(ms // 1000 - want_ms // 1000) <= 1
+
+
+def _refresh(srv: FakeSpotify, refresh_token: str, timeout: float = 10) -> requests.Response:
+    return requests.post(f"{srv.accounts_url}/api/token", timeout=timeout, data={
+        "grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": "live-test"})
+
+
+def test_token_refresh_faults(live: FakeSpotify) -> None:
+    """What a collector's token handling must survive: a refresh answering 5xx, 429 or too slowly (transient: the
+    refresh token still works afterwards), a refresh with no new refresh token, and a revoked one (invalid_grant)."""
+    tok = _login(live, H)
+    # a rule without a path faults the Web API only: logins and refreshes go through
+    live.faults.add("503", count=1)
+    assert _refresh(live, tok["refresh_token"]).status_code == 200
+    with pytest.raises(spotipy.SpotifyException):
+        spotify(live).me()
+    # rules naming /api/token fault the refresh itself
+    requests.post(f"{live.url}/_fault", timeout=10, json=[
+        {"kind": "503", "count": 1, "path": "/api/token"}, {"kind": "500", "count": 1, "path": "/api/token"},
+        {"kind": "429", "count": 1, "retry_after": 4, "path": "/api/token"}])
+    statuses = [_refresh(live, tok["refresh_token"]) for _ in range(4)]
+    assert [r.status_code for r in statuses] == [503, 500, 429, 200] and statuses[2].headers["Retry-After"] == "4"
+    live.faults.add("slow", count=1, delay=1.0, path="/api/token")
+    with pytest.raises(requests.Timeout):
+        _refresh(live, tok["refresh_token"], timeout=0.2)
+    time.sleep(1.0)  # let the slow answer finish before the next request
+    assert _refresh(live, tok["refresh_token"]).status_code == 200  # no transient failure cost the token
+    # Spotify may answer a refresh without a new refresh token: the old one stays the one to keep
+    live.apply_faults([{"kind": "no_rotate"}])
+    answer = _refresh(live, tok["refresh_token"]).json()
+    assert "refresh_token" not in answer and answer["access_token"]
+    assert _refresh(live, tok["refresh_token"]).status_code == 200
+    # revoked (the app removed, six months passed): invalid_grant for that listener only, until a new login
+    other = _login(live, "listener-0003")
+    assert requests.post(f"{live.url}/_fault", json={"kind": "revoke_tokens", "user": H}, timeout=10).ok
+    r = _refresh(live, tok["refresh_token"])
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert requests.get(f"{live.api_url}me", headers={"Authorization": f"Bearer {answer['access_token']}"},
+                        timeout=10).status_code == 401
+    assert _refresh(live, other["refresh_token"]).status_code == 200
+    assert _refresh(live, _login(live, H)["refresh_token"]).status_code == 200
+    faults = requests.get(f"{live.url}/_fault", timeout=10).json()
+    assert faults["rotate_refresh"] is False
+    requests.delete(f"{live.url}/_fault", timeout=10)
+    assert "refresh_token" in _refresh(live, other["refresh_token"]).json()
+
+
+def test_fault_spec_names_the_token_faults() -> None:
+    assert parse_fault_spec("no_rotate,revoke_tokens:listener-0003,revoke_tokens,503x2") == [
+        {"kind": "no_rotate"}, {"kind": "revoke_tokens", "user": "listener-0003"}, {"kind": "revoke_tokens"},
+        {"kind": "503", "count": 2}]
+    with pytest.raises(ValueError, match="no_rotate"):
+        parse_fault_spec("sometimes")

@@ -201,9 +201,13 @@ class FakeSpotify:
         """Every access token issued so far answers 401 from now on (refresh tokens stay valid)."""
         self.accounts.expire_all()
 
+    def revoke_tokens(self, handle: str | None = None) -> int:
+        """The refresh tokens of `handle` (or everyone) answer `invalid_grant`: only a new login restores them."""
+        return self.accounts.revoke(handle)
+
     def apply_faults(self, items: list[dict[str, Any]]) -> None:
         """Fault dicts as `parse_fault_spec` returns them; `ttl` and `expire_tokens` act on tokens."""
-        _faults.apply_faults(self.faults, items, self.expire_tokens)
+        _faults.apply_faults(self.faults, items, self.expire_tokens, self.revoke_tokens)
 
     def count(self, path_part: str, status: int | None = None, method: str = "GET") -> int:
         """How many requests so far hit a path containing `path_part` (with that status, if given)."""
@@ -233,11 +237,13 @@ class FakeSpotify:
         )
 
     def _token(self, req: Request) -> Response:
+        _faults.inject(self.faults, req.path, accounts=True)  # only rules that name /api/token
         ttl = self.faults.token_ttl if self.faults.token_ttl is not None else self.token_expires_in
-        return self.accounts.token(req, ttl=ttl, expires_in=self.token_expires_in)
+        return self.accounts.token(req, ttl=ttl, expires_in=self.token_expires_in, rotate=self.faults.rotate_refresh)
 
     def _admin(self, req: Request, rest: str) -> Response:
-        return _faults.admin(req, self.faults, expire_tokens=self.expire_tokens, requests_seen=self.requests_total)
+        return _faults.admin(req, self.faults, expire_tokens=self.expire_tokens, requests_seen=self.requests_total,
+                             revoke_tokens=self.revoke_tokens)
 
     def _live(self, req: Request, rest: str) -> Response:
         return _live.admin(req, rest, self.timeline)
