@@ -30,7 +30,8 @@ def demo(
     users: int = typer.Option(120, "--users", "-n", min=2, help="Number of synthetic listeners"),
     days: int = typer.Option(180, "--days", "-d", min=7, help="Days of history"),
     seed: int = typer.Option(42, "--seed", "-s", help="Random seed"),
-    source: str = typer.Option("export", "--source", help="export (files) or api (through the fake Spotify API)"),
+    source: str = typer.Option("export", "--source", help="export (files) or api (through the fake Spotify API, "
+                               "which like Spotify shows each listener's last 50 plays)"),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the dashboard at the end"),
 ) -> None:
     """Generate a synthetic world and run everything on it: import → build → quality gates → segments →
