@@ -402,3 +402,19 @@ def test_fault_spec_names_the_token_faults() -> None:
         {"kind": "503", "count": 2}]
     with pytest.raises(ValueError, match="no_rotate"):
         parse_fault_spec("sometimes")
+
+
+def test_the_rate_limit_is_shared_by_every_listener_of_the_app(live: FakeSpotify) -> None:
+    """Spotify limits an app, not a user: one collector's listeners draw on one budget."""
+    a, b = spotify(live, H), spotify(live, "listener-0003")
+    assert requests.post(f"{live.url}/_fault", json={"kind": "rate", "limit": 6, "window": 30}, timeout=10).ok
+    for _ in range(3):
+        a.current_user_recently_played(limit=50)
+        b.current_user_recently_played(limit=50)
+    for sp in (a, b):
+        with pytest.raises(spotipy.SpotifyException) as exc:
+            sp.current_user_recently_played(limit=50)
+        assert exc.value.http_status == 429 and 1 <= int(exc.value.headers["Retry-After"]) <= 30
+    assert requests.get(f"{live.url}/_fault", timeout=10).json()["rate"] == [6, 30.0]
+    requests.delete(f"{live.url}/_fault", timeout=10)
+    assert seen(a.current_user_recently_played(limit=50)) == truth(live)[-50:]
