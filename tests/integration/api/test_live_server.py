@@ -198,6 +198,9 @@ def test_faults_still_fire_in_live_mode(live: FakeSpotify) -> None:
             sp.current_user_recently_played(limit=50)
         assert exc.value.http_status == int(kind)
     assert seen(sp.current_user_recently_played(limit=50)) == truth(live)[-50:]  # the burst is over
+    live.faults.add("drop", count=1)  # the connection closes with no answer: a network error for the client
+    with pytest.raises(requests.ConnectionError):
+        sp.current_user_recently_played(limit=50)
     live.faults.add("slow", count=1, delay=0.3)
     t0 = time.perf_counter()
     sp.current_user_recently_played(limit=1)
@@ -371,6 +374,9 @@ def test_token_refresh_faults(live: FakeSpotify) -> None:
         {"kind": "429", "count": 1, "retry_after": 4, "path": "/api/token"}])
     statuses = [_refresh(live, tok["refresh_token"]) for _ in range(4)]
     assert [r.status_code for r in statuses] == [503, 500, 429, 200] and statuses[2].headers["Retry-After"] == "4"
+    live.faults.add("drop", count=1, path="/api/token")
+    with pytest.raises(requests.ConnectionError):
+        _refresh(live, tok["refresh_token"])
     live.faults.add("slow", count=1, delay=1.0, path="/api/token")
     with pytest.raises(requests.Timeout):
         _refresh(live, tok["refresh_token"], timeout=0.2)
@@ -397,9 +403,9 @@ def test_token_refresh_faults(live: FakeSpotify) -> None:
 
 
 def test_fault_spec_names_the_token_faults() -> None:
-    assert parse_fault_spec("no_rotate,revoke_tokens:listener-0003,revoke_tokens,503x2") == [
+    assert parse_fault_spec("no_rotate,revoke_tokens:listener-0003,revoke_tokens,503x2,dropx3") == [
         {"kind": "no_rotate"}, {"kind": "revoke_tokens", "user": "listener-0003"}, {"kind": "revoke_tokens"},
-        {"kind": "503", "count": 2}]
+        {"kind": "503", "count": 2}, {"kind": "drop", "count": 3}]
     with pytest.raises(ValueError, match="no_rotate"):
         parse_fault_spec("sometimes")
 

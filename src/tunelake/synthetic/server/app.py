@@ -8,6 +8,8 @@ lifetime), the fault plan, the accounts' tokens and a log of requests that tests
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections import deque
@@ -225,6 +227,14 @@ class FakeSpotify:
             response = services[endpoint](request, **values)
         except ApiError as exc:
             response = error_response(exc)
+        except _faults.DropConnection:  # a network failure: close the socket, answer nothing
+            self.requests.append((request.method, request.path, 0))
+            self.requests_total += 1
+            sock = environ.get("werkzeug.socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            return []
         except Exception as exc:  # a bug in the fake: answer like the real service would, and say what broke
             response = json_response({"error": {"status": 500, "message": f"fake server error: {exc!r}"}}, 500)
         self.requests.append((request.method, request.path, response.status_code))

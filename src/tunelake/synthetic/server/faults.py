@@ -24,13 +24,17 @@ from werkzeug.wrappers import Request, Response
 
 from tunelake.synthetic.server.responses import ApiError, json_response
 
-KINDS = ("429", "500", "502", "503", "slow")
+KINDS = ("429", "500", "502", "503", "slow", "drop")
 _SERVER_ERRORS = {"500": "Server error", "502": "Bad gateway", "503": "Service unavailable"}
+
+
+class DropConnection(Exception):
+    """Close this request's connection without an answer: a network failure, as the client sees it."""
 
 
 @dataclass
 class FaultRule:
-    kind: str  # 429 | 500 | 502 | 503 | slow
+    kind: str  # 429 | 500 | 502 | 503 | slow | drop (the connection is closed with no answer)
     count: int
     retry_after: int = 1
     delay: float = 0.0
@@ -117,9 +121,9 @@ def parse_fault_spec(spec: str) -> list[dict[str, Any]]:
             item["retry_after"] = int(float(arg or 1))
         elif kind == "slow":
             item["delay"] = float(arg or 1)
-        elif kind not in ("500", "502", "503"):
+        elif kind not in ("500", "502", "503", "drop"):
             raise ValueError(
-                f"unknown fault {part!r}: use 429xN:SECONDS, 500xN, 502xN, 503xN, slowxN:SECONDS, ttl:S, "
+                f"unknown fault {part!r}: use 429xN:SECONDS, 500xN, 502xN, 503xN, slowxN:SECONDS, dropxN, ttl:S, "
                 "rate:N/SECONDS, no_rotate, revoke_tokens[:USER], expire_tokens"
             )
         out.append(item)
@@ -166,6 +170,8 @@ def inject(faults: Faults, path: str, *, accounts: bool = False) -> None:
         return
     if rule.kind == "slow":
         time.sleep(rule.delay)
+    elif rule.kind == "drop":
+        raise DropConnection
     elif rule.kind == "429":
         raise ApiError(429, "API rate limit exceeded", {"Retry-After": str(rule.retry_after)})
     else:
