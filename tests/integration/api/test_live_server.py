@@ -235,6 +235,7 @@ def test_clock_and_truth_endpoints(live: FakeSpotify, server: FakeSpotify) -> No
     # Python callers: the same clock and truth
     assert live.live_clock(advance_s=60) == live.now_ms() == clock(live)["now_ms"]
     assert live.truth(H) == truth(live)
+    assert live.truth(H, after_ms=truth(live)[-3][0]) == truth(live)[-2:] == truth(live, after=truth(live)[-3][0])
     with pytest.raises(RuntimeError, match="live mode is off"):
         server.live_clock(advance_s=1)
 

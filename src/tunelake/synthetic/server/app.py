@@ -189,9 +189,11 @@ class FakeSpotify:
             return self.timeline.clock.now_ms()
         return int(time.time() * 1000)
 
-    def truth(self, handle: str) -> list[tuple[int, str]]:
-        """Every play of `handle` so far, oldest first: (played_at ms, track id), as `/_live/truth` lists them."""
-        return list(self.timeline.plays(handle))
+    def truth(self, handle: str, after_ms: int | None = None) -> list[tuple[int, str]]:
+        """Every play of `handle` so far (after `after_ms`), oldest first: (played_at ms, track id), as
+        `/_live/truth` lists them."""
+        plays = self.timeline.plays(handle)
+        return [p for p in plays if p[0] > after_ms] if after_ms is not None else list(plays)
 
     def live_export(self, handle: str) -> list[dict[str, Any]]:
         """Live mode: the listener's export of the live days so far (what `/_live/export` answers)."""
