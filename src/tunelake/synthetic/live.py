@@ -55,7 +55,6 @@ class LiveHistory:
         self.listener: Listener = make_listener(listener_index(handle), model.seed)
         self.tz = ZoneInfo(self.listener.timezone)
         self.plays: list[tuple[int, str]] = list(world_plays)
-        self.world_count = len(self.plays)
         self.next_day = model.end_date + dt.timedelta(days=1)  # the first local date the world did not simulate
         self._last_end_s = self.plays[-1][0] / 1000 if self.plays else None
         self.days: list[tuple[Plays, np.ndarray]] = []  # every live day so far (podcasts too), with end ms
@@ -94,7 +93,6 @@ class LiveHistory:
             self.plays.append((ms, track_ids[int(day_plays.item[i])]))
             last_ms = ms
         self.days.append((day_plays, end_ms))
-
 
     def export_rows(self, now_ms: int) -> list[dict[str, Any]]:
         """The live plays that ended by `now_ms`, as rows of an Extended Streaming History file (2024+ keys).
