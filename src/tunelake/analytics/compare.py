@@ -7,7 +7,8 @@ own last play. Cosine ignores the scale of each vector, so two histories that en
 their own recent taste, not penalised for the gap. The cosine is a sum over shared artists of
 ``a_i · b_i / (‖a‖ ‖b‖)``, so each shared artist's part of the score is exact, and that is the explanation shown.
 
-Opt-in: the caller checks consent first (`tunelake.analytics.consent.require_consent`); this module only computes.
+Opt-in: `compare_with_consent` refuses unless both listeners agreed (`tunelake.analytics.consent`); `compare`
+itself only computes.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from tunelake.analytics.consent import require_consent
 from tunelake.analytics.insights import Filters, _where, resolve_user
 from tunelake.errors import InputError
+from tunelake.lake.store import Lake
 
 DEFAULT_HALF_LIFE_DAYS = 365.0
 _DATE_OF_DKEY = ("make_date(CAST(date_key // 10000 AS INTEGER), CAST(date_key // 100 % 100 AS INTEGER), "
@@ -134,7 +137,7 @@ def compare(con: duckdb.DuckDBPyConnection, a: int | str, b: int | str, *,
     genre_cos = cosine(ga, gb)[0] if ga and gb else None
 
     artists_a, artists_b = set(sa), set(sb)
-    weighting = (f"streams weighted by recency (half-life {half_life_days:g} days)" if half_life_days is not None
+    weighting = (f"streams weighted by recency, half-life {half_life_days:g} days" if half_life_days is not None
                  else "streams, unweighted")
     lead = ", ".join(f"{r['artist_name']} ({r['part_of_score']:.0%})" for r in shared_artists[:3])
     explanation = (f"Cosine similarity of {ha}'s and {hb}'s artist shares ({weighting}): {cos:.2f}. "
@@ -151,3 +154,12 @@ def compare(con: duckdb.DuckDBPyConnection, a: int | str, b: int | str, *,
         "shared_artists": shared_artists, "shared_tracks": shared_tracks,
         "for_a": _try_from(con, wb, ka, n), "for_b": _try_from(con, wa, kb, n),
     }
+
+
+def compare_with_consent(lake: Lake, con: duckdb.DuckDBPyConnection, a: int | str, b: int | str,
+                         **kwargs: Any) -> dict[str, Any]:
+    """`compare`, once both listeners have agreed to be compared (ConsentError naming who has not, otherwise):
+    the entry point of the CLI, the dashboard and the web service, so none of them can forget the check."""
+    (ka, ha), (kb, hb) = resolve_user(con, a), resolve_user(con, b)
+    require_consent(lake, [ha, hb] if ha != hb else [ha])
+    return compare(con, ka, kb, **kwargs)

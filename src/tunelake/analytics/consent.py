@@ -65,5 +65,5 @@ def require_consent(lake: Lake, handles: list[str], purpose: str = "compare") ->
         who = " and ".join(missing)
         raise ConsentError(f"{who} {'has' if len(missing) == 1 else 'have'} not agreed to be compared",
                            field="consent",
-                           hint="each listener runs `tunelake consent grant --user NAME` (revoke any time with "
-                                "`tunelake consent revoke --user NAME`)")
+                           hint="each listener runs `tunelake consent grant --user NAME`; "
+                                "`tunelake consent revoke --user NAME` withdraws it")

@@ -8,8 +8,9 @@ from datetime import datetime, timedelta
 
 import duckdb
 
-from .conftest import MODELS, create_tables, insert
 from tunelake.warehouse.tables import TABLES
+
+from .conftest import MODELS, create_tables, insert
 
 ANA, BEN, CY = 10, 20, 30
 

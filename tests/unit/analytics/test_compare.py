@@ -112,7 +112,7 @@ def test_consent_grant_revoke_and_refusal(tmp_path) -> None:
     assert first["compare"]["granted"] is True
     assert set_consent(ws, "ana") == first  # idempotent: a second grant changes nothing
     assert lake.read_json("_manifest/consent/ana.json")["purposes"] == first
-    with pytest.raises(ConsentError, match="^field 'consent': ben has not agreed"):
+    with pytest.raises(ConsentError, match=r"^field 'consent': ben has not agreed"):
         require_consent(lake, ["ana", "ben"])
     set_consent(ws, "ben")
     require_consent(lake, ["ana", "ben"])  # both agreed: no error
