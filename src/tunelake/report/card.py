@@ -120,11 +120,11 @@ def render_card(review: dict[str, Any], fmt: str = "png") -> bytes:
         text(0.30, y, v, 10.5)
     text(0.93, 0.985, "tunelake", 9, DIM, ha="right")
     buf = io.BytesIO()
-    if fmt == "svg":
-        import matplotlib
+    import matplotlib
 
-        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "tunelake"}):
-            fig.savefig(buf, format="svg", facecolor=BG, metadata={"Date": None})
-    else:
-        fig.savefig(buf, format="png", facecolor=BG, metadata={"Software": None})
+    # explicit, whatever the process's rcParams say (the report sets savefig.bbox = tight, which would crop)
+    rc = {"savefig.bbox": "standard", "savefig.pad_inches": 0, "svg.fonttype": "none", "svg.hashsalt": "tunelake"}
+    with matplotlib.rc_context(rc):
+        fig.savefig(buf, format=fmt, dpi=DPI, facecolor=BG,
+                    metadata={"Date": None} if fmt == "svg" else {"Software": None})
     return buf.getvalue()

@@ -50,7 +50,10 @@ def test_unknowns_print_as_a_dash(con) -> None:
 def test_png_and_svg(con, requires: Any) -> None:
     requires("matplotlib")
     r = year_in_review(con, "ana", 2024)
-    png = render_card(r, "png")
+    import matplotlib
+
+    with matplotlib.rc_context({"savefig.bbox": "tight", "savefig.dpi": 72}):  # what the report sets globally
+        png = render_card(r, "png")
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", png[16:24]) == (1080, 1350)  # IHDR width, height: the 4:5 share format
     svg = render_card(r, "svg").decode()
