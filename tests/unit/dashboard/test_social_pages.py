@@ -52,7 +52,8 @@ def test_wrapped_page_shows_the_listeners_year(callbacks: Any, sql: Any) -> None
     resp = callbacks.post(WRAPPED, [{"user": str(key)}, None])
     assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
     out = resp.get_json()["response"]
-    assert out["wrapped-year"]["value"] == year and {"label": str(year), "value": year} in out["wrapped-year"]["options"]
+    assert out["wrapped-year"]["value"] == year
+    assert {"label": str(year), "value": year} in out["wrapped-year"]["options"]
     tree = out["wrapped-card"]["children"]
     assert _text(_by_id(tree, "wrapped-title")) == f"{handle} · {year}"
     facts = _text(_by_id(tree, "wrapped-facts"))
