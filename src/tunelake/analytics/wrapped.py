@@ -33,13 +33,22 @@ def biggest_day(con: duckdb.DuckDBPyConnection, f: m.Filters) -> dict[str, Any] 
     return None if row is None else {"date": row[0], "minutes": float(row[1]), "plays": int(row[2])}
 
 
-def completion(con: duckdb.DuckDBPyConnection, f: m.Filters) -> dict[str, Any]:
-    """Mean completion and the share of plays heard to ≥ 90 %, over plays whose track length is known, with how
-    many plays that is (`known`); None without any."""
-    row = con.execute(f"""SELECT avg(completion), count(*) FILTER (WHERE completion >= 0.9), count(completion)
-                          FROM fact_play {m._where(con, f)}""").fetchone()
-    mean, full, known = row
-    return {"mean_completion": m._none_if_nan(mean), "full_listen_rate": m._rate(full, known), "known": int(known)}
+def skips_and_completion(con: duckdb.DuckDBPyConnection, f: m.Filters) -> dict[str, Any]:
+    """Skips, mean completion and the share of plays heard to ≥ 90 %, each over the plays that can tell: skips over
+    extended-history plays (account data and the Web API carry no skip flag or end reason, so their plays would
+    pass for never skipped), completion over plays whose track length is known, except Web API plays (the API does
+    not say how long a track played; ms_played is the track's length). `skip_known` and `completion_known` say
+    how many plays each figure is based on; a figure with none is None."""
+    row = con.execute(f"""
+        SELECT count(*) FILTER (WHERE source = 'extended'), count(*) FILTER (WHERE source = 'extended' AND is_skip),
+               avg(completion) FILTER (WHERE source <> 'api'),
+               count(*) FILTER (WHERE completion >= 0.9 AND source <> 'api'),
+               count(completion) FILTER (WHERE source <> 'api')
+        FROM fact_play {m._where(con, f)}""").fetchone()
+    skip_known, skips, mean, full, known = row
+    return {"skips": int(skips) if skip_known else None, "skip_rate": m._rate(skips, skip_known),
+            "skip_known": int(skip_known), "mean_completion": m._none_if_nan(mean),
+            "full_listen_rate": m._rate(full, known), "completion_known": int(known)}
 
 
 def podcasts(con: duckdb.DuckDBPyConnection, f: m.Filters) -> dict[str, Any]:
@@ -121,7 +130,7 @@ def year_in_review(con: duckdb.DuckDBPyConnection, user: int | str, year: int) -
         },
         "previous_year": None,
         "beyond_wrapped": {
-            "skips": k["skips"], "skip_rate": k["skip_rate"], **completion(con, f),
+            **skips_and_completion(con, f),
             "sessions": m.session_stats(con, f), "podcasts": podcasts(con, f),
         },
     }

@@ -68,7 +68,8 @@ def card_lines(r: dict[str, Any]) -> dict[str, Any]:
             ("Year before", versus),
         ],
         "beyond": [
-            ("Skips", f"{b['skips']:,} ({_pct(b['skip_rate'])})"),
+            ("Skips", f"{b['skips']:,} ({_pct(b['skip_rate'])})" if b["skips"] is not None
+             else f"{DASH} (this history does not record skips)"),
             ("Completion", f"{_pct(b['mean_completion'])} mean, {_pct(b['full_listen_rate'])} heard to the end"),
             ("Sessions", f"{s['sessions']:,}, median {DASH if median is None else f'{median:.0f}'} min"),
             ("Podcasts", f"{pod['minutes']:,.0f} min, {pod['shows']} shows" +

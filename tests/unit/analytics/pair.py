@@ -33,8 +33,10 @@ PLAYS = [
     (BEN, "2024-06-01 10:20:00", "s4", 200_000, False, 1),
     (BEN, "2024-06-01 10:30:00", "s5", 200_000, False, 1),
     (BEN, "2024-06-01 10:40:00", "s3", 200_000, False, 1),
-    (CY, "2022-05-01 10:00:00", "s5", 200_000, False, 1),
+    (CY, "2022-05-01 10:00:00", "s5", 100_000, False, 1),  # account data: no skip information
+    (CY, "2022-05-02 10:00:00", "s5", 200_000, False, 2),  # Web API: ms_played is the duration, not measured
 ]
+SOURCES = {len(PLAYS) - 2: "account", len(PLAYS) - 1: "api"}  # every other play is from the extended history
 
 # (user, UTC end time, show, ms_played)
 EPISODES = [
@@ -45,12 +47,12 @@ EPISODES = [
 ]
 
 
-def _timing(user: int, end: str, ms: int) -> dict:
+def _timing(user: int, end: str, ms: int, source: str = "extended") -> dict:
     ended = datetime.fromisoformat(end)
     started = ended - timedelta(milliseconds=ms)
     return {"user_key": user, "started_at": started, "ended_at": ended, "ended_at_local": ended,
             "date_key": started.year * 10000 + started.month * 100 + started.day, "local_hour": started.hour,
-            "local_weekday": started.isoweekday(), "ms_played": ms, "source": "extended", "media_type": "audio"}
+            "local_weekday": started.isoweekday(), "ms_played": ms, "source": source, "media_type": "audio"}
 
 
 def build_pair(con: duckdb.DuckDBPyConnection, segments: bool = True) -> None:
@@ -70,7 +72,7 @@ def build_pair(con: duckdb.DuckDBPyConnection, segments: bool = True) -> None:
                    FROM (SELECT CAST(unnest(generate_series(DATE '2022-01-01', DATE '2024-12-31', INTERVAL 1 DAY))
                          AS DATE) AS d)""")
     insert(con, "fact_play", [
-        {**_timing(user, end, ms), "play_id": f"p{i}", "track_id": tid, "artist_id": TRACKS[tid][0],
+        {**_timing(user, end, ms, SOURCES.get(i, "extended")), "play_id": f"p{i}", "track_id": tid, "artist_id": TRACKS[tid][0],
          "reason_end": "fwdbtn" if skipped else "trackdone", "shuffle": False, "platform": "android",
          "is_stream": ms >= 30_000, "is_skip": skipped, "completion": min(ms / 200_000, 1.0), "session_id": session}
         for i, (user, end, tid, ms, skipped, session) in enumerate(PLAYS)])

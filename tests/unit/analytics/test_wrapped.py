@@ -55,7 +55,7 @@ def test_what_wrapped_never_shows(con) -> None:
     b = year_in_review(con, "ana", 2024)["beyond_wrapped"]
     assert (b["skips"], b["skip_rate"]) == (1, 1 / 8)
     assert b["mean_completion"] == pytest.approx((0.5 + 6 * 1 + 0.05) / 8)  # s3 at half, s4 at 10 s of 200
-    assert (b["full_listen_rate"], b["known"]) == (6 / 8, 8)
+    assert (b["full_listen_rate"], b["completion_known"], b["skip_known"]) == (6 / 8, 8, 8)
     assert b["sessions"]["sessions"] == 5 and b["sessions"]["median_plays"] == 1
     # 2024's episodes only: 30 + 30 + 10 minutes, Deep Talk listened to longest
     assert b["podcasts"] == {"minutes": pytest.approx(70.0), "plays": 3, "shows": 2, "top_show": "Deep Talk"}
@@ -72,7 +72,12 @@ def test_unknowns_stay_unknown(con) -> None:
     assert r["top_genres"] == []  # cy's one track has no genre: no genre figure at all, not 0 %
     assert r["previous_year"] is None and r["personality"] is None
     assert r["discovery"]["first_year"] is True
-    assert r["beyond_wrapped"]["podcasts"]["top_show"] is None
+    b = r["beyond_wrapped"]
+    assert b["podcasts"]["top_show"] is None
+    # cy's plays come from account data and the Web API, neither of which records skips: unknown, not "never"
+    assert (b["skips"], b["skip_rate"], b["skip_known"]) == (None, None, 0)
+    # the API play's completion is its duration by construction: only the account play (100 of 200 s) counts
+    assert (b["mean_completion"], b["completion_known"]) == (0.5, 1)
     no_seg = duckdb.connect(":memory:")
     build_pair(no_seg, segments=False)
     assert year_in_review(no_seg, "ana", 2024)["personality"] is None

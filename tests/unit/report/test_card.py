@@ -45,6 +45,7 @@ def test_unknowns_print_as_a_dash(con) -> None:
     assert facts["Year before"] == "no listening in 2021 to compare with"
     assert facts["Discovery"].endswith("your first year")
     assert dict(t["beyond"])["Podcasts"] == "none"
+    assert dict(t["beyond"])["Skips"] == "– (this history does not record skips)"
 
 
 def test_png_and_svg(con, requires: Any) -> None:
