@@ -72,7 +72,8 @@ def build_pair(con: duckdb.DuckDBPyConnection, segments: bool = True) -> None:
                    FROM (SELECT CAST(unnest(generate_series(DATE '2022-01-01', DATE '2024-12-31', INTERVAL 1 DAY))
                          AS DATE) AS d)""")
     insert(con, "fact_play", [
-        {**_timing(user, end, ms, SOURCES.get(i, "extended")), "play_id": f"p{i}", "track_id": tid, "artist_id": TRACKS[tid][0],
+        {**_timing(user, end, ms, SOURCES.get(i, "extended")), "play_id": f"p{i}", "track_id": tid,
+         "artist_id": TRACKS[tid][0],
          "reason_end": "fwdbtn" if skipped else "trackdone", "shuffle": False, "platform": "android",
          "is_stream": ms >= 30_000, "is_skip": skipped, "completion": min(ms / 200_000, 1.0), "session_id": session}
         for i, (user, end, tid, ms, skipped, session) in enumerate(PLAYS)])

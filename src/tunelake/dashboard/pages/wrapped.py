@@ -23,7 +23,7 @@ def layout() -> html.Div:
         html.H1("Year in review"),
         card(html.Div([html.Label("Year", htmlFor="wrapped-year"),
                        dcc.Dropdown(id="wrapped-year", clearable=False, placeholder="Latest year",
-                                    className="dropdown")], className="filter"),
+                                    className="dropdown")], className="filter", style={"maxWidth": "220px"}),
              html.P("The listener comes from the filter bar (the first listener when none is picked); the date "
                     "filter does not apply: a review is a whole calendar year.", className="hint"), width="full"),
         html.Div(id="wrapped-card", className="card full"),
@@ -95,6 +95,8 @@ def fill(wh: Warehouse, data: Any, year_value: Any) -> tuple[Any, list[dict[str,
     shown = year if year in have else have[-1]
     r, png, svg = review(wh, user_key, shown)
     b64 = base64.b64encode(svg).decode("ascii")
+    link = {"display": "inline-flex", "alignItems": "center", "textDecoration": "none", "color": "inherit",
+            "marginTop": "12px"}
     name = f"wrapped-{r['handle']}-{shown}"
     children = [
         html.H3(f"{r['handle']} · {shown}", id="wrapped-title"),
@@ -102,10 +104,10 @@ def fill(wh: Warehouse, data: Any, year_value: Any) -> tuple[Any, list[dict[str,
             html.Img(src=f"data:image/svg+xml;base64,{b64}", id="wrapped-image", alt=f"{r['handle']} {shown}",
                      style={"width": "420px", "maxWidth": "100%", "borderRadius": "12px"}),
             html.Div([_facts(r),
-                      html.A("Download PNG", id="wrapped-png", download=f"{name}.png", className="reset",
+                      html.A("Download PNG", id="wrapped-png", download=f"{name}.png", className="reset", style=link,
                              href="data:image/png;base64," + base64.b64encode(png).decode("ascii")),
                       " ",
-                      html.A("Download SVG", id="wrapped-svg", download=f"{name}.svg", className="reset",
+                      html.A("Download SVG", id="wrapped-svg", download=f"{name}.svg", className="reset", style=link,
                              href=f"data:image/svg+xml;base64,{b64}")], style={"flex": "1 1 320px"}),
         ], style={"display": "flex", "gap": "24px", "flexWrap": "wrap", "alignItems": "flex-start"}),
     ]
