@@ -66,7 +66,8 @@ def test_compare_needs_consent_and_explains_the_score(demo_workspace: Path) -> N
     assert isinstance(res.exception, ConsentError)
 
 
-def test_wrapped_command_and_card_files(demo_workspace: Path, tmp_path: Path) -> None:
+def test_wrapped_command_and_card_files(demo_workspace: Path, tmp_path: Path, requires) -> None:
+    requires("matplotlib", "the card is drawn with Matplotlib (extra 'report')")
     runner = CliRunner()
     ws = ["-w", str(demo_workspace)]
     user = "listener-0002"

@@ -79,14 +79,16 @@ def card_lines(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_card(review: dict[str, Any], fmt: str = "png") -> bytes:
-    """The card as PNG or SVG bytes."""
-    from matplotlib.figure import Figure
-    from matplotlib.patches import FancyBboxPatch
+    """The card as PNG or SVG bytes; ConfigError naming the extra to install when Matplotlib is missing."""
+    from tunelake.errors import ConfigError, InputError
 
     if fmt not in FORMATS:
-        from tunelake.errors import InputError
-
         raise InputError(f"unknown card format {fmt!r}", field="format", hint="png or svg")
+    try:
+        from matplotlib.figure import Figure
+        from matplotlib.patches import FancyBboxPatch
+    except ImportError as exc:
+        raise ConfigError(f"drawing the card needs Matplotlib ({exc})", hint="pip install 'tunelake[report]'") from None
     t = card_lines(review)
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, facecolor=BG)
     ax = fig.add_axes((0, 0, 1, 1))
@@ -121,7 +123,7 @@ def render_card(review: dict[str, Any], fmt: str = "png") -> bytes:
         text(0.30, y, v, 10.5)
     text(0.93, 0.985, "tunelake", 9, DIM, ha="right")
     buf = io.BytesIO()
-    import matplotlib
+    import matplotlib  # imported above, so present
 
     # explicit, whatever the process's rcParams say (the report sets savefig.bbox = tight, which would crop)
     rc = {"savefig.bbox": "standard", "savefig.pad_inches": 0, "svg.fonttype": "none", "svg.hashsalt": "tunelake"}

@@ -44,7 +44,8 @@ def _users(sql: Any) -> list[tuple[int, str]]:
     return sql("SELECT user_key, handle FROM dim_user ORDER BY handle")
 
 
-def test_wrapped_page_shows_the_listeners_year(callbacks: Any, sql: Any) -> None:
+def test_wrapped_page_shows_the_listeners_year(callbacks: Any, sql: Any, requires: Any) -> None:
+    requires("matplotlib", "the card is drawn with Matplotlib (extra 'report')")
     key, handle = _users(sql)[1]
     (year,) = sql("SELECT max(year(date)) FROM agg_user_day WHERE user_key = ?", [key])[0]
     (ms,) = sql(f"SELECT sum(ms_played) FROM fact_play WHERE user_key = ? AND date_key // 10000 = {year}",

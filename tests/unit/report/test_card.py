@@ -66,3 +66,14 @@ def test_png_and_svg(con, requires: Any) -> None:
 
     with pytest.raises(InputError, match="card format"):
         render_card(r, "gif")
+
+
+def test_without_matplotlib_the_error_names_the_extra(con, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from tunelake.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # what an install without the extra looks like
+    with pytest.raises(ConfigError, match="needs Matplotlib") as exc:
+        render_card(year_in_review(con, "ana", 2024), "png")
+    assert exc.value.hint == "pip install 'tunelake[report]'"

@@ -14,7 +14,7 @@ from tunelake.dashboard import FilterError, FilterState, Warehouse
 from tunelake.dashboard.pages.common import card
 
 KEY, NAME, PATH = "wrapped", "Year in review", "/wrapped"
-_CARDS: OrderedDict[tuple[str, int, int], tuple[dict[str, Any], bytes, bytes]] = OrderedDict()
+_CARDS: OrderedDict[tuple[str, int, int], tuple[dict[str, Any], bytes | None, bytes | None]] = OrderedDict()
 _CARDS_LOCK = threading.Lock()
 
 
@@ -46,9 +46,11 @@ def _listener(wh: Warehouse, fs: FilterState) -> int | None:
     return int(users["user_key"].iloc[0]) if len(users) else None
 
 
-def review(wh: Warehouse, user_key: int, year: int) -> tuple[dict[str, Any], bytes, bytes]:
-    """The review and its card (PNG, SVG), cached per warehouse file: a file never changes once current."""
+def review(wh: Warehouse, user_key: int, year: int) -> tuple[dict[str, Any], bytes | None, bytes | None]:
+    """The review and its card (PNG, SVG; None without Matplotlib), cached per warehouse file: a file never
+    changes once current."""
     from tunelake.analytics.wrapped import year_in_review
+    from tunelake.errors import ConfigError
     from tunelake.report.card import render_card
 
     key = (wh.current_file(), user_key, year)
@@ -58,7 +60,10 @@ def review(wh: Warehouse, user_key: int, year: int) -> tuple[dict[str, Any], byt
             return _CARDS[key]
     with wh.cursor() as con:
         r = year_in_review(con, user_key, year)
-    out = (r, render_card(r, "png"), render_card(r, "svg"))
+    try:
+        out: tuple[dict[str, Any], bytes | None, bytes | None] = (r, render_card(r, "png"), render_card(r, "svg"))
+    except ConfigError:  # the dashboard extra does not need Matplotlib: the figures still show
+        out = (r, None, None)
     with _CARDS_LOCK:
         _CARDS[key] = out
         while len(_CARDS) > 32:
@@ -94,22 +99,25 @@ def fill(wh: Warehouse, data: Any, year_value: Any) -> tuple[Any, list[dict[str,
         return html.P("This listener has no music plays.", className="hint"), options, None
     shown = year if year in have else have[-1]
     r, png, svg = review(wh, user_key, shown)
-    b64 = base64.b64encode(svg).decode("ascii")
-    link = {"display": "inline-flex", "alignItems": "center", "textDecoration": "none", "color": "inherit",
-            "marginTop": "12px"}
     name = f"wrapped-{r['handle']}-{shown}"
+    if png is None or svg is None:
+        image: list[Any] = [html.P("The card needs Matplotlib: pip install 'tunelake[report]'.", className="hint")]
+        links: list[Any] = []
+    else:
+        b64 = base64.b64encode(svg).decode("ascii")
+        link = {"display": "inline-flex", "alignItems": "center", "textDecoration": "none", "color": "inherit",
+                "marginTop": "12px"}
+        image = [html.Img(src=f"data:image/svg+xml;base64,{b64}", id="wrapped-image", alt=f"{r['handle']} {shown}",
+                          style={"width": "420px", "maxWidth": "100%", "borderRadius": "12px"})]
+        links = [html.A("Download PNG", id="wrapped-png", download=f"{name}.png", className="reset", style=link,
+                        href="data:image/png;base64," + base64.b64encode(png).decode("ascii")),
+                 " ",
+                 html.A("Download SVG", id="wrapped-svg", download=f"{name}.svg", className="reset", style=link,
+                        href=f"data:image/svg+xml;base64,{b64}")]
     children = [
         html.H3(f"{r['handle']} · {shown}", id="wrapped-title"),
-        html.Div([
-            html.Img(src=f"data:image/svg+xml;base64,{b64}", id="wrapped-image", alt=f"{r['handle']} {shown}",
-                     style={"width": "420px", "maxWidth": "100%", "borderRadius": "12px"}),
-            html.Div([_facts(r),
-                      html.A("Download PNG", id="wrapped-png", download=f"{name}.png", className="reset", style=link,
-                             href="data:image/png;base64," + base64.b64encode(png).decode("ascii")),
-                      " ",
-                      html.A("Download SVG", id="wrapped-svg", download=f"{name}.svg", className="reset", style=link,
-                             href=f"data:image/svg+xml;base64,{b64}")], style={"flex": "1 1 320px"}),
-        ], style={"display": "flex", "gap": "24px", "flexWrap": "wrap", "alignItems": "flex-start"}),
+        html.Div([*image, html.Div([_facts(r), *links], style={"flex": "1 1 320px"})],
+                 style={"display": "flex", "gap": "24px", "flexWrap": "wrap", "alignItems": "flex-start"}),
     ]
     return children, options, shown
 
