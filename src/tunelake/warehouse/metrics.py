@@ -47,7 +47,7 @@ _SESSIONS = "SUMMARIZE(fact_play, fact_play[user_key], fact_play[session_id])"
 _SESSION_MINUTES = ("DATEDIFF(CALCULATE(MIN(fact_play[started_at])), CALCULATE(MAX(fact_play[ended_at])), SECOND) "
                     "/ 60")
 _KNOWN_ARTIST_TRACK_PLAYS = ("CALCULATE(SUM(agg_user_track_month[plays]), "
-                             "NOT ISBLANK(agg_user_track_month[artist_id]))")
+                             "NOT(ISBLANK(agg_user_track_month[artist_id])))")
 
 
 def _entropy(rows: str) -> str:
@@ -57,9 +57,9 @@ def _entropy(rows: str) -> str:
 
 
 _ARTIST_ROWS = ("FILTER(ADDCOLUMNS(SUMMARIZE(fact_play, fact_play[artist_id]), \"@p\", "
-                "CALCULATE(COUNTROWS(fact_play))), NOT ISBLANK(fact_play[artist_id]))")
+                "CALCULATE(COUNTROWS(fact_play))), NOT(ISBLANK(fact_play[artist_id])))")
 _GENRE_ROWS = ("FILTER(ADDCOLUMNS(SUMMARIZE(fact_play, dim_track[primary_genre]), \"@p\", "
-               "CALCULATE(COUNTROWS(fact_play))), NOT ISBLANK(dim_track[primary_genre]))")
+               "CALCULATE(COUNTROWS(fact_play))), NOT(ISBLANK(dim_track[primary_genre])))")
 
 
 def _audio(feature: str) -> Metric:
@@ -139,7 +139,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("New tracks", "Tracks a listener played for the first time in the month (tracks with a known artist)",
            "Discovery", _COUNT, _out("new_tracks", "discovery_rate"),
            "CALCULATE(COUNTROWS(agg_user_track_month), agg_user_track_month[first_month] = TRUE(), "
-           "NOT ISBLANK(agg_user_track_month[artist_id]))", table="agg_user_track_month"),
+           "NOT(ISBLANK(agg_user_track_month[artist_id])))", table="agg_user_track_month"),
     Metric("Plays with known artist", "Plays of tracks whose primary artist is known (the discovery denominator)",
            "Discovery", _COUNT, _out("plays", "discovery_rate"), _KNOWN_ARTIST_TRACK_PLAYS,
            table="agg_user_track_month"),
@@ -150,20 +150,20 @@ METRICS: tuple[Metric, ...] = (
     Metric("Track discovery rate", "Plays of tracks first heard that month ÷ plays with a known artist",
            "Discovery", _PCT, _out("track_discovery_rate", "discovery_rate"),
            "DIVIDE(CALCULATE(SUM(agg_user_track_month[plays]), agg_user_track_month[first_month] = TRUE(), "
-           f"NOT ISBLANK(agg_user_track_month[artist_id])), {_KNOWN_ARTIST_TRACK_PLAYS})",
+           f"NOT(ISBLANK(agg_user_track_month[artist_id]))), {_KNOWN_ARTIST_TRACK_PLAYS})",
            table="agg_user_track_month"),
     # --- taste -------------------------------------------------------------------------------------------------
     Metric("Genre share of hours", "Hours ÷ hours of plays whose genre is known", "Taste", _PCT,
            _out("share", "top_genres"),
            "DIVIDE([Hours], CALCULATE([Hours], REMOVEFILTERS(dim_track[primary_genre]), "
-           "NOT ISBLANK(dim_track[primary_genre])))"),
+           "NOT(ISBLANK(dim_track[primary_genre]))))"),
     Metric("Artist entropy bits", "Shannon entropy of plays over primary artists, bits", "Taste\\Diversity",
            _DEC2, _out("artist_entropy_bits", "diversity"), _entropy(_ARTIST_ROWS)),
     Metric("Genre entropy bits", "Shannon entropy of plays over track genres, bits", "Taste\\Diversity", _DEC2,
            _out("genre_entropy_bits", "diversity"), _entropy(_GENRE_ROWS)),
     Metric("Genres", "Distinct genres played (tracks with a known genre)", "Taste\\Diversity", _COUNT,
            _out("genres", "diversity"),
-           "COUNTROWS(FILTER(SUMMARIZE(fact_play, dim_track[primary_genre]), NOT ISBLANK(dim_track[primary_genre])))"),
+           "COUNTROWS(FILTER(SUMMARIZE(fact_play, dim_track[primary_genre]), NOT(ISBLANK(dim_track[primary_genre]))))"),
     Metric("Artist entropy max bits", "log2(artists played): the entropy of an even spread", "Taste\\Diversity",
            _DEC2, _out("artist_entropy_max_bits", "diversity"),
            "VAR n = [Distinct artists]\nRETURN IF(n > 0, LOG(n, 2))"),
@@ -172,15 +172,15 @@ METRICS: tuple[Metric, ...] = (
     Metric("Mean popularity", "Play-weighted mean Spotify popularity (0–100) over plays whose popularity is known",
            "Taste\\Mainstreamness", _DEC1, _out("mean_popularity", "mainstreamness"),
            "CALCULATE(DIVIDE(SUMX(fact_play, RELATED(dim_track[popularity])), COUNTROWS(fact_play)), "
-           "NOT ISBLANK(dim_track[popularity]))"),
+           "NOT(ISBLANK(dim_track[popularity])))"),
     Metric("Plays with popularity", "Plays of tracks whose popularity is known", "Taste\\Mainstreamness", _COUNT,
            _out("plays_with_popularity", "mainstreamness"),
-           "CALCULATE(COUNTROWS(fact_play), NOT ISBLANK(dim_track[popularity]))"),
+           "CALCULATE(COUNTROWS(fact_play), NOT(ISBLANK(dim_track[popularity])))"),
     Metric("Popularity coverage", "Plays with popularity ÷ plays", "Taste\\Mainstreamness", _PCT,
            _out("coverage", "mainstreamness"), "DIVIDE([Plays with popularity], [Plays])"),
     Metric("Era share of plays", "Plays ÷ plays whose release year is known", "Taste", _PCT, _out("share", "eras"),
            "DIVIDE([Plays], CALCULATE([Plays], REMOVEFILTERS(dim_track[release_year], dim_track[release_decade]), "
-           "NOT ISBLANK(dim_track[release_year])))"),
+           "NOT(ISBLANK(dim_track[release_year]))))"),
     Metric("Platform share of plays", "Plays ÷ plays on every platform", "Behaviour", _PCT,
            _out("share", "platforms"), "DIVIDE([Plays], CALCULATE([Plays], REMOVEFILTERS(fact_play[platform])))"),
     *(_audio(a) for a in AUDIO_FEATURES),
