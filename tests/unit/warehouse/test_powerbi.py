@@ -343,3 +343,12 @@ def test_default_project_matches_the_committed_example(tmp_path: Path) -> None:
     assert committed == set(files)
     for rel, text in files.items():
         assert (EXAMPLE / rel).read_text(encoding="utf-8") == text, f"{rel} differs from docs/powerbi-example"
+
+
+def test_docs_show_the_model() -> None:
+    from tunelake.warehouse.powerbi.model import build_model, mermaid
+
+    text = (REPO / "docs" / "powerbi.md").read_text()
+    assert f"```mermaid\n{mermaid(build_model())}\n```" in text
+    for m in METRICS:
+        assert f"| {m.name} |" in text, m.name

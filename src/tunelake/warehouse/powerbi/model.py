@@ -187,3 +187,13 @@ def build_model() -> SemanticModel:
         tables.append(ModelTable(spec.name, spec.kind, spec.description, columns, measures,
                                  is_date_table=spec.name == DATE_TABLE))
     return SemanticModel(tuple(tables), tuple(resolve_ambiguity(_candidates(specs))))
+
+
+def mermaid(sm: SemanticModel) -> str:
+    """The relationships as a Mermaid ER diagram (docs/powerbi.md shows it; a test keeps the two equal)."""
+    lines = ["erDiagram"]
+    for r in sm.relationships:
+        line = "||--o{" if r.active else "||..o{"
+        label = r.from_column if r.from_column == r.to_column else f"{r.from_column} = {r.to_column}"
+        lines.append(f'    {r.to_table} {line} {r.from_table} : "{label}{"" if r.active else " (inactive)"}"')
+    return "\n".join(lines)
