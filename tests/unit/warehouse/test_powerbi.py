@@ -80,6 +80,9 @@ def test_column_descriptions_are_the_specs(project: Path) -> None:
         assert text.startswith(f"/// {TABLES[name].description}\ntable {name}\n"), name
         for col in TABLES[name].columns:
             assert f"\t/// {col.description}\n\tcolumn {col.name}\n" in text, f"{name}.{col.name}"
+        for m in (m for m in DAX_MEASURES.values() if m.table == name):
+            assert f"\t/// {m.description}\n\tmeasure '{m.name}' =" in text or (
+                f"\t/// {m.description}\n\tmeasure {m.name} =" in text), m.name
 
 
 def test_keys_hidden_and_the_calendar_is_the_date_table(parsed: Any, project: Path) -> None:

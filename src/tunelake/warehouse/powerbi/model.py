@@ -115,14 +115,16 @@ def _folder(table: Table, col: Column, hidden: bool) -> str | None:
     return None
 
 
+SORT_BY = {(DATE_TABLE, "day_name"): "iso_weekday"}  # plus the calculated month_name → month
+
+
 def _column(table: Table, col: Column) -> ModelColumn:
     hidden = _is_hidden(table, col)
     return ModelColumn(
         col.name, DATA_TYPES[col.type], col.description, col.type, hidden=hidden,
         is_key=table.name == DATE_TABLE and col.name == DATE_COLUMN,
         summarize_by="sum" if col.name in ADDITIVE else "none", format=_format(col),
-        folder=_folder(table, col, hidden), sort_by="iso_weekday" if (table.name, col.name) == (DATE_TABLE,
-                                                                                                 "day_name") else None,
+        folder=_folder(table, col, hidden), sort_by=SORT_BY.get((table.name, col.name)),
     )
 
 
