@@ -244,6 +244,12 @@ def test_bad_source_options(kwargs: dict[str, str], match: str) -> None:
         make_source(**kwargs)
 
 
+def test_out_must_be_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        export_powerbi_project(tmp_path / "file")
+
+
 # --- the report -------------------------------------------------------------------------------------------------
 
 def _json_files(root: Path) -> list[Path]:

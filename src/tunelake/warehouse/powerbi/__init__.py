@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tunelake.errors import ConfigError
 from tunelake.warehouse.powerbi import pbir, tmdl
 from tunelake.warehouse.powerbi.model import build_model, stable_id
 from tunelake.warehouse.powerbi.source import Source, make_source
@@ -58,6 +59,8 @@ def export_powerbi_project(out_dir: str | Path, source: Source | None = None, na
     Files left in the two `definition/` folders by an earlier generation and not written now are removed, so a
     renamed page or table cannot linger."""
     target = Path(out_dir)
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{target} is a file, not a folder", hint="give --out a folder (it is created if needed)")
     files = render_project(source or make_source(), name)
     for folder in (f"{name}.SemanticModel/definition", f"{name}.Report/definition"):
         root = target / folder
