@@ -278,19 +278,35 @@ def test_json_files_validate_against_microsofts_schemas(project: Path, requires:
     assert {tuple(e.absolute_path)[-1] for e in errors} >= {"width", 0}
 
 
-def _fields(node: Any) -> list[tuple[str, str, str]]:
-    """(Measure|Column, entity, property) of every field expression in a visual."""
+def _fields(node: Any, aliases: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
+    """(Measure|Column, entity, property) of every field expression in a visual, query aliases resolved."""
+    aliases = dict(aliases or {})
     out = []
     if isinstance(node, dict):
+        aliases.update({f["Name"]: f["Entity"] for f in node.get("From", []) if "Entity" in f})
         for kind in ("Measure", "Column"):
             if kind in node and "Property" in node[kind]:
-                out.append((kind, node[kind]["Expression"]["SourceRef"]["Entity"], node[kind]["Property"]))
+                ref = node[kind]["Expression"]["SourceRef"]
+                out.append((kind, ref["Entity"] if "Entity" in ref else aliases[ref["Source"]], node[kind]["Property"]))
         for v in node.values():
-            out += _fields(v)
+            out += _fields(v, aliases)
     elif isinstance(node, list):
         for v in node:
-            out += _fields(v)
+            out += _fields(v, aliases)
     return out
+
+
+def test_top_lists_keep_ten_by_their_measure(project: Path) -> None:
+    tops = {}
+    for path in (project / "tunelake.Report" / "definition").rglob("visual.json"):
+        doc = json.loads(path.read_text())
+        for f in doc.get("filterConfig", {}).get("filters", []):
+            query = f["filter"]["From"][0]["Expression"]["Subquery"]["Query"]
+            sort = doc["visual"]["query"]["sortDefinition"]["sort"][0]["field"]["Measure"]["Property"]
+            assert query["OrderBy"][0]["Expression"]["Measure"]["Property"] == sort
+            assert query["OrderBy"][0]["Direction"] == 2  # descending
+            tops[f["field"]["Column"]["Property"]] = query["Top"]
+    assert tops == {"artist_name": 10, "track_name": 10, "primary_genre": 10, "album_name": 10}
 
 
 def test_six_pages_like_the_dashboard_bound_to_the_model(project: Path, parsed: Any) -> None:

@@ -28,6 +28,8 @@ ROLES = {"card": ("Values",), "lineChart": ("Category", "Y"), "clusteredBarChart
          "clusteredColumnChart": ("Category", "Y"), "pivotTable": ("Rows", "Columns", "Values"),
          "tableEx": ("Values",), "slicer": ("Values",)}
 
+TOP = 10  # the dashboard's top lists show ten
+
 _SLICERS = (("slicer", (0, 0, 300, 60), {"Values": ["dim_date.date"]}),
             ("slicer", (310, 0, 300, 60), {"Values": ["dim_user.handle"]}))
 
@@ -37,17 +39,20 @@ def _cards(measures: list[str], y: int = 70) -> list[tuple[str, tuple[int, int, 
     return [("card", (i * w, y, w - 10, 90), {"Values": [m]}) for i, m in enumerate(measures)]
 
 
-# page display name → visuals: (type, (x, y, width, height), role → fields[, sorted by this field, descending])
+# page display name → visuals: (type, (x, y, width, height), role → fields[, sorted by this measure, descending[,
+# keeping only the top N of the first field by it]])
 PAGES: tuple[tuple[str, list[tuple[Any, ...]]], ...] = (
     ("Overview", [
         *_SLICERS,
         *_cards(["Plays", "Streams", "Hours", "Listeners", "Distinct artists", "Distinct tracks", "Skip rate",
                  "Mean completion"]),
         ("lineChart", (0, 170, 1270, 250), {"Category": ["dim_date.month_start"], "Y": ["Hours", "Listeners"]}),
-        ("clusteredBarChart", (0, 430, 420, 290), {"Category": ["dim_artist.artist_name"], "Y": ["Hours"]}, "Hours"),
-        ("clusteredBarChart", (430, 430, 420, 290), {"Category": ["dim_track.track_name"], "Y": ["Hours"]}, "Hours"),
+        ("clusteredBarChart", (0, 430, 420, 290), {"Category": ["dim_artist.artist_name"], "Y": ["Hours"]}, "Hours",
+         TOP),
+        ("clusteredBarChart", (430, 430, 420, 290), {"Category": ["dim_track.track_name"], "Y": ["Hours"]}, "Hours",
+         TOP),
         ("clusteredBarChart", (860, 430, 410, 290), {"Category": ["dim_track.primary_genre"],
-                                                     "Y": ["Genre share of hours"]}, "Genre share of hours"),
+                                                     "Y": ["Genre share of hours"]}, "Genre share of hours", TOP),
     ]),
     ("Listening patterns", [
         *_SLICERS,
@@ -71,7 +76,7 @@ PAGES: tuple[tuple[str, list[tuple[Any, ...]]], ...] = (
         ("lineChart", (0, 450, 630, 270), {"Category": ["dim_date.month_start"],
                                            "Y": ["Artist discovery rate", "Track discovery rate"]}),
         ("tableEx", (640, 450, 630, 270), {"Values": ["dim_album.album_name", "dim_album.release_year", "Hours",
-                                                      "Plays"]}, "Hours"),
+                                                      "Plays"]}, "Hours", TOP),
     ]),
     ("Segments", [
         ("tableEx", (0, 0, 1270, 350), {"Values": ["segment_profile.segment_name", "segment_profile.size",
@@ -116,6 +121,31 @@ def field(ref: str) -> tuple[dict[str, Any], str, str]:
     return {"Measure": {"Expression": {"SourceRef": {"Entity": table}}, "Property": ref}}, f"{table}.{ref}", ref
 
 
+def top_filter(name: str, column: str, measure: str, n: int) -> dict[str, Any]:
+    """A Top N visual filter: keep the n values of `column` with the largest `measure` (what the dashboard's top
+    lists show)."""
+    table, prop = column.split(".", 1)
+    measure_table = metric(measure).table
+
+    def col(source: str) -> dict[str, Any]:
+        return {"Column": {"Expression": {"SourceRef": {"Source": source}}, "Property": prop}}
+
+    subquery = {"Version": 2,
+                "From": [{"Name": "d", "Entity": table, "Type": 0}, {"Name": "m", "Entity": measure_table, "Type": 0}],
+                "Select": [{**col("d"), "Name": "field"}],
+                "OrderBy": [{"Direction": 2, "Expression": {
+                    "Measure": {"Expression": {"SourceRef": {"Source": "m"}}, "Property": measure}}}],
+                "Top": n}
+    return {
+        "name": name, "field": field(column)[0], "type": "TopN",
+        "filter": {"Version": 2,
+                   "From": [{"Name": "subquery", "Expression": {"Subquery": {"Query": subquery}}, "Type": 2},
+                            {"Name": "d", "Entity": table, "Type": 0}],
+                   "Where": [{"Condition": {"In": {"Expressions": [col("d")],
+                                                   "Table": {"SourceRef": {"Source": "subquery"}}}}}]},
+    }
+
+
 def visual(page: str, index: int, spec: tuple[Any, ...]) -> dict[str, Any]:
     vtype, (x, y, w, h), roles, *sort = spec
     unknown = set(roles) - set(ROLES[vtype])
@@ -128,12 +158,16 @@ def visual(page: str, index: int, spec: tuple[Any, ...]) -> dict[str, Any]:
     if sort:
         query["sortDefinition"] = {"sort": [{"field": field(sort[0])[0], "direction": "Descending"}],
                                    "isDefaultSort": False}
-    return {
+    doc: dict[str, Any] = {
         "$schema": VISUAL_SCHEMA,
         "name": short_id(page, str(index)),
         "position": {"x": x, "y": y, "z": index * 1000, "width": w, "height": h, "tabOrder": index * 1000},
         "visual": {"visualType": vtype, "query": query, "drillFilterOtherVisuals": True},
     }
+    if len(sort) == 2:
+        first = next(iter(roles.values()))[0]
+        doc["filterConfig"] = {"filters": [top_filter(short_id(page, str(index), "top"), first, sort[0], sort[1])]}
+    return doc
 
 
 def render() -> dict[str, dict[str, Any]]:
