@@ -99,6 +99,8 @@ def powerbi_cmd(
     files = export_powerbi_project(out, src)
     console.print(f"[green]Wrote[/] a Power BI Project ({len(files)} files, {src.kind}, {src.mode}): "
                   f"open {out / 'tunelake.pbip'} in Power BI Desktop")
+    export = "tunelake export gold --out DIR" if src.kind == "parquet" else "tunelake export synapse --out DIR"
+    console.print(f"It reads the gold tables and the analytics/quality tables: `{export} --with-analytics`")
     if location is None or (source == "synapse" and database is None):
         console.print("[yellow]Placeholders:[/] set the source in Power BI (Transform data → Edit parameters) or "
                       "rerun with --location" + (" and --database" if source == "synapse" else ""))
