@@ -123,5 +123,19 @@ def with_status(lake: Lake, gaps: list[Gap]) -> list[Gap]:
     return gaps
 
 
+def gaps_table(lake: Lake) -> pa.Table:
+    """Every recorded gap with its status, as the warehouse's meta_gap holds them."""
+    gaps = with_status(lake, list_gaps(lake))
+    ts = pa.timestamp("us")
+    return pa.table({
+        "gap_id": pa.array([g.gap_id for g in gaps], pa.string()),
+        "user_key": pa.array([g.user_key for g in gaps], pa.int64()),
+        "gap_start": pa.array([None if g.start_ms is None else g.start_ms * 1000 for g in gaps], pa.int64()).cast(ts),
+        "gap_end": pa.array([g.end_ms * 1000 for g in gaps], pa.int64()).cast(ts),
+        "detected_at": pa.array([datetime.fromisoformat(g.detected_at) for g in gaps], ts),
+        "status": pa.array([g.status for g in gaps], pa.string()),
+    })
+
+
 def open_gaps(lake: Lake, handle: str | None = None) -> list[Gap]:
     return [g for g in with_status(lake, list_gaps(lake, handle)) if g.status == "open"]

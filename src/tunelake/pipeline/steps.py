@@ -161,6 +161,7 @@ def build_step(ctx: RunContext) -> StepInfo:
         if supported:
             incremental.save_state(ctx.engine, ws, plan.signatures, full=not plan.incremental)
     runlog.carry_meta(ctx.engine.serving, ctx.previous, ws.lake)  # the run log so far, for gates to add to
+    _load_gaps(ctx.engine.serving, ws)
     out = {k: v for k, v in rows.items() if not k.startswith("int_")}
     mode = {"mode": "incremental" if plan.incremental else "full", "why": plan.reason}
     if rebuilt is not None:
@@ -169,6 +170,18 @@ def build_step(ctx: RunContext) -> StepInfo:
                     details={"warehouse": ctx.new_file.name, "rows": out, "fingerprint": ctx.fingerprint,
                              "seconds": round(time.perf_counter() - t0, 3), "settings": list(MODEL_SETTINGS),
                              **mode})
+
+
+def _load_gaps(con: Any, ws: Workspace) -> None:
+    """meta_gap: the gaps recorded in the lake, with their status now (an export imported since closes one)."""
+    from tunelake.curate.gaps import gaps_table
+    from tunelake.warehouse.tables import TABLES
+
+    spec = TABLES["meta_gap"]
+    con.register("_gaps", gaps_table(ws.lake))
+    cols = ", ".join(f"CAST({c.name} AS {c.sql_type('duckdb')}) AS {c.name}" for c in spec.columns)
+    con.execute(f"CREATE OR REPLACE TABLE meta_gap AS SELECT {cols} FROM _gaps")
+    con.unregister("_gaps")
 
 
 def quality_step(ctx: RunContext) -> StepInfo:

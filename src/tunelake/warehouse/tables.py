@@ -403,6 +403,22 @@ _register(
         layer="meta",
         distribution="ROUND_ROBIN",
     ),
+    Table(
+        "meta_gap", "meta", "one row per recorded gap",
+        "Windows of a listener's history the Web API may have lost (a poll returned a full page of 50 plays after "
+        "its cursor), with whether an imported export covers them; loaded from the lake at every build.",
+        (
+            C("gap_id", "VARCHAR", "Gap id", False, 24),
+            C("user_key", "BIGINT", "Listener", False, references="dim_user.user_key"),
+            C("gap_start", "TIMESTAMP", "Start of the window (UTC); null: from the beginning of the history"),
+            C("gap_end", "TIMESTAMP", "End of the window (UTC): the oldest play the poll returned", False),
+            C("detected_at", "TIMESTAMP", "When the collector or a pull recorded it (UTC)", False),
+            C("status", "VARCHAR", "open | closed (an export covers the window)", False, 8),
+        ),
+        ("gap_id",),
+        layer="meta",
+        distribution="ROUND_ROBIN",
+    ),
 )
 
 

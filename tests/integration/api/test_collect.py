@@ -22,10 +22,14 @@ from tunelake.curate.gaps import list_gaps, open_gaps, with_status
 from tunelake.curate.ingest import import_paths
 from tunelake.curate.listener_state import listeners_status, read_state, token_state
 from tunelake.curate.plays import read_user_plays
+from tunelake.dashboard import FilterState, Warehouse
+from tunelake.dashboard.pages import quality as quality_page
 from tunelake.errors import WorkspaceBusyError
 from tunelake.lake import lock, manifest
+from tunelake.pipeline import build
 from tunelake.sources.spotify.auth import REFRESH_ISSUED, read_token, token_path
 from tunelake.synthetic.server import FakeSpotify
+from tunelake.warehouse.store import open_warehouse
 from tunelake.workspace import Workspace
 
 from .conftest import make_cfg
@@ -133,10 +137,21 @@ def test_an_outage_is_one_gap_with_its_window_closed_by_the_export(ws: Workspace
     status = {s["handle"]: s for s in listeners_status(ws)}
     assert [x["end"] for x in status[h]["open_gaps"]] == [g.as_dict()["end"]]
     assert "Extended streaming history" in status[h]["open_gaps"][0]["fix"]
+    # the warehouse and the dashboard's data-quality page show it, with the fix
+    build(ws)
+    with open_warehouse(ws) as con:
+        rows = con.execute("SELECT user_key, epoch_ms(gap_start), epoch_ms(gap_end), status FROM meta_gap").fetchall()
+    assert rows == [(manifest.user_key_for(h), plays[30], plays[61], "open")]
+    page = str(quality_page.open_gaps(Warehouse(ws), FilterState()))
+    assert h in page and "1 open gap" in page and "Extended streaming history" in page
     # the listener's export covers the window: importing it closes the gap by itself
     import_paths(ws, [str(world / "exports" / h)], h)
     assert open_gaps(ws.lake, h) == []
     assert [x.status for x in with_status(ws.lake, list_gaps(ws.lake, h))] == ["closed"]
+    build(ws)
+    with open_warehouse(ws) as con:
+        assert con.execute("SELECT status FROM meta_gap").fetchall() == [("closed",)]
+    assert "No open gaps" in str(quality_page.open_gaps(Warehouse(ws), FilterState()))
     total = read_user_plays(ws.lake, manifest.user_key_for(h))
     assert total.num_rows >= len(plays)  # the export's plays fill the window (API plays merged into them)
 
@@ -205,8 +220,6 @@ def test_new_plays_run_the_pipeline_debounced(ws: Workspace, live: FakeSpotify) 
     live.visible_until_ms = plays[40][0]
     c = collect_once(ws, run_pipeline=True)
     assert c.summary.pipeline_runs == 1
-    from tunelake.warehouse.store import open_warehouse
-
     with open_warehouse(ws) as con:
         n = con.execute("SELECT count(*) FROM fact_play WHERE source = 'api'").fetchone()[0]
     assert n == sum(len(api_ms(ws, h)) for h in HANDLES)
