@@ -7,6 +7,10 @@
 4. `tunelake run --force` on the same lake (a full rebuild, the baseline measured in this run) — the row counts of
    every table must equal the incremental result's.
 
+BENCH_REUSE=1 reuses the workspace a previous run left (steps 1 and the earlier listeners kept): the new day and
+the new listener are then a fresh copy of the first listener's export under a new handle (imported without its
+last day, then whole) and the heavy listener under a new handle.
+
 Each run's steps are timed from its run log: build, quality gates, analytics (features, then segments and
 recommendations), commit. "Warehouse up to date" is build + quality + commit + features. Writes
 benchmarks/results/incremental.json.
@@ -18,7 +22,7 @@ import json
 import os
 import shutil
 
-from benchmarks.common import SCALES, WORK, in_child, save, world_in_child
+from benchmarks.common import RESULTS, SCALES, WORK, in_child, save, world_in_child
 
 TARGET_S = 10.0
 HEAVY = {"users": 1, "days": 2150, "seed": 1}  # one listener (a heavy one), ~5.9 years: ~50k plays
@@ -54,6 +58,17 @@ jobs = [(d.name, [str(d)]) for d in sorted(Path(sys.argv[1]).iterdir())]
 summaries = import_many(cfg, jobs)
 result = {"listeners": len(jobs), "plays": sum(s.total("read") for s in summaries),
           "accepted": sum(s.total("accepted") for s in summaries)}
+"""
+
+PREPARE_ONE = """
+import json
+from pathlib import Path
+src, out, cut = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+for f in src.rglob("*.json"):
+    target = out / f.relative_to(src)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps([r for r in json.loads(f.read_text()) if r["ts"] < cut]))
+result = {}
 """
 
 RUN = """
@@ -112,15 +127,29 @@ def main() -> None:
                  "account_data=False)\nresult = {}", str(heavy))
     heavy_dir = next(d for d in (heavy / "exports").iterdir() if d.is_dir())
     base = WORK / f"incremental-{scale}"
-    shutil.rmtree(base, ignore_errors=True)
-    (base / "first").mkdir(parents=True)
     ws = base / "ws"
-    prep = in_child(PREPARE, str(world), str(base / "first"), str(base / "cut"))
-    imp = in_child(IMPORT_DIR, str(base / "first"), str(ws))
-    full = in_child(RUN, str(ws), "catalog", str(world / "catalog"))
-    first = prep["first"]
-    day = in_child(RUN, str(ws), "day", str(world / "exports" / first), first)
-    new = in_child(RUN, str(ws), "new", str(heavy_dir), "heavy-listener")
+    reuse = os.environ.get("BENCH_REUSE") == "1" and (ws / "warehouse" / "CURRENT.json").exists()
+    if reuse:
+        previous = json.loads((RESULTS / "incremental.json").read_text())
+        prep, imp, full = previous["prepare"], previous["import"], previous["first_full_run"]
+        n = sum(1 for _ in (base / "reuse").glob("day-*")) if (base / "reuse").exists() else 0
+        first, cut = prep["first"], base / "reuse" / f"day-{n}"
+        handle = f"bench-day-{n}"
+        in_child(PREPARE_ONE, str(world / "exports" / first), str(cut), prep["cut"])
+        in_child(RUN, str(ws), "new", str(cut), handle)  # the listener without their last day
+        day = in_child(RUN, str(ws), "day", str(world / "exports" / first), handle)
+        new = in_child(RUN, str(ws), "new", str(heavy_dir), f"bench-heavy-{n}")
+        out_note = f"BENCH_REUSE: workspace of the run measured at {previous['measured_at']}, increments #{n}"
+    else:
+        shutil.rmtree(base, ignore_errors=True)
+        (base / "first").mkdir(parents=True)
+        prep = in_child(PREPARE, str(world), str(base / "first"), str(base / "cut"))
+        imp = in_child(IMPORT_DIR, str(base / "first"), str(ws))
+        full = in_child(RUN, str(ws), "catalog", str(world / "catalog"))
+        first = prep["first"]
+        day = in_child(RUN, str(ws), "day", str(world / "exports" / first), first)
+        new = in_child(RUN, str(ws), "new", str(heavy_dir), "heavy-listener")
+        out_note = "fresh workspace"
     force = in_child(RUN, str(ws), "force")
     same_rows = {t: (new["rows"].get(t), force["rows"].get(t)) for t in force["rows"]
                  if new["rows"].get(t) != force["rows"].get(t)}
@@ -134,6 +163,7 @@ def main() -> None:
         "targets": {f"new day: warehouse up to date < {TARGET_S:g} s": day["warehouse_up_to_date_s"] < TARGET_S,
                     f"new listener: warehouse up to date < {TARGET_S:g} s": new["warehouse_up_to_date_s"] < TARGET_S,
                     "row counts equal a full rebuild": not same_rows},
+        "workspace": out_note,
         "note": ("steps timed from the run log; 'warehouse up to date' = build + quality gates + commit + features "
                  "(the analytics inputs); segments and recommendations are retrained on every run and timed apart "
                  "in steps_s.analytics. The row-for-row equality with a full rebuild is tested in "
