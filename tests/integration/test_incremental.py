@@ -209,8 +209,8 @@ def assert_same_as_full_rebuild_with_analytics(ws: Workspace, tmp_path: Path) ->
 def test_gates_after_an_incremental_build_check_the_rebuilt_listeners(world: Path, tmp_path: Path) -> None:
     """Scoped gates see a broken row of a listener they check, and only skip listeners whose rows come unchanged
     from a file that passed them."""
-    from tunelake.warehouse.engines import DuckDBEngine
     from tunelake.warehouse.build import register_curated
+    from tunelake.warehouse.engines import DuckDBEngine
     from tunelake.warehouse.quality import run_gates
 
     ws = open_workspace(tmp_path / "ws")
@@ -220,7 +220,7 @@ def test_gates_after_an_incremental_build_check_the_rebuilt_listeners(world: Pat
     build(ws)
     import_paths(ws, [str(world / "exports" / handles[3])], handles[3])
     build(ws)
-    quality = [s for s in read_run_logs(ws.lake)[-1]["steps"] if s["step"] == "quality"][0]
+    quality = next(s for s in read_run_logs(ws.lake)[-1]["steps"] if s["step"] == "quality")
     assert quality["status"] == "ok" and "the 1 listeners" in quality["details"]["scope"]
     copy = tmp_path / "broken.duckdb"
     shutil.copyfile(current_warehouse_file(ws), copy)
