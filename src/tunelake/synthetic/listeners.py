@@ -288,10 +288,14 @@ def _norm(d: dict[str, float]) -> tuple[list[str], np.ndarray]:
     return keys, w / w.sum()
 
 
-def simulate(lis: Listener, cat: Catalog, seed: int, start: dt.date, days: int) -> Plays:
-    """All plays of one listener between start and start + days (local dates)."""
-    T = TYPES[lis.type_index]
-    rng = np.random.default_rng([seed, 202, lis.index])
+def simulate(lis: Listener, cat: Catalog, seed: int, start: dt.date, days: int,
+             kind: ListenerType | None = None, stream: tuple[int, ...] = ()) -> Plays:
+    """All plays of one listener between start and start + days (local dates).
+
+    ``kind`` overrides the listener's planted type (the hard world passes a blend) and ``stream`` extends the
+    random stream, so one listener can be simulated period by period; the defaults give the default world."""
+    T = kind or TYPES[lis.type_index]
+    rng = np.random.default_rng([seed, 202, lis.index, *stream])
     jit = lambda s=0.15: float(rng.lognormal(0, s))  # noqa: E731
     p = {
         "active_p": min(0.98, T.active_p * jit(0.12)),
