@@ -286,7 +286,10 @@ class ALSRecommender(Recommender):
 
     def fit(self, data: Interactions) -> ALSRecommender:
         super().fit(data)
-        conf = data.plays.copy().astype(np.float32)
+        # Only tracks someone played can be learnt: fitting the rest of a 40k-track catalogue costs most of the time
+        # and gives them zero factors, so they are left out and never recommended by this method.
+        self.active_ = np.flatnonzero(np.diff(data.plays.tocsc().indptr) > 0)
+        conf = data.plays[:, self.active_].astype(np.float32)
         conf.data = (self.alpha * np.log1p(conf.data)).astype(np.float32)  # confidence − 1
         backend = self.backend
         if backend == "auto":
@@ -302,22 +305,26 @@ class ALSRecommender(Recommender):
             from implicit.cpu.als import AlternatingLeastSquares
 
             # implicit scales the matrix by alpha itself; pass confidence − 1 with alpha=1 to keep one definition.
+            # Threads spin-wait: on small matrices (or busy cores) one thread is several times faster than two.
             model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization, alpha=1.0,
                                             iterations=self.iterations, random_state=self.random_state,
-                                            num_threads=2)
+                                            num_threads=1 if conf.nnz < 1_000_000 else 2)
             model.fit(conf, show_progress=False)
-            self.user_factors_ = np.asarray(model.user_factors)
-            self.item_factors_ = np.asarray(model.item_factors)
+            X, Y = np.asarray(model.user_factors), np.asarray(model.item_factors)
         else:
             X, Y = _als_numpy(conf.tocsr(), self.factors, self.regularization, self.iterations, self.random_state)
-            self.user_factors_, self.item_factors_ = X, Y
+        self.user_factors_ = X
+        self.item_factors_ = np.zeros((data.plays.shape[1], Y.shape[1]), dtype=Y.dtype)
+        self.item_factors_[self.active_] = Y
         self.backend_ = backend
         norms = np.linalg.norm(self.item_factors_, axis=1, keepdims=True)
         self.item_unit_ = self.item_factors_ / np.maximum(norms, 1e-9)
         return self
 
     def score(self, rows: np.ndarray) -> np.ndarray:
-        return self.user_factors_[rows] @ self.item_factors_.T
+        out = np.full((len(rows), self.item_factors_.shape[0]), -np.inf)
+        out[:, self.active_] = self.user_factors_[rows] @ self.item_factors_[self.active_].T
+        return out
 
     def reason(self, row: int, item: int, score: float) -> str:
         P = self.data_.plays

@@ -72,13 +72,17 @@ def run_segments(con: duckdb.DuckDBPyConnection, features: pd.DataFrame, run_id:
     write_table(con, "segment_selection", model.selection_, run_id)
     ari = ari_against_truth(con, user_segment, truth) if truth else None
     sizes = user_segment["segment"].value_counts().sort_index()
+    singles = [int(s) for s, c in sizes.items() if c == 1]
+    alone = ("; " + ", ".join(f"segment {s} “{model.names_[s]}” is a single listener" for s in singles)
+             + (" (every k tried leaves one: too few listeners to say more)" if k == "auto"
+                else f" (k = {k} was fixed)")) if singles else ""
     info = {
         "rows": len(user_segment), "k": model.k_, "silhouette": round(model.silhouette_, 4),
         "stability": round(model.stability_, 4), "ari_vs_truth": None if ari is None else round(ari, 4),
         "names": {int(s): model.names_[s] for s in range(model.k_)},
-        "sizes": {int(s): int(c) for s, c in sizes.items()}, "seconds": round(seconds, 3),
+        "sizes": {int(s): int(c) for s, c in sizes.items()}, "singletons": singles, "seconds": round(seconds, 3),
         "summary": (f"{model.k_} segments, silhouette {model.silhouette_:.2f}, stability ARI {model.stability_:.2f}"
-                    + (f", ARI vs planted types {ari:.2f}" if ari is not None else "")),
+                    + (f", ARI vs planted types {ari:.2f}" if ari is not None else "") + alone),
     }
     return info, user_segment
 

@@ -429,7 +429,8 @@ def simulate(lis: Listener, cat: Catalog, seed: int, start: dt.date, days: int,
     reason_end = REASON_END[re_idx]
     prev_end = np.empty(N, np.int64)
     prev_end[1:] = re_idx[:-1]
-    prev_end[0] = 0
+    if N:  # a period with no session at all (the hard world's quiet listeners) has no first play
+        prev_end[0] = 0
     reason_start = np.where(
         first, FIRST_START[rng.choice(4, N, p=[0.45, 0.3, 0.2, 0.05])], NEXT_START[prev_end]
     )
