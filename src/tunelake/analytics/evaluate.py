@@ -7,7 +7,10 @@ Protocol (split.py cuts the periods, offline_metrics.py defines the metrics):
 2. every method's hyper-parameters (``GRIDS``) are fitted on *fit* and scored on *validation* by mean NDCG@k; the
    best set wins (the first, i.e. the documented default, when no listener can be validated);
 3. each method is refitted with its chosen set on *fit + validation* and recommends ``k`` tracks the listener has
-   not played to every listener evaluable in *test*;
+   not played to every listener evaluable in *test*; a candidate track must be known when the model is fitted
+   (in a catalogue file, or played by someone in the fitting data) — a track known only from the plays being
+   predicted would leak the answer (one listener alone would score NDCG 1.0), so such tracks are neither offered
+   nor counted as relevant, and a listener with no known track among their first plays is not evaluated;
 4. test metrics are means over those listeners with 95 % bootstrap intervals; ``delta_*`` is the paired
    difference in NDCG@k against popularity;
 5. a method becomes the default only when at least ``min_listeners`` listeners were evaluated and its
@@ -57,6 +60,14 @@ def ranking_metrics(recommended: np.ndarray, relevant: dict[int, set[int]], rows
             "ndcg_at_k": float(m["ndcg"].mean()), "map_at_k": float(m["ap"].mean())}
 
 
+def _known(relevant: dict[int, set[int]], data: Interactions) -> dict[int, set[int]]:
+    """Relevant items limited to the candidates (tracks no model could know are not scored: the usual removal of
+    cold-start items); a listener left with none is not evaluated."""
+    assert data.candidates is not None
+    out = {r: {i for i in items if data.candidates[i]} for r, items in relevant.items()}
+    return {r: items for r, items in out.items() if items}
+
+
 def _fit(method: str, params: dict[str, Any], data: Interactions) -> Any:
     return make_recommender(method, **params).fit(data)
 
@@ -104,9 +115,12 @@ def evaluate(con: duckdb.DuckDBPyConnection, segments: pd.DataFrame | None = Non
                          hint="import listening history and run `tunelake build`")
     fit_val = interactions_from_counts(counts(parts, VALIDATION), tracks, segments, users)
     fit_test = interactions_from_counts(counts(parts, TEST), tracks, segments, users)
+    catalogued = tracks["in_catalog"].to_numpy(bool)
+    for fitted in (fit_val, fit_test):  # only tracks known at fitting time can be recommended (see Interactions)
+        fitted.candidates = catalogued | (np.diff(fitted.plays.tocsc().indptr) > 0)
     col_of = pd.Series(np.arange(len(tracks)), index=tracks["track_id"])
-    rel_val = relevant_sets(parts, VALIDATION, col_of, fit_val.row_of, spec.min_train_plays)
-    rel_test = relevant_sets(parts, TEST, col_of, fit_test.row_of, spec.min_train_plays)
+    rel_val = _known(relevant_sets(parts, VALIDATION, col_of, fit_val.row_of, spec.min_train_plays), fit_val)
+    rel_test = _known(relevant_sets(parts, TEST, col_of, fit_test.row_of, spec.min_train_plays), fit_test)
     rows = np.array(sorted(rel_test), dtype=int)
     idx = resamples(len(rows), rounds, seed)
     listeners = np.asarray((fit_test.plays > 0).sum(axis=0)).ravel()
@@ -164,8 +178,8 @@ def _decide(results: dict[str, dict[str, Any]], n: int, min_listeners: int, k: i
     for method, r in results.items():
         r["is_default"] = method == best
         if n == 0:
-            r["decision"] = ("default: no listener has enough history to evaluate (popularity stays)"
-                             if method == "popularity" else "not evaluated: no listener has enough history")
+            r["decision"] = ("default: no listener could be evaluated (popularity stays)"
+                             if method == "popularity" else "not evaluated: no listener could be evaluated")
         elif n < min_listeners:
             r["decision"] = (f"default: only {n} listener(s) evaluated, fewer than {min_listeners} needed to "
                              "replace popularity" if method == "popularity"

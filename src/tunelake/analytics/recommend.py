@@ -36,6 +36,10 @@ class Interactions:
     tracks: pd.DataFrame  # one row per column: track_name, artist_name, primary_genre, popularity, audio features
     segments: pd.DataFrame | None = None  # user_key, segment, segment_name (rows aligned with user_keys)
     row_of: dict[int, int] = field(default_factory=dict)
+    # Columns a recommender may return (None = all). The evaluation limits them to tracks known when the model is
+    # fitted — in a catalogue file or played by someone in the fitting data — because dim_track also holds tracks
+    # known only from the very plays being predicted, and offering those would leak the answer.
+    candidates: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.row_of = {int(u): i for i, u in enumerate(self.user_keys)}
@@ -44,7 +48,7 @@ class Interactions:
 def load_tracks(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Every track of dim_track with what the recommenders use, in track_id order (the matrix columns)."""
     return con.execute(f"""SELECT track_id, track_name, artist_id, artist_name, primary_genre, popularity,
-                                  has_audio_features, {', '.join(AUDIO)}
+                                  has_audio_features, coalesce(in_catalog, false) AS in_catalog, {', '.join(AUDIO)}
                            FROM dim_track ORDER BY track_id""").df()
 
 
@@ -126,7 +130,10 @@ class Recommender:
         items_all, scores_all, reasons = [], [], []
         for lo in range(0, len(rows), batch):
             chunk = rows[lo:lo + batch]
-            items, scores = _top_n(self.score(chunk), self.data_.plays[chunk], n)
+            scores = self.score(chunk)
+            if self.data_.candidates is not None:
+                scores = np.where(self.data_.candidates[None, :], scores, -np.inf)
+            items, scores = _top_n(scores, self.data_.plays[chunk], n)
             items_all.append(items)
             scores_all.append(scores)
             for r, its, scs in zip(chunk, items, scores, strict=True):

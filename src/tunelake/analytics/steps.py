@@ -119,7 +119,7 @@ def run_recommendations(con: duckdb.DuckDBPyConnection, run_id: str, segments: p
     ndcg = {str(m): _num(v) for m, v in by["ndcg_at_k"].items()}
     best_ndcg, pop = ndcg.get(best), ndcg.get("popularity")
     if users == 0:
-        summary = f"default {best}: no listener has enough history to evaluate"
+        summary = f"default {best}: no listener could be evaluated"
     else:
         lo, hi = _num(chosen["ndcg_low"]), _num(chosen["ndcg_high"])
         summary = (f"default {best}, NDCG@10 {best_ndcg:.3f} [{lo:.3f}, {hi:.3f}] over {users} listeners"
