@@ -28,7 +28,8 @@ def hard(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
 
 def plays(out: Path, handle: str) -> pd.DataFrame:
     rows = []
-    for f in sorted((out / "exports" / handle / "Spotify Extended Streaming History").glob("Streaming_History_Audio_*")):
+    folder = out / "exports" / handle / "Spotify Extended Streaming History"
+    for f in sorted(folder.glob("Streaming_History_Audio_*")):
         rows += [r for r in json.loads(f.read_bytes()) if r["spotify_track_uri"]]
     return pd.DataFrame({"ts": pd.to_datetime([r["ts"] for r in rows]).tz_localize(None),
                          "track_id": [r["spotify_track_uri"].rsplit(":", 1)[1] for r in rows]})
