@@ -11,6 +11,7 @@ What must hold on real data, whose histories end anywhere between 2019 and 2026:
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -141,6 +142,15 @@ def test_one_listener_alone(tmp_path: Path, real_dir: Path) -> None:
     # alone and without a catalogue, every track first played in the test period is one nobody knew before it
     assert (ev["users"] == 0).all() and "no listener could be evaluated" in ev.loc["popularity", "decision"]
     assert "No recommender could be evaluated" in text and "NDCG@10 = " not in text
+    con.close()
+    runner = CliRunner()
+    res = runner.invoke(app, ["-w", str(ws.root), "recommend", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert all(r["ndcg_at_k"] is None and r["ndcg_low"] is None for r in rows)  # no number where none exists
+    res = runner.invoke(app, ["-w", str(ws.root), "recommend"])
+    assert res.exit_code == 0 and "–" in res.output and "0.0 " not in res.output
+    con = open_warehouse(ws)
     completion = con.execute("SELECT avg(completion) FROM fact_play").fetchone()[0]
     if completion is None:
         assert "is unknown (no track durations)" in text

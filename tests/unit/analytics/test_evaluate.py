@@ -3,6 +3,7 @@ the rule that makes a method the default."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -153,7 +154,7 @@ def test_evaluation_on_a_synthetic_world(demo_workspace) -> None:
     for m, r in ev.iterrows():
         assert r["ndcg_low"] <= r["ndcg_at_k"] <= r["ndcg_high"] and r["recall_low"] <= r["recall_at_k"]
         assert r["map_at_k"] <= r["ndcg_at_k"] + 1e-9 and 0 <= r["diversity"] <= 1
-        assert __import__("json").loads(r["params"]) in GRIDS[m]
+        assert json.loads(r["params"]) in GRIDS[m]
     assert ev["is_default"].sum() == 1
     default = ev.index[ev["is_default"]][0]
     assert default == "popularity" or ev.loc[default, "delta_low"] > 0
