@@ -114,3 +114,18 @@ def test_the_default_world_has_none_of_it(tmp_path: Path) -> None:
     assert "type_b" not in t.columns and "world" not in json.loads((out / "world.json").read_bytes())
     with pytest.raises(ValueError, match="world"):
         generate_world(tmp_path / "x", users=2, days=2, world="harder")
+
+
+def test_generate_command_takes_the_world(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tunelake.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["generate", "--out", str(tmp_path / "w"), "--users", "3", "--days", "20",
+                              "--world", "hard"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "w" / "world.json").read_bytes())["world"] == "hard"
+    assert "type_b" in load_truth(tmp_path / "w").columns
+    res = runner.invoke(app, ["generate", "--out", str(tmp_path / "x"), "--world", "harder"])
+    assert res.exit_code != 0 and "--world must be one of default, hard" in str(res.exception or res.output)
