@@ -51,7 +51,8 @@ def _print_wrapped(w: dict[str, Any]) -> None:
     facts.add_row("Peak time", f"{w['peak_weekday']}s around {w['peak_hour']:02d}:00")
     if streak:
         facts.add_row("Longest streak", f"{streak['days']} days ({streak['start']} → {streak['end']})")
-    facts.add_row("Sessions", f"{s['sessions']:,}, median {s['median_minutes'] or 0:.0f} min")
+    median = "–" if s["median_minutes"] is None else f"{s['median_minutes']:.0f} min"
+    facts.add_row("Sessions", f"{s['sessions']:,}, median {median}")
     facts.add_row("Skip rate / completion", f"{_pct(w['skip_rate'])} / {_pct(w['mean_completion'])}")
     facts.add_row("New artists", f"{w['new_artists']:,} ({_pct(w['artist_discovery_rate'])} of plays)")
     facts.add_row("Diversity", f"{_bits(d['artist_entropy_bits'])} over artists, "
