@@ -191,10 +191,23 @@ def register(app: typer.Typer) -> None:
                 rows = [{**{c: v for c, v in r.items() if c != "split"},
                          **{c: None if r[c] is None or r[c] != r[c] else round(r[c], 4) for c in nums}}
                         for r in ev.to_dict("records")]
-                if fmt == "table":  # "–" for a figure computed from nothing, never 0
-                    rows = [{c: "–" if v is None else v for c, v in r.items()} for r in rows]
                 split = ev["split"].iloc[0] if len(ev) else ""
-                emit(rows, fmt, title=f"Offline evaluation (@10; {split}; intervals: 95% bootstrap over listeners)")
+                title = f"Offline evaluation (@10; {split}; [95% bootstrap interval over listeners])"
+                if fmt != "table":
+                    emit(rows, fmt, title=title)
+                    return
+                num = lambda v, f="{:.3f}": "–" if v is None else f.format(v)  # noqa: E731 - "–": no data, never 0
+                span = lambda lo, hi, f="{:.3f}": "" if lo is None else f" [{num(lo, f)}, {num(hi, f)}]"  # noqa: E731
+                emit([{"method": r["method"], "NDCG@10": num(r["ndcg_at_k"]) + span(r["ndcg_low"], r["ndcg_high"]),
+                       "recall@10": num(r["recall_at_k"]), "MAP@10": num(r["map_at_k"]),
+                       "coverage": num(r["coverage"], "{:.4f}"), "novelty": num(r["novelty"], "{:.2f}"),
+                       "diversity": num(r["diversity"], "{:.2f}"),
+                       "Δ vs popularity": "" if r["method"] == "popularity" else
+                       "–" if r["delta_low"] is None else span(r["delta_low"], r["delta_high"], "{:+.3f}").strip(),
+                       "listeners": r["users"], "default": "✓" if r["is_default"] else ""} for r in rows],
+                     fmt, title=title)
+                for r in rows:
+                    console.print(f"{r['method']} {r['params']}: {r['decision']}", highlight=False)
                 return
             user_key, handle = resolve_user(con, user)
             default = con.execute("SELECT method FROM rec_evaluation WHERE is_default").fetchone()[0]
