@@ -40,6 +40,14 @@ class Settings:
     stream_threshold_ms: int = _s(30000, "Minimum ms_played for a playback to count as a stream")
     session_gap_minutes: int = _s(30, "A gap longer than this starts a new listening session")
     overlap_tolerance_s: int = _s(90, "Two playbacks of one track by one user ending this close are one")
+    eval_split: str = _s("weeks", "How the recommender evaluation cuts each listener's history: their last "
+                                  "eval_test_weeks weeks, or their last eval_test_percent % of plays, are the test "
+                                  "period and as much again before it the validation period", ("weeks", "percent"))
+    eval_test_weeks: int = _s(4, "Weeks in each listener's test (and validation) period when eval_split = weeks")
+    eval_test_percent: int = _s(20, "Share of each listener's plays in the test (and validation) period when "
+                                    "eval_split = percent, 1-45")
+    eval_min_train_plays: int = _s(20, "Plays a listener needs before a period to be evaluated in it")
+    eval_bootstrap: int = _s(1000, "Bootstrap resamples of listeners behind each confidence interval (>= 100)")
     pii: str = _s("drop", "Personal fields (IP, user agent, username): drop or pseudonymize", ("drop", "pseudonymize"))
     raw_compression: str = _s("zstd", "How export files are stored in the raw zone (lossless; SHA-256 is of the "
                                       "bytes received)", ("zstd", "none"))

@@ -381,17 +381,19 @@ def discovery_rate(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataF
 
 def diversity(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> dict[str, Any]:
     """Shannon entropy (bits) of the play distribution over primary artists and over track genres, pooled over
-    the filtered plays, with the counts it came from. 0 bits = one artist; log2(n) = n artists played equally."""
+    the filtered plays, with the counts it came from. 0 bits = one artist; log2(n) = n artists played equally;
+    None when no play has a known artist (genre)."""
     src = _track_month_source(con, f)
     arts = con.execute(f"SELECT sum(plays) FROM {src} WHERE artist_id IS NOT NULL GROUP BY artist_id").fetchall()
     gens = con.execute(f"""SELECT sum(m.plays) FROM {src} m JOIN dim_track d USING (track_id)
                            WHERE d.primary_genre IS NOT NULL GROUP BY d.primary_genre""").fetchall()
     a = [r[0] for r in arts]
     g = [r[0] for r in gens]
-    return {"artist_entropy_bits": entropy_bits(a), "genre_entropy_bits": entropy_bits(g),
+    # No artist (genre) known: the entropy is unknown (None), not 0 bits — 0 would claim a single artist.
+    return {"artist_entropy_bits": entropy_bits(a) if a else None, "genre_entropy_bits": entropy_bits(g) if g else None,
             "artists": len(a), "genres": len(g),
-            "artist_entropy_max_bits": math.log2(len(a)) if a else 0.0,
-            "genre_entropy_max_bits": math.log2(len(g)) if g else 0.0}
+            "artist_entropy_max_bits": math.log2(len(a)) if a else None,
+            "genre_entropy_max_bits": math.log2(len(g)) if g else None}
 
 
 def mainstreamness(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> dict[str, Any]:

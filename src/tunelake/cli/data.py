@@ -25,13 +25,18 @@ def generate(
     account_data: bool = typer.Option(True, "--account-data/--no-account-data",
                                       help="Also write the account-data view (StreamingHistory_music_N.json …)"),
     legacy_users: int = typer.Option(0, "--legacy-users", help="Write the last N listeners in the old endsong format"),
+    world: str = typer.Option("default", "--world",
+                              help="default (seven clean listener types) or hard (blended, drifting, heavy-tailed, "
+                                   "noisy listeners whose histories end anywhere)"),
 ) -> None:
     """Write a deterministic synthetic Spotify world: exports per listener, catalogue, ground truth."""
-    from tunelake.synthetic.world import generate_world
+    from tunelake.synthetic.world import WORLDS, generate_world
 
+    if world not in WORLDS:
+        raise TunelakeError(f"--world must be one of {', '.join(WORLDS)}, not {world!r}")
     with progress_bar("Generating listeners") as update:
         summary = generate_world(out, users=users, days=days, seed=seed, account_data=account_data,
-                                 legacy_users=legacy_users, progress=lambda d, t: update(d, t, ""))
+                                 legacy_users=legacy_users, world=world, progress=lambda d, t: update(d, t, ""))
     console.print(
         f"[green]Wrote[/] {summary.users} listeners, {summary.track_plays:,} track plays, "
         f"{summary.episode_plays:,} episode plays in {summary.files:,} files "

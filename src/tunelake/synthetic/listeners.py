@@ -303,15 +303,20 @@ class Taste:
     fav_w: np.ndarray
 
 
-def simulate(lis: Listener, cat: Catalog, seed: int, start: dt.date, days: int) -> Plays:
-    """All plays of one listener between start and start + days (local dates)."""
-    rng = np.random.default_rng([seed, 202, lis.index])
-    return simulate_days(lis, taste(lis, cat, rng), cat, rng, start, days)
+def simulate(lis: Listener, cat: Catalog, seed: int, start: dt.date, days: int,
+             kind: ListenerType | None = None, stream: tuple[int, ...] = ()) -> Plays:
+    """All plays of one listener between start and start + days (local dates).
+
+    ``kind`` overrides the listener's planted type (the hard world passes a blend) and ``stream`` extends the
+    random stream, so one listener can be simulated period by period; the defaults give the default world."""
+    rng = np.random.default_rng([seed, 202, lis.index, *stream])
+    return simulate_days(lis, taste(lis, cat, rng, kind), cat, rng, start, days, kind=kind)
 
 
-def taste(lis: Listener, cat: Catalog, rng: np.random.Generator) -> Taste:
-    """The listener's taste, drawn from `rng` (seeded `[seed, 202, index]`); sets `lis.params`/`lis.fav_artists`."""
-    T = TYPES[lis.type_index]
+def taste(lis: Listener, cat: Catalog, rng: np.random.Generator, kind: ListenerType | None = None) -> Taste:
+    """The listener's taste, drawn from `rng` (seeded `[seed, 202, index]`); sets `lis.params`/`lis.fav_artists`.
+    ``kind``: a type other than the planted one (the hard world's blends)."""
+    T = kind or TYPES[lis.type_index]
     jit = lambda s=0.15: float(rng.lognormal(0, s))  # noqa: E731
     p = {
         "active_p": min(0.98, T.active_p * jit(0.12)),
@@ -361,10 +366,11 @@ def simulate_days(
     start: dt.date,
     days: int,
     not_before_s: float | None = None,
+    kind: ListenerType | None = None,
 ) -> Plays:
     """The plays of `days` local days from `start`, drawn from `rng`; no session starts within 31 minutes of
     `not_before_s` (the end of the listener's previous play), as no two sessions overlap inside one call."""
-    T = TYPES[lis.type_index]
+    T = kind or TYPES[lis.type_index]
     p, pool, w, fav_tracks, fw = t.params, t.pool, t.pool_w, t.fav_tracks, t.fav_w
 
     # ---- days and sessions ----
