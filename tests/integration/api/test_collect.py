@@ -303,3 +303,70 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(ws: Workspace, li
         got = api_ms(ws, h)
         assert len(got) == len(set(got)), f"{h}: duplicates"
         assert got == truth(live, h, end), h
+
+
+LIVE5 = ["listener-0001", "listener-0002", "listener-0003", "listener-0004", "listener-0005"]
+
+
+def test_a_simulated_week_live_collected_exactly_with_one_outage_gap(tmp_path: Path, world: Path) -> None:
+    """Against `fake-spotify --live` (over HTTP, the clock moved by the test): 5 listeners, a simulated week. The
+    plays collected equal the server's ground truth exactly, except during one planted outage (one listener plays
+    more than 50 tracks while the collector is off): that is exactly one gap, with the right window, and importing
+    the listener's export closes it and fills the lake with exactly what happened."""
+    with FakeSpotify(world, live=0) as srv, FakeSpotify(world, live=0) as oracle:
+        start = srv.now_ms()
+        end = start + 7 * 86_400_000
+        oracle.live_clock(now_ms=end)  # the same world and clock give the same plays: the week, known in advance
+        week = {h: [ms for ms, _ in oracle.truth(h) if ms > start] for h in LIVE5}
+        cfg = make_cfg(tmp_path / "ws", srv)
+        for h in LIVE5:
+            pull.login(cfg, h, method="auto")
+        first = collect_once(cfg)  # the world's last 50 plays of each listener (and a first-poll gap each)
+        assert first.summary.polls == 5
+        before = {h: set(api_ms(cfg, h)) for h in LIVE5}
+        outage_from = start + 2 * 86_400_000  # the collector is off for the busiest listener from day 2 ...
+        out = max(LIVE5, key=lambda h: sum(1 for ms in week[h] if ms > outage_from))
+        assert sum(1 for ms in week[out] if ms > outage_from) > 100, {h: len(w) for h, w in week.items()}
+        after_outage = next(ms for i, ms in enumerate(week[out]) if ms > outage_from
+                            and sum(1 for x in week[out][:i + 1] if x > outage_from) > 80)  # ... until 80+ plays
+        times, counts, t = [], dict.fromkeys(LIVE5, 0), start
+        for ms in sorted({ms for h in LIVE5 for ms in week[h]}):
+            hit = [h for h in LIVE5 if ms in week[h] and not (h == out and outage_from < ms <= after_outage)]
+            if any(counts[h] + 1 > 40 for h in hit):
+                times.append(t)
+                counts = dict.fromkeys(LIVE5, 0)
+            for h in hit:
+                counts[h] += 1
+            t = ms
+        times.append(end)
+        for t in times:
+            srv.live_clock(now_ms=t)
+            users = [h for h in LIVE5 if not (h == out and outage_from < t < after_outage)]
+            collect_once(cfg, users=users)
+        srv.live_clock(now_ms=end)
+        collect_once(cfg)
+        for h in LIVE5:
+            got = api_ms(cfg, h)
+            assert len(got) == len(set(got))
+            expected = sorted(before[h] | set(week[h]))
+            if h != out:
+                assert got == expected, h
+        # the outage: plays between the last poll before it and the 50 the API still had are lost
+        last_before = max(ms for ms in week[out] if ms <= max(x for x in times if x <= outage_from))
+        back = min(x for x in times if x >= after_outage)  # the first poll after the outage
+        visible_after = [ms for ms in week[out] if ms <= back][-50:]
+        lost = [ms for ms in week[out] if last_before < ms < visible_after[0]]
+        assert lost and set(api_ms(cfg, out)) == set(sorted(before[out] | set(week[out]))) - set(lost)
+        gaps = [g for g in open_gaps(cfg.lake, out) if g.start_ms is not None]
+        assert [(g.start_ms, g.end_ms) for g in gaps] == [(last_before, visible_after[0])]
+        # the export of the live days closes it, and the lake then holds every play once
+        folder = tmp_path / "export" / "Spotify Extended Streaming History"
+        folder.mkdir(parents=True)
+        (folder / "Streaming_History_Audio_2026_live.json").write_text(json.dumps(srv.live_export(out)))
+        import_paths(cfg, [str(folder.parent)], out)
+        assert [g for g in open_gaps(cfg.lake, out) if g.start_ms is not None] == []
+        plays = read_user_plays(cfg.lake, manifest.user_key_for(out))
+        music = plays.filter(pc.equal(plays["content_type"], "track"))
+        ends = sorted(pc.cast(music["ended_at"], "int64").to_pylist())
+        week_ends = [e for e in ends if start < e <= end]
+        assert len(week_ends) == len(week[out])  # every play of the week once: API and export plays merged
