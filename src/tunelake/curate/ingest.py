@@ -198,10 +198,15 @@ def _resolve_pending(lake: Lake, pending: list[tuple[Batch, FileResult, Parsed]]
             is_track = pc.and_(acc, pc.equal(rows["content_type"], "track"))
             is_ep = pc.and_(acc, pc.equal(rows["content_type"], "episode"))
             tids, tok = resolver.resolve_tracks(rows["artist_name"].to_pylist(), rows["track_name"].to_pylist())
-            eids, eok = resolver.resolve_episodes(rows["show_name"].to_pylist(), rows["episode_name"].to_pylist())
-            bids = pa.array([names.surrogate_id("chapter", b, c) for b, c in zip(
-                rows["audiobook_title"].to_pylist(), rows["chapter_title"].to_pylist(), strict=True)], pa.string())
             is_book = pc.and_(acc, pc.equal(rows["content_type"], "audiobook"))
+            if pc.any(is_ep).as_py():  # scrobbles and most music files have none: no need to name each row
+                eids, eok = resolver.resolve_episodes(rows["show_name"].to_pylist(),
+                                                      rows["episode_name"].to_pylist())
+            else:
+                eids, eok = pa.nulls(rows.num_rows, pa.string()), pa.repeat(False, rows.num_rows)
+            bids = (pa.array([names.surrogate_id("chapter", b, c) for b, c in zip(
+                rows["audiobook_title"].to_pylist(), rows["chapter_title"].to_pylist(), strict=True)], pa.string())
+                if pc.any(is_book).as_py() else pa.nulls(rows.num_rows, pa.string()))
             rows = rows.set_column(rows.column_names.index("track_id"), "track_id",
                                    pc.if_else(is_track, tids, rows["track_id"]))
             for name, col, mask in (("episode_id", eids, is_ep), ("chapter_id", bids, is_book)):

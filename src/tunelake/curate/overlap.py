@@ -17,6 +17,9 @@ the widened window, then the smaller ms difference, then the nearer time; pairs 
 other's best, repeatedly, until no candidate is left. The kept row is E (it has every field); A is counted as
 `merged`. The join is an equi-join on (item key, minute bucket) with each A row expanded to the few buckets its
 window covers, so it stays linear in the number of rows (100k+ rows per user).
+
+Scrobbles (ListenBrainz, Last.fm, Maloja: no ms_played, a start time) go through the same `find_pairs`, comparing
+start times, as `curate.scrobble_merge` describes.
 """
 
 from __future__ import annotations

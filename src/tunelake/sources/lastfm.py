@@ -60,11 +60,9 @@ def _read_track(r: dict[str, Any], now: datetime) -> Scrobble | None:
     artist, artist_mbid = _name(r, "artist", "artist", True)
     album, album_mbid = _name(r, "album", "album", False)
     track = field(r, "name", str, "name", required=True, empty_ok=False)
-    url = field(r, "url", str, "url")
     return Scrobble(epoch_time(int(uts), "date.uts", now), artist or "", track, album,
                     recording_mbid=mbid(r.get("mbid"), "mbid"), release_mbid=album_mbid,
-                    artist_mbids=[artist_mbid] if artist_mbid else None,
-                    additional_info={"origin_url": url} if url else None)
+                    artist_mbids=[artist_mbid] if artist_mbid else None)
 
 
 def _tracks(doc: Any, name: str) -> list[Any]:

@@ -70,6 +70,11 @@ def field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], path: s
           empty_ok: bool = True) -> Any:
     """`obj[name]` when it has the JSON type `kind` (None when absent or null and not required). Nothing is
     converted: "123" is not a number, 1 is not a string, true is not a number."""
+    v = obj.get(name)
+    if type(v) is kind:  # the usual case, decided at once (type(), not isinstance: True is not an int here)
+        if kind is str and not empty_ok and not v.strip():
+            raise Reject("missing_field", f"field '{path}' is empty")
+        return v
     if name not in obj:
         if required:
             raise Reject("missing_field", f"field '{path}' is missing")

@@ -15,7 +15,9 @@ from pathlib import Path
 import orjson
 import pyarrow.compute as pc
 import pytest
+from typer.testing import CliRunner
 
+from tunelake.cli import app
 from tunelake.curate.ingest import import_paths
 from tunelake.curate.plays import read_user_plays
 from tunelake.lake import manifest
@@ -227,3 +229,17 @@ def test_listenbrainz_wrong_values_are_refused(tmp_path, bad, reason):
     assert s.as_dict()["accepted"] == 2
     q = b"".join(ws.lake.read_bytes(p) for p in ws.lake.glob("quarantine/listenbrainz/me/*.jsonl"))
     assert q and b"someone" not in q  # a record's user_name is scrubbed like Spotify's username
+
+
+def test_a_broken_file_fails_alone_with_one_line(tmp_path):
+    broken = tmp_path / "maloja_backup.json"
+    broken.write_bytes(MALOJA.read_bytes()[:300])  # cut off mid-record
+    ws = open_workspace(tmp_path / "ws")
+    s = import_paths(ws, [str(broken), str(LB)], "me")
+    assert [f.status for f in s.files] == ["failed", "imported"]
+    assert len(s.errors) == 1 and "maloja_backup.json" in s.errors[0] and "truncated JSON" in s.errors[0]
+    assert "\n" not in s.errors[0]
+    assert s.as_dict()["accepted"] == 2  # the good file beside it is imported
+    runner = CliRunner()
+    res = runner.invoke(app, ["--workspace", str(tmp_path / "ws2"), "import", str(broken), str(LB), "--user", "me"])
+    assert res.exit_code == 2
