@@ -100,7 +100,7 @@ def merge_scrobbles(kept: pa.Table, tolerance_s: float, repl: set[int]
     stream = ctype & ~is_scr & ((ms >= STREAM_MS) | (src_np == "api"))
     exact = stream & np.isin(src_np, ["extended", "api"])
     account = stream & (src_np == "account")
-    tid = pc.coalesce(kept["track_id"], pa.scalar("", pa.string()))
+    tid = kept["track_id"]  # null ids never join (NULL = NULL is not true)
     used: set[int] = set()
 
     def run(a_mask: np.ndarray, a_t: np.ndarray, e_mask: np.ndarray, e_t: np.ndarray, tol: float,

@@ -10,6 +10,8 @@ module turns those into curated play rows, so the checks and the row shape are t
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from collections.abc import Callable
@@ -222,9 +224,6 @@ CSV_HEADERS = {
 def looks_like_csv(text: str) -> bool:
     """A Last.fm scrobble CSV: one of the known headers, or (lastfm-to-csv writes none) a first row of four
     fields ending in a lastfm-to-csv date."""
-    import csv
-    import io
-
     try:
         first = next(csv.reader(io.StringIO(text.splitlines()[0])))
     except (StopIteration, csv.Error, IndexError):
