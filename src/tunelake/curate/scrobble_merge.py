@@ -4,8 +4,10 @@
 A scrobble S (ListenBrainz, Last.fm, Maloja) and a Spotify row E (extended history, Web API, account data) of the
 same listener are one playback when they name the same track (equal normalised artist + track, or the same
 resolved track id) and they STARTED within the tolerance of each other: a scrobble's time is the track's start
-(the services define it so), E's start is `ended_at − ms_played` (account data: to the minute). Comparing starts
-is comparing ends of two views of one playback, without needing the scrobble's unknown length. E must be a stream
+(the services define it so), E's start is `ended_at − ms_played` (account data: to the minute; a Web API row
+knows its end and the track's length, not what was played, so its start lies between end − length and
+end − min(length / 2, 4 min), the least a scrobbled play lasts). Comparing starts is comparing ends of two views
+of one playback, without needing the scrobble's unknown length. E must be a stream
 (`ms_played ≥ 30 s`, API rows always): a scrobbler never scrobbles less. The Spotify row is kept (it has
 `ms_played`); the scrobble goes and the pair counts once, as `merged` for whichever batch is new.
 
@@ -63,11 +65,13 @@ def _pairs_scrobbles(kept: pa.Table, scr: np.ndarray, keys: list[str]) -> list[t
     return out
 
 
-def _inputs(idx: np.ndarray, t: np.ndarray, keys: list[str], tid: pa.Array) -> pa.Table:
+def _inputs(idx: np.ndarray, t: np.ndarray, keys: list[str], tid: pa.Array, w: np.ndarray | None = None
+            ) -> pa.Table:
     n = len(idx)
-    return pa.table({"idx": pa.array(idx, pa.int64()), "t": pa.array(t, pa.int64()),
-                     "ms": pa.nulls(n, pa.int64()), "ctype": pa.array(["track"] * n),
-                     "k": pa.array([keys[i] for i in idx], pa.string()), "tid": tid.take(pa.array(idx))})
+    table = pa.table({"idx": pa.array(idx, pa.int64()), "t": pa.array(t, pa.int64()),
+                      "ms": pa.nulls(n, pa.int64()), "ctype": pa.array(["track"] * n),
+                      "k": pa.array([keys[i] for i in idx], pa.string()), "tid": tid.take(pa.array(idx))})
+    return table if w is None else table.append_column("w", pa.array(w[idx], pa.int64()))
 
 
 def merge_scrobbles(kept: pa.Table, tolerance_s: float, repl: set[int]
@@ -98,18 +102,22 @@ def merge_scrobbles(kept: pa.Table, tolerance_s: float, repl: set[int]
     prec = np.array(kept["ts_precision"].to_pylist(), dtype=object)
     src_np = np.array(src.to_pylist(), dtype=object)
     stream = ctype & ~is_scr & ((ms >= STREAM_MS) | (src_np == "api"))
-    exact = stream & np.isin(src_np, ["extended", "api"])
+    exact = stream & (src_np == "extended")
+    api = stream & (src_np == "api")
     account = stream & (src_np == "account")
+    # An API row knows its end and the track's length (its ms_played), not how much was played; a scrobbled play
+    # lasted at least half the track or 4 minutes, so it started between end − length and end − min(length/2, 4 min).
+    api_w = np.maximum(np.maximum(ms, 0) - np.minimum(np.maximum(ms, 0) // 2, 240_000), 0)
     tid = kept["track_id"]  # null ids never join (NULL = NULL is not true)
     used: set[int] = set()
 
     def run(a_mask: np.ndarray, a_t: np.ndarray, e_mask: np.ndarray, e_t: np.ndarray, tol: float,
-            window: int, scrobble_is_a: bool) -> None:
+            window: int, scrobble_is_a: bool, a_w: np.ndarray | None = None) -> None:
         a = idx[a_mask & ~np.isin(idx, list(drop | used))]
         e = idx[e_mask & ~np.isin(idx, list(drop | used))]
         if not len(a) or not len(e):
             return
-        pairs = overlap.find_pairs(_inputs(a, a_t[a], keys, tid), _inputs(e, e_t[e], keys, tid), tol,
+        pairs = overlap.find_pairs(_inputs(a, a_t[a], keys, tid, a_w), _inputs(e, e_t[e], keys, tid), tol,
                                    ms_tolerance=None, window_ms=window)
         for ai, ei in pairs:
             s, o = (ai, ei) if scrobble_is_a else (ei, ai)
@@ -127,6 +135,8 @@ def merge_scrobbles(kept: pa.Table, tolerance_s: float, repl: set[int]
     sec, mnt = live & (prec == "s"), live & (prec == "min")
     run(sec, listened, exact, start, tolerance_s, overlap.API_WINDOW_MS, True)
     run(mnt, listened, exact, start, tolerance_s, overlap.ACCOUNT_WINDOW_MS, True)
+    run(api, start, sec, listened, tolerance_s, 0, False, api_w)
+    run(api, start, mnt, listened + 30_000, tolerance_s + 30, 0, False, api_w)
     # Account data knows its end to the minute, so its start too: it is the windowed side.
     run(account, start, sec, listened, tolerance_s, overlap.ACCOUNT_WINDOW_MS, False)
     run(account, start, mnt, listened + 30_000, tolerance_s + 30, overlap.ACCOUNT_WINDOW_MS, False)
