@@ -94,11 +94,12 @@ def account_play_ids(rows: pa.Table) -> pa.Array:
 
 
 def scrobble_play_ids(rows: pa.Table) -> pa.Array:
-    """Playback ids of scrobbles from (user, start time, normalised names): the same listen in two exports of one
+    """Playback ids of scrobbles from (user, start time — the end when only that is known —, normalised names): the
+    same listen in two exports of one
     service, or sent by one scrobbler to two services, gets one id whatever the spelling of case and credits."""
     keys = names.keys_of(rows["artist_name"].to_pylist(), rows["track_name"].to_pylist())
     user = rows["user_key"].to_pylist()
-    started = pc.cast(rows["listened_at"], pa.int64()).to_pylist()
+    started = pc.cast(pc.coalesce(rows["listened_at"], rows["ended_at"]), pa.int64()).to_pylist()
     return pa.array([
         None if s is None else hashlib.md5(f"{u}|{s}|s:{k}".encode()).hexdigest()
         for u, s, k in zip(user, started, keys, strict=True)

@@ -11,6 +11,9 @@ of one playback, without needing the scrobble's unknown length. E must be a stre
 (`ms_played ≥ 30 s`, API rows always): a scrobbler never scrobbles less. The Spotify row is kept (it has
 `ms_played`); the scrobble goes and the pair counts once, as `merged` for whichever batch is new.
 
+A scrobble that knows only its end (ListenBrainz's own Spotify connector writes Spotify's time of the end) is
+matched by its end instead, to E's end.
+
 Two scrobbles are one listen when they are the same track in the same second (the same scrobbler sent it to two
 services: a different name spelling with the same recording MBID still matches), or in the same minute when one
 side only has minutes (the lastfm-to-csv dates). The stored one is kept. A re-import, in any order, adds nothing.
@@ -31,7 +34,7 @@ STREAM_MS = 30_000  # the shortest playback a scrobbler scrobbles (Last.fm: trac
 
 def _pairs_scrobbles(kept: pa.Table, scr: np.ndarray, keys: list[str]) -> list[tuple[int, int]]:
     """(kept, dropped) pairs of scrobble rows that are one listen; only pairs with an incoming dropped row."""
-    t = pc.cast(kept["listened_at"], pa.int64()).to_numpy(zero_copy_only=False)
+    t = pc.cast(pc.coalesce(kept["listened_at"], kept["ended_at"]), pa.int64()).to_numpy(zero_copy_only=False)
     prec = kept["ts_precision"].to_pylist()
     pri = kept["_pri"].to_numpy()
     mb = kept["recording_mbid"].to_pylist()
@@ -98,6 +101,7 @@ def merge_scrobbles(kept: pa.Table, tolerance_s: float, repl: set[int]
     ms = pc.fill_null(kept["ms_played"], -1).to_numpy(zero_copy_only=False)
     ended = pc.cast(kept["ended_at"], pa.int64()).to_numpy(zero_copy_only=False)
     start = ended - np.maximum(ms, 0)
+    has_start = pc.is_valid(kept["listened_at"]).to_numpy(zero_copy_only=False)
     listened = pc.cast(kept["listened_at"], pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
     prec = np.array(kept["ts_precision"].to_pylist(), dtype=object)
     src_np = np.array(src.to_pylist(), dtype=object)
@@ -132,7 +136,11 @@ def merge_scrobbles(kept: pa.Table, tolerance_s: float, repl: set[int]
             used.add(o)
 
     live = is_scr & ~np.isin(idx, list(drop))
+    ends_only = live & ~has_start  # the start is unknown (ListenBrainz's Spotify connector): matched by its end
+    live = live & has_start
     sec, mnt = live & (prec == "s"), live & (prec == "min")
+    run(ends_only, ended, exact | api, ended, tolerance_s, overlap.API_WINDOW_MS, True)
+    run(account, ended, ends_only, ended, tolerance_s, overlap.ACCOUNT_WINDOW_MS, False)
     run(sec, listened, exact, start, tolerance_s, overlap.API_WINDOW_MS, True)
     run(mnt, listened, exact, start, tolerance_s, overlap.ACCOUNT_WINDOW_MS, True)
     run(api, start, sec, listened, tolerance_s, 0, False, api_w)

@@ -11,7 +11,7 @@ MBIDs are taken from `additional_info` (what the scrobbler sent) or else `mbid_m
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -32,6 +32,10 @@ from tunelake.sources.scrobbles import (
 from tunelake.sources.types import Parsed
 
 SOURCE = "listenbrainz"
+# submission_client of the listens ListenBrainz itself made from Spotify: its Spotify connector (recently-played)
+# and its importer of Spotify's extended streaming history (and `tunelake export listenbrainz`, which writes
+# Spotify plays the same way). Their listened_at is Spotify's end of playback.
+FROM_SPOTIFY = frozenset({"listenbrainz", "ListenBrainz Archive Importer", "tunelake"})  # tunelake: its export
 
 
 def _records(data: bytes, name: str) -> tuple[list[Any], str, dict[int, Reject]]:
@@ -99,9 +103,19 @@ def _read(r: dict[str, Any], now: datetime) -> Scrobble:
         length = seconds * 1000 if seconds is not None else None
     if length is not None and length < 0:
         raise Reject("negative_duration", f"field '{p}duration_ms' is negative ({length})")
-    return Scrobble(epoch_time(at, "listened_at", now), artist, track, release, length_ms=length,
-                    track_id=spotify_track_id(info.get("spotify_id"), p + "spotify_id"), recording_mbid=rec,
-                    release_mbid=rel, artist_mbids=artist_ids or None, additional_info=info or None)
+    when = epoch_time(at, "listened_at", now)
+    start: datetime | None = when
+    end = None
+    if info.get("music_service") == "spotify.com" and info.get("submission_client") in FROM_SPOTIFY:
+        # ListenBrainz's own Spotify connector and importer write Spotify's time, the END of the playback; the
+        # importer keeps Spotify's ms_played, which gives the start; the connector's start is unknown.
+        end = when
+        played = field(info, "ms_played", int, p + "ms_played")
+        start = when - timedelta(milliseconds=played) if played is not None and played >= 0 else None
+    return Scrobble(start, artist, track, release, length_ms=length, ended=end,
+                    track_id=spotify_track_id(info.get("spotify_id") or info.get("origin_url"), p + "spotify_id"),
+                    recording_mbid=rec, release_mbid=rel, artist_mbids=artist_ids or None,
+                    additional_info=info or None)
 
 
 def _without_user(r: Any) -> Any:

@@ -1,9 +1,13 @@
 """Play rows → ListenBrainz listens, and sending them to a ListenBrainz-compatible server with liblistenbrainz.
 
-The listen format is the one of ListenBrainz's submit-listens API: `listened_at` (Unix seconds, the START of the
-track), `track_metadata` with `artist_name`, `track_name`, `release_name` and `additional_info` (MBIDs when known,
-`spotify_id` as a track URL when the play has a Spotify id, `music_service`, `submission_client`). An import file
-is one submit body: `{"listen_type": "import", "payload": [...]}`; `tunelake import` reads it back.
+The listen format is the one of ListenBrainz's submit-listens API: `listened_at` (Unix seconds), `track_metadata`
+with `artist_name`, `track_name`, `release_name` and `additional_info` (MBIDs when known, `spotify_id` as a track
+URL when the play has a Spotify id, `music_service`, `submission_client`). A Spotify play is written as
+ListenBrainz's own importer of Spotify histories writes it — `listened_at` = Spotify's end of playback,
+`additional_info.ms_played`, `music_service` "spotify.com" — so the listens ListenBrainz already made from the same
+history are the same listens to it; a scrobble keeps its own time (the start, or the end when only that is known).
+An import file is one submit body: `{"listen_type": "import", "payload": [...]}`; `tunelake import` reads it back
+to the same plays.
 
 What is sent is what ListenBrainz calls a listen: music plays of at least `stream_threshold_ms` (Spotify's own
 30-second rule; ListenBrainz's importer of Spotify histories applies the same) and every scrobble. Nothing
@@ -68,13 +72,17 @@ def listens_of(plays: pa.Table, stream_threshold_ms: int = 30_000) -> Listens:
             skipped[reason] = skipped.get(reason, 0) + 1
             continue
         scrobble = r["source"] in SCROBBLE_SOURCES
-        started = r["listened_at"] if r.get("listened_at") is not None else None
-        at = _epoch_s(started) if started else _epoch_s(r["ended_at"]) - (r["ms_played"] or 0) // 1000
         info: dict[str, Any] = json.loads(r["additional_info"]) if r.get("additional_info") else {}
+        if scrobble:  # its own time: the start, or the end when only that is known
+            at = _epoch_s(r["listened_at"] if r.get("listened_at") is not None else r["ended_at"])
+        else:  # as ListenBrainz's own importer of Spotify histories writes them: Spotify's end, and ms_played
+            at = _epoch_s(r["ended_at"])
+            info["music_service"] = "spotify.com"
+            if r["ms_played"] is not None:
+                info["ms_played"] = r["ms_played"]
         if r["track_id"] and not is_surrogate(r["track_id"]):
             info.setdefault("spotify_id", f"https://open.spotify.com/track/{r['track_id']}")
             if not scrobble:
-                info.setdefault("music_service", "spotify.com")
                 info.setdefault("origin_url", info["spotify_id"])
         for key in ("recording_mbid", "release_mbid"):
             if r.get(key):

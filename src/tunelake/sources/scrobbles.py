@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -42,7 +42,7 @@ class Reject(Exception):
 class Scrobble:
     """One valid scrobble, as a format module read it."""
 
-    listened_at: datetime  # UTC, naive
+    listened_at: datetime | None  # UTC, naive: the start; None when the source gives only the end (`ended`)
     artist_name: str
     track_name: str
     album_name: str | None = None
@@ -53,6 +53,7 @@ class Scrobble:
     release_mbid: str | None = None
     artist_mbids: list[str] | None = None
     additional_info: dict[str, Any] | None = None
+    ended: datetime | None = None  # the end, when the source gives it (ListenBrainz listens that came from Spotify)
 
 
 def jtype(v: Any) -> str:
@@ -163,9 +164,8 @@ def rows_table(rows: list[Scrobble], numbers: list[int], source: str) -> pa.Tabl
     """Curated play rows (columns of `sources.types.PLAYS`) of valid scrobbles."""
     n = len(rows)
     started = [s.listened_at for s in rows]
-    ended = [s.listened_at if not s.length_ms else
-             datetime.fromtimestamp(s.listened_at.replace(tzinfo=UTC).timestamp() + s.length_ms / 1000, UTC)
-             .replace(tzinfo=None) for s in rows]
+    ended = [s.ended or (s.listened_at if not s.length_ms else s.listened_at + timedelta(milliseconds=s.length_ms))
+             for s in rows]
     return conform(pa.table({
         "ended_at": pa.array(ended, TS),
         "listened_at": pa.array(started, TS),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 from tunelake.cli import app
 from tunelake.curate.ingest import import_paths
 from tunelake.curate.listens_export import export_listenbrainz
+from tunelake.curate.plays import read_user_plays
 from tunelake.errors import InputError, SourceError
+from tunelake.lake import manifest
 from tunelake.workspace import open_workspace
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "scrobbles"
@@ -44,17 +46,17 @@ def test_file_has_every_stream_and_imports_back(tmp_path, mixed):
     assert r.listens == len(body["payload"]) == expected
     payload = body["payload"]
     assert [x["listened_at"] for x in payload] == sorted(x["listened_at"] for x in payload)
-    # a Spotify play is listened at its start: ts - ms_played, with its Spotify id as a track URL
+    # a Spotify play as ListenBrainz's importer writes it: listened_at = ts (the end), ms_played, its Spotify id
     first = min((r for r in records if r["spotify_track_uri"] and r["ms_played"] >= 30_000),
                 key=lambda r: r["ts"])
-    start = int(datetime.strptime(first["ts"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()) \
-        - first["ms_played"] // 1000
-    hit = [x for x in payload if x["listened_at"] == start
+    end = int(datetime.strptime(first["ts"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
+    hit = [x for x in payload if x["listened_at"] == end
            and x["track_metadata"]["track_name"] == first["master_metadata_track_name"]]
     assert len(hit) == 1
     info = hit[0]["track_metadata"]["additional_info"]
     assert info["spotify_id"] == "https://open.spotify.com/track/" + first["spotify_track_uri"].split(":")[2]
     assert info["music_service"] == "spotify.com" and info["submission_client"] == "tunelake"
+    assert info["ms_played"] == first["ms_played"]
     # the ListenBrainz listens keep their MBIDs
     lb = [json.loads(x) for x in (DATA / "listenbrainz" / "listenbrainz_listens.jsonl").read_text().splitlines()]
     got = {x["listened_at"]: x["track_metadata"]["additional_info"] for x in payload}
@@ -64,10 +66,20 @@ def test_file_has_every_stream_and_imports_back(tmp_path, mixed):
     text = out.read_text()
     for pii in ("ip_addr", "user_agent", "username", first["username"]):
         assert pii not in text
-    # the file imports back into another workspace as the same listens
+    # the file imports back into another workspace as the same listens, with the same times
     ws2 = open_workspace(tmp_path / "ws2")
     s = import_paths(ws2, [str(out)], "again").as_dict()
     assert s["accepted"] == expected and s["quarantined"] == {}
+    back = read_user_plays(ws2.lake, manifest.user_key_for("again"))
+    orig = read_user_plays(ws.lake, manifest.user_key_for("me"))
+    spotify = [r for r in orig.to_pylist() if r["source"] == "extended" and r["content_type"] == "track"
+               and r["track_name"] and r["ms_played"] >= 30_000]
+    starts = {(r["ended_at"] - timedelta(milliseconds=r["ms_played"]), r["track_name"]) for r in spotify}
+    assert starts == {(r["listened_at"], r["track_name"]) for r in back.to_pylist() if r["source"] == "listenbrainz"
+                      and json.loads(r["additional_info"]).get("ms_played") is not None}
+    # and into the first workspace again: every listen is a playback already there
+    again = import_paths(ws, [str(out)], "me").as_dict()
+    assert again["accepted"] == 0 and again["merged"] + again["duplicates"] == expected
 
 
 def test_submit_honours_the_rate_limit(tmp_path, mixed, monkeypatch):

@@ -55,14 +55,17 @@ def test_listenbrainz_export_zip(tmp_path):
     adds_up(s)
     assert [f.kind for f in s.files] == ["listenbrainz"]  # user.json and the rest are not listens
     assert s.as_dict()["accepted"] == len(lines) == 2
-    rows = plays_of(ws, "me").sort_by("listened_at").to_pylist()
+    rows = plays_of(ws, "me").sort_by("ended_at").to_pylist()
     first = min(lines, key=lambda r: r["listened_at"])
     meta = first["track_metadata"]
     assert rows[0]["source"] == "listenbrainz"
     assert rows[0]["ms_played"] is None  # a scrobble does not say how long it played
-    assert rows[0]["listened_at"] == datetime.fromtimestamp(first["listened_at"], UTC).replace(tzinfo=None)
-    assert (rows[0]["ended_at"] - rows[0]["listened_at"]).total_seconds() * 1000 == meta["additional_info"][
-        "duration_ms"]
+    # These listens are ListenBrainz's own from Spotify (its connector: submission_client "listenbrainz",
+    # music_service "spotify.com"): their time is Spotify's end of playback, their start unknown.
+    assert (meta["additional_info"]["submission_client"], meta["additional_info"]["music_service"]) == (
+        "listenbrainz", "spotify.com")
+    assert rows[0]["ended_at"] == datetime.fromtimestamp(first["listened_at"], UTC).replace(tzinfo=None)
+    assert rows[0]["listened_at"] is None
     assert rows[0]["track_name"] == meta["track_name"] and rows[0]["artist_name"] == meta["artist_name"]
     assert rows[0]["album_name"] == meta["release_name"]
     assert rows[0]["recording_mbid"] == meta["mbid_mapping"]["recording_mbid"]
@@ -243,3 +246,26 @@ def test_a_broken_file_fails_alone_with_one_line(tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["--workspace", str(tmp_path / "ws2"), "import", str(broken), str(LB), "--user", "me"])
     assert res.exit_code == 2
+
+
+def test_listenbrainz_times_by_who_wrote_them(tmp_path):
+    """A scrobbler's listened_at is the start; ListenBrainz's importer of Spotify histories writes Spotify's end
+    and keeps its ms_played (so the start is end − ms_played)."""
+    listen = json.loads(LB.read_text().splitlines()[0])
+    at = listen["listened_at"]
+    scrobbler = json.loads(json.dumps(listen))
+    scrobbler["track_metadata"]["additional_info"] = {"submission_client": "Web Scrobbler", "duration_ms": 206760}
+    importer = json.loads(json.dumps(listen))
+    importer["listened_at"] = at + 3600
+    importer["track_metadata"]["additional_info"] = {"submission_client": "ListenBrainz Archive Importer",
+                                                     "music_service": "spotify.com", "ms_played": 200_000}
+    f = tmp_path / "listens.jsonl"
+    f.write_text(json.dumps(scrobbler) + "\n" + json.dumps(importer) + "\n")
+    ws = open_workspace(tmp_path / "ws")
+    assert import_paths(ws, [str(f)], "me").as_dict()["accepted"] == 2
+    rows = plays_of(ws, "me").sort_by("ended_at").to_pylist()
+    t = datetime.fromtimestamp(at, UTC).replace(tzinfo=None)
+    assert rows[0]["listened_at"] == t and (rows[0]["ended_at"] - t).total_seconds() == 206.76
+    t2 = datetime.fromtimestamp(at + 3600, UTC).replace(tzinfo=None)
+    assert rows[1]["ended_at"] == t2 and (t2 - rows[1]["listened_at"]).total_seconds() == 200
+

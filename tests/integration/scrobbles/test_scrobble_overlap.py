@@ -173,6 +173,16 @@ def test_the_rule_by_hand(tmp_path):
     lb.write_text(json.dumps({"listened_at": t0 + 7200 + 91, "track_metadata": {
         "artist_name": "AIR (French band)", "track_name": "La femme d'argent",
         "additional_info": {"recording_mbid": mbid}}}) + "\n")
+    # ListenBrainz's Spotify connector writes the end (played_at), 3 s off here: matched by its end
+    connector = tmp_path / "connector.jsonl"
+    connector.write_text(json.dumps({"listened_at": t0 + 200 + 3, "track_metadata": {
+        "artist_name": "Daft Punk", "track_name": "One More Time", "additional_info": {
+            "submission_client": "listenbrainz", "music_service": "spotify.com",
+            "spotify_id": "https://open.spotify.com/track/0DiWol3AO6WpXZgp0goxAV", "duration_ms": 320_000}}}) + "\n")
+    ws3 = open_workspace(tmp_path / "ws3")
+    import_paths(ws3, [str(ext)], "d")
+    s3 = import_paths(ws3, [str(connector)], "d").as_dict()
+    assert (s3["merged"], s3["accepted"]) == (1, 0)
     ws2 = open_workspace(tmp_path / "ws2")
     import_paths(ws2, [str(_lastfm_file(tmp_path, "c.json", scrobbles[2:3], [mbid]))], "c")
     s2 = import_paths(ws2, [str(lb)], "c").as_dict()
