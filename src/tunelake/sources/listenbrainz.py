@@ -45,13 +45,14 @@ def _records(data: bytes, name: str) -> tuple[list[Any], str, dict[int, Reject]]
         doc, _ = decode_json(data, name)
         return doc, "listenbrainz-array", {}
     lines = text.splitlines()
-    if len([ln for ln in lines if ln.strip()]) > 1:
-        try:
-            first = orjson.loads(lines[0])
-        except orjson.JSONDecodeError:
-            first = None
-        if isinstance(first, dict) and "listened_at" in first:
-            return _jsonl(lines)
+    if len([ln for ln in lines[:2] if ln.strip()]) > 1:
+        for ln in lines[:5]:  # JSON lines: one of the first lines is a listen (a broken first line is quarantined)
+            try:
+                head = orjson.loads(ln)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(head, dict) and "listened_at" in head:
+                return _jsonl(lines)
     doc, _ = decode_json(data, name)
     if isinstance(doc, dict) and isinstance(doc.get("payload"), list):
         return doc["payload"], "listenbrainz-import", {}

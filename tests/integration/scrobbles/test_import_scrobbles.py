@@ -269,3 +269,12 @@ def test_listenbrainz_times_by_who_wrote_them(tmp_path):
     t2 = datetime.fromtimestamp(at + 3600, UTC).replace(tzinfo=None)
     assert rows[1]["ended_at"] == t2 and (t2 - rows[1]["listened_at"]).total_seconds() == 200
 
+
+
+def test_listenbrainz_broken_first_line(tmp_path):
+    f = tmp_path / "6.jsonl"
+    f.write_text('{"listened_at": 17489\n' + LB.read_text())
+    ws = open_workspace(tmp_path / "ws")
+    s = import_paths(ws, [str(f)], "me")
+    adds_up(s)
+    assert s.as_dict()["quarantined"] == {"not_json": 1} and s.as_dict()["accepted"] == 2
