@@ -50,6 +50,12 @@ class Settings:
     spotify_accounts_url: str = _s("https://accounts.spotify.com", "Spotify accounts service URL")
     lock_timeout_s: int = _s(300, "How long a writer waits for another one to finish before it gives up (exit 75)")
     retry_after_cap_s: int = _s(60, "Longest Retry-After tunelake waits before stopping a pull cleanly")
+    collect_interval_s: int = _s(600, "How often `tunelake collect` polls a listener's recently played (adapts: "
+                                      "sooner after a busy poll, later for idle listeners)")
+    collect_snapshot_interval_s: int = _s(86400, "How often the collector snapshots top items, saved tracks, "
+                                                 "playlists and profile, and enriches new tracks")
+    collect_concurrency: int = _s(4, "Listeners the collector polls at the same time")
+    pipeline_min_interval_s: int = _s(900, "After new plays, the collector runs the pipeline at most this often")
     dashboard_host: str = _s("127.0.0.1", "Address the dashboard binds to")
     dashboard_port: int = _s(8050, "Port the dashboard listens on")
     dashboard_allowed_hosts: str = _s("", "Extra Host names the dashboard answers, comma-separated (e.g. a reverse "

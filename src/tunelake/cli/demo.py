@@ -30,7 +30,8 @@ def demo(
     users: int = typer.Option(120, "--users", "-n", min=2, help="Number of synthetic listeners"),
     days: int = typer.Option(180, "--days", "-d", min=7, help="Days of history"),
     seed: int = typer.Option(42, "--seed", "-s", help="Random seed"),
-    source: str = typer.Option("export", "--source", help="export (files) or api (through the fake Spotify API)"),
+    source: str = typer.Option("export", "--source", help="export (files) or api (through the fake Spotify API, "
+                               "which like Spotify shows each listener's last 50 plays)"),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the dashboard at the end"),
 ) -> None:
     """Generate a synthetic world and run everything on it: import → build → quality gates → segments →
@@ -151,12 +152,13 @@ def api_demo(
 ) -> list[Any]:
     """Start the fake Spotify server on loopback, log every listener in (auto-approve) and pull everything.
 
-    The whole Spotipy path runs with no network: PKCE login, token cache, paging, enrichment.
+    The whole Spotipy path runs with no network: PKCE login, token cache, paging, enrichment. The server answers
+    as Spotify does, with only the last 50 plays of each listener: the rest of a history comes from the export.
     """
     from tunelake.curate.pull import login, pull  # the api extra
-    from tunelake.synthetic.server import FakeSpotify
+    from tunelake.synthetic.server import REAL_RECENT_LIMIT, FakeSpotify
     results = []
-    with FakeSpotify(world_dir, dev_mode=dev_mode) as srv:
+    with FakeSpotify(world_dir, dev_mode=dev_mode, recent_limit=REAL_RECENT_LIMIT) as srv:
         local = ws.with_settings(spotify_api_url=srv.api_url, spotify_accounts_url=srv.accounts_url,
                                  spotify_client_id=ws.settings.spotify_client_id or "tunelake-demo")
         todo = handles if handles is not None else srv.world.handles

@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tunelake.curate import overlap
+from tunelake.curate import gaps, overlap
 from tunelake.curate import plays as curated_plays
 from tunelake.curate.enrich import enrich
 from tunelake.curate.ingest import write_users_table
@@ -33,6 +33,7 @@ from tunelake.sources.types import PLAYLIST_ITEMS, SAVED_TRACKS, SCROBBLE_SOURCE
 from tunelake.workspace import Workspace
 
 WHAT_ALL = ("profile", "recent", "top", "saved", "playlists", "enrich")
+RECENT_LIMIT = 50  # the most recently-played returns, and all it keeps
 
 
 @dataclass
@@ -139,6 +140,7 @@ class PullResult:
     unavailable: list[str] = field(default_factory=list)
     cursor: int | None = None
     calls: dict[str, int] = field(default_factory=dict)
+    gaps: list[dict[str, Any]] = field(default_factory=list)  # windows this pull found may have been lost
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -231,17 +233,27 @@ def _pull_recent(
 ) -> None:
     name = recent_cursor_name(handle)
     after = manifest.get_cursor(lake, name) or 0
+    first = True
     while True:
-        page = client.call("current_user_recently_played", limit=50, after=after)
+        page = client.call("current_user_recently_played", limit=RECENT_LIMIT, after=after)
         items = page.get("items") or []
         if not items:
             break
         with lake.transaction(f"pull {handle}: recently-played after {after}"):
+            if first:  # only the answer to the cursor itself can show plays lost before it
+                gap = gaps.gap_before(lake, handle, user_key, after, items, page, RECENT_LIMIT, _played_ms)
+                if gap is not None:
+                    result.gaps.append(gap.as_dict())
             after = _recent_page(ws, lake, handle, user_key, result, seen, page, items, after)
+        first = False
         if page_hook:
             page_hook(result.pages)
         if not page.get("next"):
             break
+
+
+def _played_ms(played_at: str) -> int:
+    return int(api_time(played_at).replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def _recent_page(ws: Workspace, lake: Lake, handle: str, user_key: int, result: PullResult,
@@ -283,9 +295,7 @@ def _recent_page(ws: Workspace, lake: Lake, handle: str, user_key: int, result: 
     result.duplicates += dups
     result.merged += merged
     cursors = page.get("cursors") or {}
-    newest = int(
-        cursors.get("after") or max(int(api_time(i["played_at"]).replace(tzinfo=UTC).timestamp() * 1000) for i in items)
-    )
+    newest = int(cursors.get("after") or max(_played_ms(i["played_at"]) for i in items))
     # The cursor moves in the same commit as the data it covers.
     manifest.set_cursor(lake, name, newest)
     result.cursor = newest

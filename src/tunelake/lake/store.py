@@ -186,6 +186,23 @@ class Lake:
             found -= txn.deleted
         return sorted(found)
 
+    def signatures(self, rel: str) -> dict[str, str]:
+        """Lake-relative path → size and modification stamp of every file under rel (staged files left out): the
+        string changes whenever a file is rewritten, which is how an incremental build finds what changed."""
+        try:
+            found = self.fs.find(self.path(rel), detail=True)
+        except FileNotFoundError:
+            return {}
+        root = self.root.rstrip("/") + "/"
+        out = {}
+        for p, info in found.items():
+            if posixpath.basename(p).startswith(".") or info.get("type") == "directory":
+                continue
+            stamp = next((info[k] for k in ("mtime", "last_modified", "LastModified", "etag", "ETag", "created")
+                          if info.get(k) is not None), "")
+            out[p[len(root):] if p.startswith(root) else p] = f"{info.get('size')}|{stamp}|{info.get('ino', '')}"
+        return out
+
     def read_parquet(self, rel: str | Iterable[str], columns: list[str] | None = None) -> pa.Table:
         paths = [rel] if isinstance(rel, str) else list(rel)
         tables = [pq.read_table(self.path(self._phys(p)), columns=columns, filesystem=self.fs) for p in paths]

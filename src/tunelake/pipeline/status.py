@@ -50,7 +50,8 @@ def warehouse_status(ws: Workspace) -> dict[str, Any] | None:
         return None
     con = open_warehouse(ws)
     try:
-        tables = con.execute("SELECT table_name, estimated_size FROM duckdb_tables() ORDER BY table_name").fetchall()
+        tables = con.execute("SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'main' "
+                             "ORDER BY table_name").fetchall()
         counts = [{"table": t, "rows": con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]} for t, _ in tables]
         gates = None
         if any(t == "meta_quality" for t, _ in tables):

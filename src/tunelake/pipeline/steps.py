@@ -129,9 +129,12 @@ def _sum(summaries: list[Any]) -> dict[str, Any]:
 
 
 def build_step(ctx: RunContext) -> StepInfo:
-    """Curated zone → star schema in a new warehouse file, unless nothing changed since the current one."""
+    """Curated zone → star schema in a new warehouse file, unless nothing changed since the current one. On an
+    engine that allows it, the new file starts as a copy of the current one and only the listeners whose data
+    changed are recomputed (`warehouse.incremental`); `--force` rebuilds everything."""
+    from tunelake.warehouse import incremental
     from tunelake.warehouse.build import MODEL_SETTINGS, build_models, input_fingerprint
-    from tunelake.warehouse.engines import make_engine
+    from tunelake.warehouse.engines import engine_class, make_engine
     from tunelake.warehouse.store import new_warehouse_file, read_pointer
 
     ws = ctx.ws
@@ -141,16 +144,31 @@ def build_step(ctx: RunContext) -> StepInfo:
         return ctx.skipped("nothing new since the last build", warehouse=pointer["file"],
                            fingerprint=ctx.fingerprint)
     ctx.previous = ws.warehouse_dir / pointer["file"] if pointer else None
+    supported = engine_class(ws).incremental
+    plan = incremental.plan(ws, ctx.previous, supported=supported, force=ctx.force)
     ctx.new_file = new_warehouse_file(ws, ctx.run.run_id)
     t0 = time.perf_counter()
+    if plan.incremental:
+        assert ctx.previous is not None
+        incremental.copy_warehouse(ctx.previous, ctx.new_file)
     ctx.engine = make_engine(ws, ctx.new_file)
-    with ctx.bar("Building warehouse") as update:
-        rows_in, rows = build_models(ws, ctx.engine, progress=update)
+    rebuilt = None
+    with ctx.bar("Updating warehouse" if plan.incremental else "Building warehouse") as update:
+        if plan.incremental:
+            rows_in, rows, rebuilt = incremental.build_incremental(ws, ctx.engine, plan.changed, progress=update)
+        else:
+            rows_in, rows = build_models(ws, ctx.engine, progress=update)
+        if supported:
+            incremental.save_state(ctx.engine, ws, plan.signatures, full=not plan.incremental)
     runlog.carry_meta(ctx.engine.serving, ctx.previous, ws.lake)  # the run log so far, for gates to add to
     out = {k: v for k, v in rows.items() if not k.startswith("int_")}
+    mode = {"mode": "incremental" if plan.incremental else "full", "why": plan.reason}
+    if rebuilt is not None:
+        mode["listeners_rebuilt"] = rebuilt
     return ctx.info(rows_in=rows_in, rows_out=sum(out.values()),
                     details={"warehouse": ctx.new_file.name, "rows": out, "fingerprint": ctx.fingerprint,
-                             "seconds": round(time.perf_counter() - t0, 3), "settings": list(MODEL_SETTINGS)})
+                             "seconds": round(time.perf_counter() - t0, 3), "settings": list(MODEL_SETTINGS),
+                             **mode})
 
 
 def quality_step(ctx: RunContext) -> StepInfo:

@@ -92,7 +92,7 @@ def architecture_figure() -> str:
         "offline evaluation", ORANGE)
     box(101, 31, 22, 13, "Dashboard", "Dash + Plotly\n(read-only)", PINK)
     box(101, 16, 22, 12, "Report", "this document\n(HTML / PDF)", PINK)
-    box(101, 1, 22, 12, "Synapse / Power BI", "T-SQL DDL, COPY INTO,\ngold Parquet, .pbids", PINK)
+    box(101, 1, 22, 12, "Synapse / Power BI", "T-SQL DDL, COPY INTO,\ngold Parquet, PBIP", PINK)
     arrow(20, 35, 25, 30)
     ax.text(22.5, 38, "import\npull", ha="center", fontsize=7.5, color=GREY)
     arrow(20, 12, 25, 18)

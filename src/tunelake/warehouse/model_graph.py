@@ -11,6 +11,15 @@ DuckDB runs as written wherever it uses no macro (the analytics tests run the ag
 
 A header is only as good as its model: tests/unit/warehouse/test_model_graph.py parses every model on both engines
 and fails when what it reads and what it declares differ.
+
+A model whose rows each belong to one listener, and are computed from that listener's data alone, says so:
+
+    -- grain: user
+
+That is what lets an incremental build recompute only the listeners whose data changed (`warehouse.incremental`).
+The other models are rebuilt whole on every build, so they must be cheap: they may read per-listener models only
+when those are intermediate (`int_*`) summaries, which the build then keeps in the warehouse file (`KEPT`), and
+those summaries must not depend on any whole-warehouse model (else a change there would make every kept row stale).
 """
 
 from __future__ import annotations
@@ -29,11 +38,14 @@ from tunelake.sources.types import CURATED
 
 HEADER = "-- reads:"
 _HEADER_LINE = re.compile(r"--\s*reads:(?P<names>.*)")
+_GRAIN_LINE = re.compile(r"--\s*grain:\s*(?P<grain>\S+)\s*")
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 # What models read that no model builds: the views `build.register_curated` puts over the curated zone, and the
 # reference tables it registers beside them.
 SOURCES: frozenset[str] = frozenset({f"cur_{table}" for table in CURATED} | {"ref_country_tz"})
+# Sources whose rows belong to a listener (the curated tables with a user_key, partitioned per listener).
+USER_SOURCES: frozenset[str] = frozenset(f"cur_{t}" for t, schema in CURATED.items() if "user_key" in schema.names)
 
 
 def _models_dir() -> Traversable:
@@ -48,17 +60,20 @@ def model_text(name: str) -> str:
     return _models_dir().joinpath(f"{name}.sql").read_text()
 
 
-def declared_reads(name: str, text: str) -> frozenset[str]:
-    """The names in a model's `-- reads:` header, which must sit in the comment lines that open the file: a header
-    further down would be easy to miss when the SELECT above it changes."""
-    found: list[str] = []
+def _header_lines(text: str) -> list[str]:
+    lines = []
     for line in text.splitlines():
         stripped = line.strip()
         if stripped and not stripped.startswith("--"):
             break
-        match = _HEADER_LINE.fullmatch(stripped)
-        if match:
-            found.append(match["names"])
+        lines.append(stripped)
+    return lines
+
+
+def declared_reads(name: str, text: str) -> frozenset[str]:
+    """The names in a model's `-- reads:` header, which must sit in the comment lines that open the file: a header
+    further down would be easy to miss when the SELECT above it changes."""
+    found = [m["names"] for m in map(_HEADER_LINE.fullmatch, _header_lines(text)) if m]
     if len(found) != 1:
         problem = "has no" if not found else "has more than one"
         raise TunelakeError(f"model {name} {problem} `{HEADER}` header",
@@ -70,6 +85,47 @@ def declared_reads(name: str, text: str) -> frozenset[str]:
         raise TunelakeError(f"model {name} declares reads that are not table names: {', '.join(bad)}",
                             hint=f"list them comma-separated after `{HEADER}`, in lower case")
     return frozenset(names)
+
+
+def declared_grain(name: str, text: str) -> str:
+    """`user` when the model's opening comments say `-- grain: user`, else `all` (rebuilt whole)."""
+    grains = [m["grain"] for m in map(_GRAIN_LINE.fullmatch, _header_lines(text)) if m]
+    if len(grains) > 1 or (grains and grains[0] != "user"):
+        raise TunelakeError(f"model {name} has a bad `-- grain:` header: {', '.join(grains)}",
+                            hint="write at most one line `-- grain: user` (per-listener rows), or none")
+    return grains[0] if grains else "all"
+
+
+def kept_models(reads: Mapping[str, Collection[str]], per_user: Collection[str],
+                user_sources: Collection[str] = USER_SOURCES) -> frozenset[str]:
+    """The per-listener models whole-warehouse models read (kept in the warehouse between builds), after checking
+    that the grains make an incremental build equal to a full one; a violation names the models involved."""
+    per_user = set(per_user)
+    problems = []
+    for name, deps in sorted(reads.items()):
+        if name in per_user:
+            continue
+        if direct := sorted(set(deps) & set(user_sources)):
+            problems.append(f"{name} (whole) reads listener data {', '.join(direct)} directly")
+        if bad := sorted(d for d in set(deps) & per_user if not d.startswith("int_")):
+            problems.append(f"{name} (whole) reads per-listener tables {', '.join(bad)}")
+    kept = frozenset(d for name, deps in reads.items() if name not in per_user for d in deps if d in per_user)
+
+    def upstream(name: str, seen: set[str]) -> set[str]:
+        for d in reads.get(name, ()):
+            if d in reads and d not in seen:
+                seen.add(d)
+                upstream(d, seen)
+        return seen
+
+    for name in sorted(kept):
+        if whole := sorted(d for d in upstream(name, set()) if d not in per_user):
+            problems.append(f"{name} (kept per listener) depends on whole-warehouse models {', '.join(whole)}")
+    if problems:
+        raise TunelakeError("model grains do not allow incremental builds: " + "; ".join(problems),
+                            hint="read listener data through an int_* model with `-- grain: user`, or make the "
+                                 "model per-listener")
+    return kept
 
 
 def build_order(reads: Mapping[str, Collection[str]], sources: Collection[str] = SOURCES) -> list[str]:
@@ -103,6 +159,8 @@ READS: dict[str, frozenset[str]] = {name: declared_reads(name, model_text(name))
 
 # The build order, derived from the headers; names starting with int_ are intermediate (temporary) tables.
 MODEL_ORDER: list[str] = build_order(READS)
+PER_USER: frozenset[str] = frozenset(n for n in READS if declared_grain(n, model_text(n)) == "user")
+KEPT: frozenset[str] = kept_models(READS, PER_USER)
 
 
 class ModelSettings(Protocol):

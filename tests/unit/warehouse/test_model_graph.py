@@ -21,11 +21,15 @@ from tunelake.warehouse.build import register_curated
 from tunelake.warehouse.engines.duckdb import DUCKDB_MACROS, DuckDBEngine
 from tunelake.warehouse.engines.spark import SPARK_MACROS
 from tunelake.warehouse.model_graph import (
+    KEPT,
     MODEL_ORDER,
+    PER_USER,
     READS,
     SOURCES,
     build_order,
+    declared_grain,
     declared_reads,
+    kept_models,
     model_names,
     model_text,
     render_model,
@@ -133,7 +137,39 @@ def test_a_read_that_nothing_provides_is_refused() -> None:
 def test_the_header_is_read_from_the_opening_comments() -> None:
     assert declared_reads("m", "-- why this model exists\n-- reads: a,b , c\nSELECT 1") == {"a", "b", "c"}
     assert declared_reads("m", "-- reads:\nSELECT 1") == frozenset()
-    assert declared_reads("dim_date", model_text("dim_date")) == {"int_plays_local"}
+    assert declared_reads("dim_date", model_text("dim_date")) == {"int_user_date_bounds"}
+
+
+def test_grain_header() -> None:
+    assert declared_grain("m", "-- reads: a\n-- grain: user\nSELECT 1") == "user"
+    assert declared_grain("m", "-- reads: a\nSELECT 1\n-- grain: user") == "all"  # below the SELECT: not a header
+    with pytest.raises(TunelakeError, match="bad `-- grain:` header"):
+        declared_grain("m", "-- reads: a\n-- grain: track\nSELECT 1")
+
+
+def test_grains_that_would_make_incremental_builds_wrong_are_refused() -> None:
+    per_user = {"int_u", "fact_u", "int_k"}
+    ok = {"int_u": {"cur_plays"}, "fact_u": {"int_u", "dim_w"}, "int_k": {"int_u"}, "dim_w": {"int_k"}}
+    assert kept_models(ok, per_user) == {"int_k"}
+    with pytest.raises(TunelakeError, match="dim_w \\(whole\\) reads listener data cur_plays directly"):
+        kept_models({**ok, "dim_w": {"cur_plays"}}, per_user)
+    with pytest.raises(TunelakeError, match="dim_w \\(whole\\) reads per-listener tables fact_u"):
+        kept_models({**ok, "dim_w": {"fact_u"}, "fact_u": {"int_u"}}, per_user)
+    # A kept summary built from a whole model would go stale when that model changes under other listeners.
+    with pytest.raises(TunelakeError, match="int_k \\(kept per listener\\) depends on whole-warehouse models dim_v"):
+        kept_models({**ok, "int_k": {"int_u", "dim_v"}, "dim_v": {"cur_catalog_tracks"}}, per_user)
+
+
+def test_the_real_models_grains() -> None:
+    from tunelake.warehouse.incremental import LINKS, STABLE
+
+    assert {"int_user_track_names", "int_user_date_bounds"} == KEPT
+    assert {"fact_play", "agg_user_day", "dim_user", "int_plays_local"} <= PER_USER
+    assert not {"dim_track", "dim_date", "dim_artist", "int_known_tracks"} & PER_USER
+    # Every whole model a per-listener model reads is either linked (a change re-runs who references it) or a
+    # function of its key alone; a new read of another whole model must say which.
+    read_by_listeners = {d for n in PER_USER for d in READS[n] if d in READS and d not in PER_USER}
+    assert read_by_listeners <= set(LINKS) | STABLE, read_by_listeners - set(LINKS) - STABLE
 
 
 @pytest.mark.parametrize("text, problem", [

@@ -7,7 +7,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunelake.dashboard.pages import overview, patterns, quality, recommendations, segments, taste
+from tunelake.dashboard.pages import (
+    compare,
+    overview,
+    patterns,
+    quality,
+    recommendations,
+    segments,
+    taste,
+    wrapped,
+)
 from tunelake.dashboard.pages.common import Chart
 
 
@@ -23,5 +32,5 @@ class Page:
 
 PAGES: tuple[Page, ...] = tuple(
     Page(m.KEY, m.NAME, m.PATH, m.layout, tuple(m.CHARTS), tuple(getattr(m, "CLICKS", ())))
-    for m in (overview, patterns, taste, segments, recommendations, quality)
+    for m in (overview, patterns, taste, segments, recommendations, wrapped, compare, quality)
 )

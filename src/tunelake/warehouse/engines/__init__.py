@@ -12,7 +12,7 @@ from tunelake.workspace import Workspace
 ENGINES = ("duckdb", "spark")
 
 
-def make_engine(ws: Workspace, path: str | Path) -> Engine:
+def engine_class(ws: Workspace) -> type[Engine]:
     """The engine named by the config (duckdb by default)."""
     if ws.settings.engine == "spark":
         try:
@@ -21,9 +21,16 @@ def make_engine(ws: Workspace, path: str | Path) -> Engine:
             raise TunelakeError(
                 f"the Spark engine needs pyspark ({exc})", hint="pip install 'tunelake[spark]' and install Java 17"
             ) from None
-        return SparkEngine(ws, path)
-    return DuckDBEngine(path, memory_limit=ws.settings.duckdb_memory_limit, threads=ws.settings.duckdb_threads,
-                        temp_dir=str(ws.warehouse_dir / "spill"))
+        return SparkEngine
+    return DuckDBEngine
 
 
-__all__ = ["ENGINES", "DuckDBEngine", "Engine", "make_engine"]
+def make_engine(ws: Workspace, path: str | Path) -> Engine:
+    cls = engine_class(ws)
+    if cls is DuckDBEngine:
+        return DuckDBEngine(path, memory_limit=ws.settings.duckdb_memory_limit, threads=ws.settings.duckdb_threads,
+                            temp_dir=str(ws.warehouse_dir / "spill"))
+    return cls(ws, path)  # type: ignore[call-arg]
+
+
+__all__ = ["ENGINES", "DuckDBEngine", "Engine", "engine_class", "make_engine"]

@@ -23,6 +23,9 @@ class Engine(ABC):
 
     name: str
     macros: dict[str, Callable[..., str]]
+    # Whether a build may start from a copy of the current file and recompute only what changed
+    # (`warehouse.incremental`); the engine's SQL must then run on the serving file's own connection.
+    incremental: bool = False
 
     @abstractmethod
     def register_parquet(self, view: str, uris: list[str], schema: pa.Schema) -> None: ...

@@ -33,6 +33,7 @@ class DuckDBEngine(Engine):
 
     name = "duckdb"
     macros = DUCKDB_MACROS
+    incremental = True
 
     def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False, memory_limit: str = "",
                  threads: int = 0, temp_dir: str | None = None) -> None:

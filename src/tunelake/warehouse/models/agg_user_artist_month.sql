@@ -1,4 +1,5 @@
 -- reads: agg_user_track_month
+-- grain: user
 -- Rolled up from agg_user_track_month (a track has one primary artist), not from fact_play: far fewer rows to read.
 -- first_month marks the month the user first played the artist.
 SELECT

@@ -1,4 +1,5 @@
 -- reads: fact_play, dim_date
+-- grain: user
 SELECT
     f.user_key,
     f.date_key,

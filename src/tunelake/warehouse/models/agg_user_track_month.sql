@@ -1,4 +1,5 @@
 -- reads: fact_play, dim_date
+-- grain: user
 -- first_month marks the month a user first played a track, over the whole history, so discovery rates for any
 -- period are a filtered sum over this table instead of a scan of every earlier month.
 SELECT

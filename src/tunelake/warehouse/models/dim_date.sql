@@ -1,9 +1,6 @@
--- reads: int_plays_local
+-- reads: int_user_date_bounds
 WITH bounds AS (
-    SELECT min(d) AS lo, max(d) AS hi FROM (
-        SELECT CAST(started_at_local AS DATE) AS d FROM int_plays_local
-        UNION ALL SELECT CAST(ended_at_local AS DATE) FROM int_plays_local
-    ) AS x
+    SELECT min(lo) AS lo, max(hi) AS hi FROM int_user_date_bounds
 ), days AS (
     SELECT {{ date_series('lo', 'hi') }} AS d FROM bounds WHERE lo IS NOT NULL
 )

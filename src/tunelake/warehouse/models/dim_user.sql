@@ -1,4 +1,5 @@
 -- reads: int_user_tz, fact_play
+-- grain: user
 SELECT
     u.user_key, u.handle, u.country, u.timezone, u.timezone_source,
     min(f.ended_at) AS first_played_at,

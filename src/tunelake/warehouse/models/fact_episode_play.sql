@@ -1,4 +1,5 @@
 -- reads: int_plays_local
+-- grain: user
 SELECT
     p.play_id, p.user_key,
     CASE WHEN p.content_type = 'audiobook' THEN 'audiobook' ELSE 'episode' END AS content_type,

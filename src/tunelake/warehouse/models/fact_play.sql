@@ -1,4 +1,5 @@
 -- reads: int_plays_local, dim_track
+-- grain: user
 WITH base AS (
     SELECT
         p.play_id, p.user_key, p.track_id, t.artist_id, t.album_id,

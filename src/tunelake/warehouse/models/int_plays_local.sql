@@ -1,4 +1,5 @@
 -- reads: int_user_tz, cur_plays
+-- grain: user
 -- Every accepted playback with UTC start/end and local times in the user's timezone. Scrobbles carry their start
 -- (listened_at) and no ms_played; every other source gives its end and ms_played. A scrobble that knows only its
 -- end starts, as far as anyone can tell, at its end.

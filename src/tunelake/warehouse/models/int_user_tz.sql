@@ -1,4 +1,5 @@
 -- reads: cur_plays, cur_users, ref_country_tz
+-- grain: user
 -- Timezone and home country per user: configured timezone, else the dominant conn_country's, else the default.
 WITH country_counts AS (
     SELECT user_key, conn_country, count(*) AS n
