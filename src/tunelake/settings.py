@@ -104,6 +104,7 @@ OTHER_ENVIRONMENT: dict[str, str] = {
     "TUNELAKE_HOME": "Workspace folder (the --workspace option); default ./tunelake-data",
     "TUNELAKE_DEBUG": "1 shows tracebacks on errors (the --debug option)",
     "SPOTIPY_CLIENT_ID": "Spotify app client id when spotify_client_id is empty (Spotipy's own name for it)",
+    "LISTENBRAINZ_TOKEN": "ListenBrainz user token for `tunelake export listenbrainz --submit`",
     "AZURE_STORAGE_CONNECTION_STRING": "Azure Blob / ADLS credentials for az:// and abfs:// lakes",
     "AZURE_STORAGE_ACCOUNT_NAME": "Azure storage account (with AZURE_STORAGE_ACCOUNT_KEY or _SAS_TOKEN, or "
                                   "DefaultAzureCredential)",

@@ -79,12 +79,14 @@ def print_import_summary(summary: Any) -> None:
 
 def import_(
     ctx: typer.Context,
-    paths: list[Path] = typer.Argument(..., help="Files, folders or zips of Spotify exports"),
+    paths: list[Path] = typer.Argument(..., help="Files, folders or zips: Spotify exports, ListenBrainz, Last.fm "
+                                                 "or Maloja histories"),
     user: str = typer.Option(..., "--user", "-u", help="Workspace handle of the listener these files belong to"),
     tz: str = typer.Option(None, "--tz", help="IANA timezone of the listener (default: inferred from conn_country)"),
     pii: str = typer.Option(None, "--pii", help="drop (default) or pseudonymize personal fields"),
 ) -> None:
-    """Import Spotify privacy exports (extended streaming history, account data, library, playlists)."""
+    """Import Spotify privacy exports (extended streaming history, account data, library, playlists) and
+    ListenBrainz, Last.fm and Maloja histories (recognised by content)."""
     from tunelake.curate.ingest import import_paths
 
     ws = workspace(ctx)

@@ -1,4 +1,5 @@
-"""`tunelake export …`: Synapse T-SQL, the gold Parquet star schema and a Power BI Project."""
+"""`tunelake export …`: Synapse T-SQL, the gold Parquet star schema, a Power BI Project, and a listener's plays
+as ListenBrainz listens."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from pathlib import Path
 import typer
 from rich.table import Table as RichTable
 
-from tunelake.cli.common import console, workspace
+from tunelake.cli.common import console, progress_bar, workspace
 
 export_app = typer.Typer(
     name="export",
-    help="Export the warehouse: Synapse T-SQL, gold Parquet (one folder per table), a Power BI Project.",
+    help="Export the warehouse (Synapse T-SQL, gold Parquet, a Power BI Project) or a listener's plays (ListenBrainz).",
     no_args_is_help=True,
 )
 
@@ -104,6 +105,38 @@ def powerbi_cmd(
     if location is None or (source == "synapse" and database is None):
         console.print("[yellow]Placeholders:[/] set the source in Power BI (Transform data → Edit parameters) or "
                       "rerun with --location" + (" and --database" if source == "synapse" else ""))
+
+
+@export_app.command("listenbrainz")
+def listenbrainz_cmd(
+    ctx: typer.Context,
+    user: str = typer.Option(..., "--user", "-u", help="Workspace handle of the listener"),
+    out: Path = typer.Option(None, "--out", "-o",
+                             help="ListenBrainz import file to write (default listenbrainz-<user>.json unless "
+                                  "--submit)"),
+    submit: bool = typer.Option(False, "--submit", help="Send the listens to the server with liblistenbrainz "
+                                                        "(token from LISTENBRAINZ_TOKEN)"),
+    server: str = typer.Option("https://api.listenbrainz.org", "--server",
+                               help="ListenBrainz-compatible API root to --submit to"),
+) -> None:
+    """Write the listener's plays as ListenBrainz listens (the JSON of its submit-listens API), or --submit them."""
+    import os
+
+    from tunelake.curate.listens_export import export_listenbrainz
+
+    ws = workspace(ctx)
+    if out is None and not submit:
+        out = Path(f"listenbrainz-{user}.json")
+    with progress_bar("Submitting listens") as update:
+        r = export_listenbrainz(ws, user, out=out, submit=submit, token=os.environ.get("LISTENBRAINZ_TOKEN"),
+                                server=server, progress=lambda d, t: update(d, t, ""))
+    skipped = ", ".join(f"{k} {v:,}" for k, v in sorted(r.skipped.items())) or "none"
+    console.print(f"{user}: {r.listens:,} listens (left out: {skipped})")
+    if r.out:
+        console.print(f"[green]Wrote[/] {r.out}")
+    if submit:
+        console.print(f"[green]Submitted[/] {r.submitted:,} listens to {server} in {r.requests} requests"
+                      + (f", waited {r.waited_s:.1f} s for its rate limit" if r.waited_s else ""))
 
 
 def register(app: typer.Typer) -> None:

@@ -29,7 +29,7 @@ from tunelake.lake.store import Lake
 from tunelake.sources.spotify.client import RetryPolicy, SpotifyClient
 from tunelake.sources.spotify.playlist import paged
 from tunelake.sources.spotify.rows import SOURCE, TIME_RANGES, api_time, play_rows
-from tunelake.sources.types import PLAYLIST_ITEMS, SAVED_TRACKS, TOP_ITEMS, conform
+from tunelake.sources.types import PLAYLIST_ITEMS, SAVED_TRACKS, SCROBBLE_SOURCES, TOP_ITEMS, conform
 from tunelake.workspace import Workspace
 
 WHAT_ALL = ("profile", "recent", "top", "saved", "playlists", "enrich")
@@ -97,7 +97,9 @@ def export_matches(existing: pa.Table, incoming: pa.Table, tolerance_s: float) -
     account-data rows (matched by `merge_plays` with the account window)."""
     if not incoming.num_rows or not existing.num_rows:
         return [False] * incoming.num_rows
-    ex_mask = pc.fill_null(pc.invert(pc.is_in(existing["source"], pa.array([SOURCE, "account"]))), False)
+    # Scrobbles are not exports: a stored scrobble gives way to the API row (curate.scrobble_merge), not the reverse.
+    ex_mask = pc.fill_null(pc.invert(pc.is_in(existing["source"], pa.array([SOURCE, "account",
+                                                                            *SCROBBLE_SOURCES]))), False)
     ex_mask = pc.and_(ex_mask, pc.is_valid(existing["track_id"]))
     ex = existing.filter(ex_mask)
     api = overlap.api_inputs(pa.array(range(incoming.num_rows), pa.int64()),

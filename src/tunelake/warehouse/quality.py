@@ -25,6 +25,7 @@ import pyarrow as pa
 from tunelake.errors import QualityGateError
 from tunelake.lake import manifest
 from tunelake.lake.store import Lake
+from tunelake.sources.types import SCROBBLE_SOURCES
 from tunelake.warehouse.engines import Engine
 from tunelake.warehouse.model_graph import PER_USER
 from tunelake.warehouse.tables import TABLES, Table
@@ -141,7 +142,8 @@ def gate_ms_played(q: Query, spec: Table) -> GateResult | None:
 
 def is_play_batch(b: manifest.Batch) -> bool:
     """Batches whose accepted rows land in curated plays (exports, and the API's recently-played pulls)."""
-    return b.source in ("extended", "account") or (b.source == "api" and b.name.endswith("recently-played"))
+    return b.source in ("extended", "account", *SCROBBLE_SOURCES) or (
+        b.source == "api" and b.name.endswith("recently-played"))
 
 
 def _by_user(rows: list[dict[str, Any]]) -> dict[int, int]:

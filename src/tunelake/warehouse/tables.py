@@ -198,13 +198,13 @@ _register(
 
 # --- facts -----------------------------------------------------------------------------------------------------
 _PLAY_COMMON = (
-    C("started_at", "TIMESTAMP", "UTC start = ended_at − ms_played", False),
+    C("started_at", "TIMESTAMP", "UTC start = ended_at − ms_played (a scrobble's own time, its start)", False),
     C("ended_at", "TIMESTAMP", "UTC end of playback (the export's ts)", False),
     C("ended_at_local", "TIMESTAMP", "End of playback in the user's timezone", False),
     _DATE,
     C("local_hour", "SMALLINT", "Hour of day 0–23 of the local start", False),
     C("local_weekday", "SMALLINT", "ISO weekday 1–7 of the local start", False),
-    C("ms_played", "BIGINT", "Milliseconds played", False),
+    C("ms_played", "BIGINT", "Milliseconds played; null for scrobbles (Last.fm, ListenBrainz, Maloja do not say)"),
     C("reason_start", "VARCHAR", "Why playback started (trackdone, clickrow, …)", length=40),
     C("reason_end", "VARCHAR", "Why playback ended (trackdone, fwdbtn, …)", length=40),
     C("shuffle", "BOOLEAN", "Shuffle on"),
@@ -212,7 +212,7 @@ _PLAY_COMMON = (
     C("incognito", "BOOLEAN", "Private session"),
     C("platform", "VARCHAR", "Normalised platform: android, ios, windows, macos, linux, web, cast, other", length=40),
     C("conn_country", "VARCHAR", "Country of the connection", length=2),
-    C("source", "VARCHAR", "extended | account | api", False, 16),
+    C("source", "VARCHAR", "extended | account | api | listenbrainz | lastfm | maloja", False, 16),
 )
 
 _register(
@@ -226,7 +226,8 @@ _register(
             C("artist_id", "VARCHAR", "Primary artist", length=40, references="dim_artist.artist_id"),
             C("album_id", "VARCHAR", "Album", length=40, references="dim_album.album_id"),
             *_PLAY_COMMON,
-            C("is_stream", "BOOLEAN", "ms_played ≥ stream_threshold_ms (30 000 by default, Spotify's rule)", False),
+            C("is_stream", "BOOLEAN", "ms_played ≥ stream_threshold_ms (30 000 by default, Spotify's rule); every "
+              "scrobble (its scrobbler applied the scrobble rule)", False),
             C("is_skip", "BOOLEAN", "Spotify's skipped flag, or ended by fwdbtn/backbtn before the track's end", False),
             C("completion", "DOUBLE", "ms_played / duration_ms, capped at 1; null when the duration is unknown"),
             C("session_id", "BIGINT", "Per-user session number; a gap > session_gap_minutes starts a new one", False),
@@ -308,7 +309,7 @@ _register(
             C("plays", "BIGINT", "Playbacks", False),
             C("streams", "BIGINT", "Playbacks ≥ 30 s", False),
             C("skips", "BIGINT", "Skipped playbacks", False),
-            C("ms_played", "BIGINT", "Milliseconds played", False),
+            C("ms_played", "BIGINT", "Milliseconds played (null when the group holds only scrobbles)"),
             C("distinct_tracks", "BIGINT", "Distinct tracks played", False),
             C("distinct_artists", "BIGINT", "Distinct primary artists played", False),
         ),
@@ -324,7 +325,7 @@ _register(
             C("local_hour", "SMALLINT", "Hour 0–23", False),
             C("local_weekday", "SMALLINT", "ISO weekday 1–7", False),
             C("plays", "BIGINT", "Playbacks", False),
-            C("ms_played", "BIGINT", "Milliseconds played", False),
+            C("ms_played", "BIGINT", "Milliseconds played (null when the group holds only scrobbles)"),
         ),
         ("user_key", "date_key", "local_hour"),
         distribution="HASH(user_key)",
@@ -341,7 +342,7 @@ _register(
             C("plays", "BIGINT", "Playbacks", False),
             C("streams", "BIGINT", "Playbacks ≥ 30 s", False),
             C("skips", "BIGINT", "Skipped playbacks", False),
-            C("ms_played", "BIGINT", "Milliseconds played", False),
+            C("ms_played", "BIGINT", "Milliseconds played (null when the group holds only scrobbles)"),
             C("first_month", "BOOLEAN", "True in the month the user first played the track (discovery)", False),
         ),
         ("user_key", "month_start", "track_id"),
@@ -358,7 +359,7 @@ _register(
             C("plays", "BIGINT", "Playbacks", False),
             C("streams", "BIGINT", "Playbacks ≥ 30 s", False),
             C("skips", "BIGINT", "Skipped playbacks", False),
-            C("ms_played", "BIGINT", "Milliseconds played", False),
+            C("ms_played", "BIGINT", "Milliseconds played (null when the group holds only scrobbles)"),
             C("distinct_tracks", "BIGINT", "Distinct tracks of the artist played", False),
             C("first_month", "BOOLEAN", "True in the month the user first played the artist (discovery)", False),
         ),
