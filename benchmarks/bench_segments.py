@@ -60,16 +60,21 @@ def demo_figures(ws: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     figures = {
         "listeners": seg["rows"], "k": seg["k"], "silhouette": seg["silhouette"], "stability_ari": seg["stability"],
         "ari_vs_planted_types": seg["ari_vs_truth"], "segment_names": list(seg["names"].values()),
-        "best_method": rec["best_method"], "lift_vs_popularity": rec["lift_vs_popularity"],
-        "users_evaluated": rec["users_evaluated"], "holdout_start": rec["holdout_start"],
+        "best_method": rec["best_method"], "decision": rec["decision"],
+        "users_evaluated": rec["users_evaluated"], "split": rec["split"],
         "recommenders": [
-            {"method": r.method, "precision_at_10": round(r.precision_at_k, 4), "recall_at_10": round(r.recall_at_k, 4),
-             "ndcg_at_10": round(r.ndcg_at_k, 4), "coverage": round(r.coverage, 4), "novelty": round(r.novelty, 3),
-             "default": bool(r.is_default)}
+            {"method": r.method, "recall_at_10": _r(r.recall_at_k), "ndcg_at_10": _r(r.ndcg_at_k),
+             "ndcg_at_10_ci": [_r(r.ndcg_low), _r(r.ndcg_high)], "map_at_10": _r(r.map_at_k),
+             "coverage": _r(r.coverage), "novelty": _r(r.novelty), "diversity": _r(r.diversity),
+             "params": r.params, "default": bool(r.is_default)}
             for r in ev.itertuples()],
         "analytics_step_seconds": round(seconds, 2),
     }
     return figures, feats
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None or v != v else round(float(v), 4)
 
 
 def synthetic_features(feats: pd.DataFrame, n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -106,7 +111,7 @@ def main() -> None:
     }
     path = save("segments", {"demo": demo, "scale_1m" if n == 1_000_000 else f"scale_{n}": scale})
     print(f"demo: k={demo['k']} ARI={demo['ari_vs_planted_types']} best={demo['best_method']} "
-          f"lift={demo['lift_vs_popularity']}; {n:,} listeners segmented in {fit_s:.1f}s (k={model.k_}) → {path}")
+          f"({demo['decision']}); {n:,} listeners segmented in {fit_s:.1f}s (k={model.k_}) → {path}")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,11 @@ class TransientSourceError(SourceError):
     exit_code = 75  # EX_TEMPFAIL
 
 
+class TokenRevokedError(SourceError):
+    """Spotify refused the refresh token itself (`invalid_grant`): the listener must log in again. Only this
+    answer means that; a 5xx, a timeout or a connection error on the token endpoint is transient."""
+
+
 class WorkspaceBusyError(TunelakeError):
     """Another writer held the workspace lock for longer than the wait allowed; trying again later will work."""
 

@@ -40,6 +40,14 @@ class Settings:
     stream_threshold_ms: int = _s(30000, "Minimum ms_played for a playback to count as a stream")
     session_gap_minutes: int = _s(30, "A gap longer than this starts a new listening session")
     overlap_tolerance_s: int = _s(90, "Two playbacks of one track by one user ending this close are one")
+    eval_split: str = _s("weeks", "How the recommender evaluation cuts each listener's history: their last "
+                                  "eval_test_weeks weeks, or their last eval_test_percent % of plays, are the test "
+                                  "period and as much again before it the validation period", ("weeks", "percent"))
+    eval_test_weeks: int = _s(4, "Weeks in each listener's test (and validation) period when eval_split = weeks")
+    eval_test_percent: int = _s(20, "Share of each listener's plays in the test (and validation) period when "
+                                    "eval_split = percent, 1-45")
+    eval_min_train_plays: int = _s(20, "Plays a listener needs before a period to be evaluated in it")
+    eval_bootstrap: int = _s(1000, "Bootstrap resamples of listeners behind each confidence interval (>= 100)")
     pii: str = _s("drop", "Personal fields (IP, user agent, username): drop or pseudonymize", ("drop", "pseudonymize"))
     raw_compression: str = _s("zstd", "How export files are stored in the raw zone (lossless; SHA-256 is of the "
                                       "bytes received)", ("zstd", "none"))
@@ -50,6 +58,12 @@ class Settings:
     spotify_accounts_url: str = _s("https://accounts.spotify.com", "Spotify accounts service URL")
     lock_timeout_s: int = _s(300, "How long a writer waits for another one to finish before it gives up (exit 75)")
     retry_after_cap_s: int = _s(60, "Longest Retry-After tunelake waits before stopping a pull cleanly")
+    collect_interval_s: int = _s(600, "How often `tunelake collect` polls a listener's recently played (adapts: "
+                                      "sooner after a busy poll, later for idle listeners)")
+    collect_snapshot_interval_s: int = _s(86400, "How often the collector snapshots top items, saved tracks, "
+                                                 "playlists and profile, and enriches new tracks")
+    collect_concurrency: int = _s(4, "Listeners the collector polls at the same time")
+    pipeline_min_interval_s: int = _s(900, "After new plays, the collector runs the pipeline at most this often")
     dashboard_host: str = _s("127.0.0.1", "Address the dashboard binds to")
     dashboard_port: int = _s(8050, "Port the dashboard listens on")
     dashboard_allowed_hosts: str = _s("", "Extra Host names the dashboard answers, comma-separated (e.g. a reverse "
@@ -98,6 +112,7 @@ OTHER_ENVIRONMENT: dict[str, str] = {
     "TUNELAKE_HOME": "Workspace folder (the --workspace option); default ./tunelake-data",
     "TUNELAKE_DEBUG": "1 shows tracebacks on errors (the --debug option)",
     "SPOTIPY_CLIENT_ID": "Spotify app client id when spotify_client_id is empty (Spotipy's own name for it)",
+    "LISTENBRAINZ_TOKEN": "ListenBrainz user token for `tunelake export listenbrainz --submit`",
     "AZURE_STORAGE_CONNECTION_STRING": "Azure Blob / ADLS credentials for az:// and abfs:// lakes",
     "AZURE_STORAGE_ACCOUNT_NAME": "Azure storage account (with AZURE_STORAGE_ACCOUNT_KEY or _SAS_TOKEN, or "
                                   "DefaultAzureCredential)",

@@ -68,6 +68,7 @@ def test_best_recommender_beats_popularity(demo: tuple[Workspace, dict]) -> None
     best = ev["ndcg_at_k"].idxmax()
     assert bool(ev.loc[best, "is_default"]) and ev["is_default"].sum() == 1
     assert ev.loc[best, "ndcg_at_k"] >= 1.5 * ev.loc["popularity", "ndcg_at_k"], ev.to_string()
+    assert ev.loc[best, "delta_low"] > 0  # the default beats popularity with a paired interval above zero
     assert (ev["users"] > 50).all() and (ev["k"] == 10).all()
     assert ((ev["precision_at_k"] >= 0) & (ev["precision_at_k"] <= 1) & (ev["coverage"] <= 1)).all()
     assert ev.loc["popularity", "coverage"] < ev.loc[best, "coverage"]

@@ -204,3 +204,38 @@ def assert_same_as_full_rebuild_with_analytics(ws: Workspace, tmp_path: Path) ->
             assert (extra, missing) == (0, 0), f"{name}: {extra} rows only incremental, {missing} only full"
     finally:
         a.close()
+
+
+def test_gates_after_an_incremental_build_check_the_rebuilt_listeners(world: Path, tmp_path: Path) -> None:
+    """Scoped gates see a broken row of a listener they check, and only skip listeners whose rows come unchanged
+    from a file that passed them."""
+    from tunelake.warehouse.build import register_curated
+    from tunelake.warehouse.engines import DuckDBEngine
+    from tunelake.warehouse.quality import run_gates
+
+    ws = open_workspace(tmp_path / "ws")
+    handles = _listeners(world)
+    for h in handles[:3]:
+        import_paths(ws, [str(world / "exports" / h)], h)
+    build(ws)
+    import_paths(ws, [str(world / "exports" / handles[3])], handles[3])
+    build(ws)
+    quality = next(s for s in read_run_logs(ws.lake)[-1]["steps"] if s["step"] == "quality")
+    assert quality["status"] == "ok" and "the 1 listeners" in quality["details"]["scope"]
+    copy = tmp_path / "broken.duckdb"
+    shutil.copyfile(current_warehouse_file(ws), copy)
+    a, b = manifest.user_key_for(handles[0]), manifest.user_key_for(handles[3])
+    con = duckdb.connect(str(copy))
+    con.execute("INSERT INTO fact_play SELECT * FROM fact_play WHERE user_key = ? LIMIT 1", [a])
+    con.close()
+    engine = DuckDBEngine(copy)
+    try:
+        register_curated(engine, ws.lake)
+        failed = {(r.check_name, r.table_name) for r in run_gates(engine, ws.lake, users={a}) if not r.passed}
+        assert ("primary_key_unique", "fact_play") in failed
+        assert ("reconcile_curated_to_facts", "fact_play") in failed
+        assert not [r for r in run_gates(engine, ws.lake, users={b}) if not r.passed]
+        whole = {(r.check_name, r.table_name) for r in run_gates(engine, ws.lake) if not r.passed}
+        assert whole == failed
+    finally:
+        engine.close()

@@ -25,11 +25,10 @@ import duckdb
 import pandas as pd
 
 from tunelake.errors import InputError, TunelakeError
+from tunelake.warehouse.metrics import AUDIO_FEATURES, kpi_sql
 
 MS_PER_HOUR = 3_600_000.0
 _MONTH_OF_DKEY = "make_date(CAST(date_key // 10000 AS INTEGER), CAST(date_key // 100 % 100 AS INTEGER), 1)"
-AUDIO_FEATURES = ("danceability", "energy", "valence", "acousticness", "instrumentalness", "speechiness",
-                  "liveness", "loudness", "tempo")
 
 
 class NotAllowed(TunelakeError):
@@ -232,19 +231,20 @@ def period_range(period: str | int | None) -> tuple[date | None, date | None]:
 # --- headline numbers -------------------------------------------------------------------------------------------
 
 def kpis(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> dict[str, Any]:
-    """Headline numbers: listeners, plays, streams, hours, distinct tracks/artists, skip rate, mean completion."""
-    row = con.execute(f"""
-        SELECT count(DISTINCT user_key), count(*), count(*) FILTER (WHERE is_stream),
-               coalesce(sum(ms_played), 0), count(DISTINCT track_id), count(DISTINCT artist_id),
-               count(*) FILTER (WHERE is_skip), avg(completion), min(date_key), max(date_key)
-        FROM fact_play {_where(con, f)}""").fetchone()
-    listeners, plays, streams, ms, tracks, artists, skips, completion, dmin, dmax = row
-    return {
-        "listeners": int(listeners), "plays": int(plays), "streams": int(streams),
-        "hours": float(ms) / MS_PER_HOUR, "distinct_tracks": int(tracks), "distinct_artists": int(artists),
-        "skips": int(skips), "skip_rate": _rate(skips, plays), "mean_completion": _none_if_nan(completion),
-        "first_date": _from_dkey(dmin), "last_date": _from_dkey(dmax),
-    }
+    """Headline numbers: listeners, plays, streams, hours, distinct tracks/artists, skip rate, mean completion.
+
+    The SQL of each comes from the metric registry (`warehouse/metrics.py`), which also writes the Power BI measures,
+    so the two cannot drift apart."""
+    exprs = kpi_sql()
+    row = con.execute(f"SELECT {', '.join(exprs.values())} FROM fact_play {_where(con, f)}").fetchone()
+    out: dict[str, Any] = dict(zip(exprs, row, strict=True))
+    for key in ("listeners", "plays", "streams", "distinct_tracks", "distinct_artists", "skips"):
+        out[key] = int(out[key])
+    out["hours"] = float(out["hours"])
+    out["skip_rate"] = _none_if_nan(out["skip_rate"])
+    out["mean_completion"] = _none_if_nan(out["mean_completion"])
+    out["first_date"], out["last_date"] = _from_dkey(out["first_date"]), _from_dkey(out["last_date"])
+    return out
 
 
 def _from_dkey(k: int | None) -> date | None:
@@ -426,17 +426,19 @@ def discovery_rate(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataF
 
 def diversity(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> dict[str, Any]:
     """Shannon entropy (bits) of the play distribution over primary artists and over track genres, pooled over
-    the filtered plays, with the counts it came from. 0 bits = one artist; log2(n) = n artists played equally."""
+    the filtered plays, with the counts it came from. 0 bits = one artist; log2(n) = n artists played equally;
+    None when no play has a known artist (genre)."""
     src = _track_month_source(con, f)
     arts = con.execute(f"SELECT sum(plays) FROM {src} WHERE artist_id IS NOT NULL GROUP BY artist_id").fetchall()
     gens = con.execute(f"""SELECT sum(m.plays) FROM {src} m JOIN dim_track d USING (track_id)
                            WHERE d.primary_genre IS NOT NULL GROUP BY d.primary_genre""").fetchall()
     a = [r[0] for r in arts]
     g = [r[0] for r in gens]
-    return {"artist_entropy_bits": entropy_bits(a), "genre_entropy_bits": entropy_bits(g),
+    # No artist (genre) known: the entropy is unknown (None), not 0 bits — 0 would claim a single artist.
+    return {"artist_entropy_bits": entropy_bits(a) if a else None, "genre_entropy_bits": entropy_bits(g) if g else None,
             "artists": len(a), "genres": len(g),
-            "artist_entropy_max_bits": math.log2(len(a)) if a else 0.0,
-            "genre_entropy_max_bits": math.log2(len(g)) if g else 0.0}
+            "artist_entropy_max_bits": math.log2(len(a)) if a else None,
+            "genre_entropy_max_bits": math.log2(len(g)) if g else None}
 
 
 def mainstreamness(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> dict[str, Any]:

@@ -36,9 +36,48 @@ class Interactions:
     tracks: pd.DataFrame  # one row per column: track_name, artist_name, primary_genre, popularity, audio features
     segments: pd.DataFrame | None = None  # user_key, segment, segment_name (rows aligned with user_keys)
     row_of: dict[int, int] = field(default_factory=dict)
+    # Columns a recommender may return (None = all). The evaluation limits them to tracks known when the model is
+    # fitted — in a catalogue file or played by someone in the fitting data — because dim_track also holds tracks
+    # known only from the very plays being predicted, and offering those would leak the answer.
+    candidates: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.row_of = {int(u): i for i, u in enumerate(self.user_keys)}
+
+
+def load_tracks(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every track of dim_track with what the recommenders use, in track_id order (the matrix columns)."""
+    return con.execute(f"""SELECT track_id, track_name, artist_id, artist_name, primary_genre, popularity,
+                                  has_audio_features, coalesce(in_catalog, false) AS in_catalog, {', '.join(AUDIO)}
+                           FROM dim_track ORDER BY track_id""").df()
+
+
+def interactions_from_counts(counts: pd.DataFrame, tracks: pd.DataFrame, segments: pd.DataFrame | None = None,
+                             users: np.ndarray | None = None) -> Interactions:
+    """An ``Interactions`` matrix from (user_key, track_id, plays) rows over the columns of ``tracks``.
+
+    ``users`` fixes the rows (a listener with no row in ``counts`` gets an empty row), so the matrices of one
+    evaluation — fitted on different cut-offs — share one row numbering."""
+    if users is None:
+        users = np.array(sorted(counts["user_key"].unique()), dtype=np.int64)
+    if len(users) == 0:
+        raise InputError("no plays to learn recommendations from", field="fact_play",
+                         hint="import listening history and run `tunelake build`")
+    col_of = pd.Series(np.arange(len(tracks)), index=tracks["track_id"])
+    row_of = pd.Series(np.arange(len(users)), index=users)
+    counts = counts[counts["track_id"].isin(col_of.index) & counts["user_key"].isin(row_of.index)]
+    mat = sparse.csr_matrix(
+        (counts["plays"].to_numpy(np.float32),
+         (row_of[counts["user_key"]].to_numpy(), col_of[counts["track_id"]].to_numpy())),
+        shape=(len(users), len(tracks)))
+    mat.sum_duplicates()
+    seg = None
+    if segments is not None:
+        seg = pd.DataFrame({"user_key": users}).merge(segments[["user_key", "segment", "segment_name"]],
+                                                      on="user_key", how="left")
+        seg["segment"] = seg["segment"].fillna(-1).astype(int)
+        seg["segment_name"] = seg["segment_name"].fillna("unsegmented")
+    return Interactions(users, tracks["track_id"].to_numpy(), mat, tracks.reset_index(drop=True), seg)
 
 
 def load_interactions(con: duckdb.DuckDBPyConnection, before: date | None = None,
@@ -47,27 +86,7 @@ def load_interactions(con: duckdb.DuckDBPyConnection, before: date | None = None
     dim_track, so content-based recommendations can reach catalogue tracks nobody has played yet."""
     cond = f"WHERE date_key < {before.year * 10000 + before.month * 100 + before.day}" if before else ""
     counts = con.execute(f"SELECT user_key, track_id, count(*) AS plays FROM fact_play {cond} GROUP BY 1, 2").df()
-    tracks = con.execute(f"""SELECT track_id, track_name, artist_id, artist_name, primary_genre, popularity,
-                                    has_audio_features, {', '.join(AUDIO)}
-                             FROM dim_track ORDER BY track_id""").df()
-    users = np.array(sorted(counts["user_key"].unique()), dtype=np.int64)
-    if len(users) == 0:
-        raise InputError("no plays to learn recommendations from", field="fact_play",
-                         hint="import listening history and run `tunelake build`")
-    col_of = pd.Series(np.arange(len(tracks)), index=tracks["track_id"])
-    row_of = pd.Series(np.arange(len(users)), index=users)
-    counts = counts[counts["track_id"].isin(col_of.index)]
-    mat = sparse.csr_matrix(
-        (counts["plays"].to_numpy(np.float32),
-         (row_of[counts["user_key"]].to_numpy(), col_of[counts["track_id"]].to_numpy())),
-        shape=(len(users), len(tracks)))
-    seg = None
-    if segments is not None:
-        seg = pd.DataFrame({"user_key": users}).merge(segments[["user_key", "segment", "segment_name"]],
-                                                      on="user_key", how="left")
-        seg["segment"] = seg["segment"].fillna(-1).astype(int)
-        seg["segment_name"] = seg["segment_name"].fillna("unsegmented")
-    return Interactions(users, tracks["track_id"].to_numpy(), mat, tracks.reset_index(drop=True), seg)
+    return interactions_from_counts(counts, load_tracks(con), segments)
 
 
 @dataclass
@@ -111,7 +130,10 @@ class Recommender:
         items_all, scores_all, reasons = [], [], []
         for lo in range(0, len(rows), batch):
             chunk = rows[lo:lo + batch]
-            items, scores = _top_n(self.score(chunk), self.data_.plays[chunk], n)
+            scores = self.score(chunk)
+            if self.data_.candidates is not None:
+                scores = np.where(self.data_.candidates[None, :], scores, -np.inf)
+            items, scores = _top_n(scores, self.data_.plays[chunk], n)
             items_all.append(items)
             scores_all.append(scores)
             for r, its, scs in zip(chunk, items, scores, strict=True):
@@ -144,6 +166,9 @@ class SegmentRecommender(Recommender):
 
     name = "segment"
 
+    def __init__(self, pop_weight: float = 1e-3) -> None:
+        self.pop_weight = pop_weight  # weight of global popularity next to the segment's share (chosen on validation)
+
     def fit(self, data: Interactions) -> SegmentRecommender:
         super().fit(data)
         if data.segments is None:
@@ -165,7 +190,7 @@ class SegmentRecommender(Recommender):
 
     def score(self, rows: np.ndarray) -> np.ndarray:
         idx = np.array([self.index_[self.seg_[r]] for r in rows])
-        return self.share_[idx] + 1e-3 * self.pop_  # global popularity only breaks ties
+        return self.share_[idx] + self.pop_weight * self.pop_  # at 1e-3 popularity only breaks ties
 
     def reason(self, row: int, item: int, score: float) -> str:
         s = self.index_[self.seg_[row]]
@@ -182,6 +207,10 @@ class ContentRecommender(Recommender):
     (catalogue metadata, not other users' behaviour) so obscure near-duplicates do not crowd out known tracks."""
 
     name = "content"
+
+    def __init__(self, pop_floor: float = 0.1, audio_weight: float = 1.0) -> None:
+        # score = genre share × audio similarity^audio_weight × (pop_floor + √popularity); chosen on validation
+        self.pop_floor, self.audio_weight = pop_floor, audio_weight
 
     def fit(self, data: Interactions) -> ContentRecommender:
         super().fit(data)
@@ -212,7 +241,7 @@ class ContentRecommender(Recommender):
         genre = self.user_genre_[rows][:, self.genre_of_]
         audio = (1.0 + self.user_audio_[rows] @ self.audio_.T) / 2.0
         audio[:, ~self.known_] = 0.5
-        return genre * audio * (0.1 + self.pop_)
+        return genre * audio ** self.audio_weight * (self.pop_floor + self.pop_)
 
     def reason(self, row: int, item: int, score: float) -> str:
         g = self.genre_names_[self.genre_of_[item]]
@@ -264,7 +293,10 @@ class ALSRecommender(Recommender):
 
     def fit(self, data: Interactions) -> ALSRecommender:
         super().fit(data)
-        conf = data.plays.copy().astype(np.float32)
+        # Only tracks someone played can be learnt: fitting the rest of a 40k-track catalogue costs most of the time
+        # and gives them zero factors, so they are left out and never recommended by this method.
+        self.active_ = np.flatnonzero(np.diff(data.plays.tocsc().indptr) > 0)
+        conf = data.plays[:, self.active_].astype(np.float32)
         conf.data = (self.alpha * np.log1p(conf.data)).astype(np.float32)  # confidence − 1
         backend = self.backend
         if backend == "auto":
@@ -280,22 +312,26 @@ class ALSRecommender(Recommender):
             from implicit.cpu.als import AlternatingLeastSquares
 
             # implicit scales the matrix by alpha itself; pass confidence − 1 with alpha=1 to keep one definition.
+            # Threads spin-wait: on small matrices (or busy cores) one thread is several times faster than two.
             model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization, alpha=1.0,
                                             iterations=self.iterations, random_state=self.random_state,
-                                            num_threads=2)
+                                            num_threads=1 if conf.nnz < 1_000_000 else 2)
             model.fit(conf, show_progress=False)
-            self.user_factors_ = np.asarray(model.user_factors)
-            self.item_factors_ = np.asarray(model.item_factors)
+            X, Y = np.asarray(model.user_factors), np.asarray(model.item_factors)
         else:
             X, Y = _als_numpy(conf.tocsr(), self.factors, self.regularization, self.iterations, self.random_state)
-            self.user_factors_, self.item_factors_ = X, Y
+        self.user_factors_ = X
+        self.item_factors_ = np.zeros((data.plays.shape[1], Y.shape[1]), dtype=Y.dtype)
+        self.item_factors_[self.active_] = Y
         self.backend_ = backend
         norms = np.linalg.norm(self.item_factors_, axis=1, keepdims=True)
         self.item_unit_ = self.item_factors_ / np.maximum(norms, 1e-9)
         return self
 
     def score(self, rows: np.ndarray) -> np.ndarray:
-        return self.user_factors_[rows] @ self.item_factors_.T
+        out = np.full((len(rows), self.item_factors_.shape[0]), -np.inf)
+        out[:, self.active_] = self.user_factors_[rows] @ self.item_factors_[self.active_].T
+        return out
 
     def reason(self, row: int, item: int, score: float) -> str:
         P = self.data_.plays
@@ -310,12 +346,13 @@ class ALSRecommender(Recommender):
 
 
 def make_recommender(method: str, **params: Any) -> Recommender:
+    """A recommender by name; ``params`` are its hyper-parameters (the evaluation picks them on validation)."""
     if method == "popularity":
         return PopularityRecommender()
     if method == "segment":
-        return SegmentRecommender()
+        return SegmentRecommender(**params)
     if method == "content":
-        return ContentRecommender()
+        return ContentRecommender(**params)
     if method == "als":
         return ALSRecommender(**params)
     raise InputError(f"unknown recommendation method {method!r}", field="method", hint=f"one of {', '.join(METHODS)}")
@@ -339,14 +376,23 @@ def recommendations_frame(rec: Recommender, recs: Recs, rows: np.ndarray) -> pd.
 def recommend_for_user(con: duckdb.DuckDBPyConnection, user_key: int, n: int = 20,
                        method: str | None = None) -> pd.DataFrame:
     """Fresh recommendations for one listener from the whole history: rank, track_id, track_name, artist_name,
-    score, method, reason. ``method`` None = the default chosen by the last evaluation (als if none ran)."""
+    score, method, reason. ``method`` None = the default chosen by the last evaluation (popularity if none ran);
+    a method runs with the hyper-parameters that evaluation chose for it on validation."""
+    import json
+
     from tunelake.analytics.insights import table_exists
 
-    if method is None:
-        row = None
-        if table_exists(con, "rec_evaluation"):
-            row = con.execute("SELECT method FROM rec_evaluation WHERE is_default").fetchone()
-        method = row[0] if row else "als"
+    chosen: dict[str, dict[str, Any]] = {}
+    default = "popularity"
+    if table_exists(con, "rec_evaluation"):
+        cols = {r[0] for r in con.execute("DESCRIBE rec_evaluation").fetchall()}
+        rows = con.execute(f"SELECT method, is_default{', params' if 'params' in cols else ''} "
+                           "FROM rec_evaluation").fetchall()
+        for r in rows:
+            chosen[r[0]] = json.loads(r[2]) if len(r) > 2 and r[2] else {}
+            if r[1]:
+                default = r[0]
+    method = method or default
     if method == "segment" and not table_exists(con, "user_segment"):
         raise InputError("segment recommendations need segments", field="method", hint="run `tunelake segment` first")
     segs = con.execute("SELECT user_key, segment, segment_name FROM user_segment").df() \
@@ -354,7 +400,7 @@ def recommend_for_user(con: duckdb.DuckDBPyConnection, user_key: int, n: int = 2
     data = load_interactions(con, segments=segs)
     if user_key not in data.row_of:
         raise InputError(f"user {user_key} has no music plays", field="user", hint="pick a listener with plays")
-    rec = make_recommender(method).fit(data)
+    rec = make_recommender(method, **chosen.get(method, {})).fit(data)
     rows = np.array([data.row_of[user_key]])
     df = recommendations_frame(rec, rec.recommend(rows, n), rows)
     meta = data.tracks[["track_id", "track_name", "artist_name"]]

@@ -108,12 +108,15 @@ class ListenerSegmenter(ClusterMixin, BaseEstimator):
     n_init : K-means initialisations per fit ('auto' = 10 up to ``minibatch_above`` users, 3 above).
     random_state : seed for everything random.
     stability_seeds : extra seeds refit at the chosen k; ``stability_`` is their mean ARI against the model.
+    min_segment_size : with k='auto', a k whose K-means leaves a segment smaller than this is passed over
+        (a "segment" of one listener describes that listener, not a group); when every k does, the best
+        silhouette wins anyway and ``singletons_`` says which segments are one listener.
     silhouette_sample, scan_sample, minibatch_above : see the module docstring.
     """
 
     def __init__(self, k: int | str = "auto", k_range: tuple[int, int] = (2, 10), n_init: int | str = "auto",
                  random_state: int = 0, stability_seeds: int = 5, silhouette_sample: int = 5_000,
-                 scan_sample: int = 30_000, minibatch_above: int = 50_000) -> None:
+                 scan_sample: int = 30_000, minibatch_above: int = 50_000, min_segment_size: int = 2) -> None:
         self.k = k
         self.k_range = k_range
         self.n_init = n_init
@@ -122,6 +125,7 @@ class ListenerSegmenter(ClusterMixin, BaseEstimator):
         self.silhouette_sample = silhouette_sample
         self.scan_sample = scan_sample
         self.minibatch_above = minibatch_above
+        self.min_segment_size = min_segment_size
 
     # --- helpers ----------------------------------------------------------------------------------------------
     def _kmeans(self, k: int, n: int, seed: int, total: int) -> KMeans | MiniBatchKMeans:
@@ -182,11 +186,13 @@ class ListenerSegmenter(ClusterMixin, BaseEstimator):
                 ch = float(calinski_harabasz_score(scan, labels))
             else:
                 sil, ch = float("nan"), float("nan")
-            rows.append({"k": k, "silhouette": sil, "inertia": float(km.inertia_), "calinski_harabasz": ch})
+            rows.append({"k": k, "silhouette": sil, "inertia": float(km.inertia_), "calinski_harabasz": ch,
+                         "smallest": int(np.bincount(labels, minlength=k).min())})
             models[k] = km
         sel = pd.DataFrame(rows)
         if self.k == "auto":
-            best = sel.sort_values(["silhouette", "k"], ascending=[False, True]).iloc[0]
+            big = sel[sel["smallest"] >= self.min_segment_size]
+            best = (big if len(big) else sel).sort_values(["silhouette", "k"], ascending=[False, True]).iloc[0]
             self.k_ = int(best["k"])
         else:
             self.k_ = int(self.k)
@@ -207,6 +213,7 @@ class ListenerSegmenter(ClusterMixin, BaseEstimator):
         self.kmeans_ = final
         self.labels_ = self._relabel[raw]
         self.cluster_centers_ = final.cluster_centers_[order]  # in scaled units = z-scores of the centres
+        self.singletons_ = [int(s) for s in np.flatnonzero(np.bincount(self.labels_, minlength=self.k_) == 1)]
 
         # Stability: the same k from other seeds, compared with the chosen model on the scan set.
         ref = self._relabel[final.predict(scan)]

@@ -65,6 +65,7 @@ def fit_spark_segments(
     n_init: int = 4,
     max_iter: int = 50,
     spark: Any = None,
+    min_segment_size: int = 2,
 ) -> SparkSegments:
     """K-means segments of one row per listener (``user_key`` plus ``feature_names``), computed by Spark MLlib.
 
@@ -97,11 +98,13 @@ def fit_spark_segments(
             model = min(fits, key=lambda m: m.summary.trainingCost)
             pred = model.transform(data)
             sil = float(evaluator.evaluate(pred)) if kk >= 2 else float("nan")
-            rows.append({"k": kk, "silhouette": sil, "cost": float(model.summary.trainingCost)})
+            rows.append({"k": kk, "silhouette": sil, "cost": float(model.summary.trainingCost),
+                         "smallest": int(min(model.summary.clusterSizes))})
             models[kk] = (model, pred)
         selection = pd.DataFrame(rows)
-        best = int(selection.sort_values(["silhouette", "k"], ascending=[False, True]).iloc[0]["k"]) \
-            if k == "auto" else ks[0]
+        big = selection[selection["smallest"] >= min_segment_size]  # as ListenerSegmenter: no one-listener segment
+        best = int((big if len(big) else selection).sort_values(["silhouette", "k"], ascending=[False, True])
+                   .iloc[0]["k"]) if k == "auto" else ks[0]
         keys = features[["user_key"]]
         labels_by_k = {
             kk: keys.merge(p.select("user_key", "prediction").toPandas(), on="user_key", how="left")[
@@ -164,7 +167,8 @@ class SparkListenerSegmenter(ListenerSegmenter):
         rows.insert(0, "user_key", np.arange(n, dtype="int64"))
         n_init = 4 if self.n_init == "auto" else int(self.n_init)
         res = fit_spark_segments(rows, names, k=self.k if self.k == "auto" else int(self.k),
-                                 k_range=(ks[0], ks[-1]), seed=self.random_state, n_init=n_init, spark=self.spark)
+                                 k_range=(ks[0], ks[-1]), seed=self.random_state, n_init=n_init, spark=self.spark,
+                                 min_segment_size=self.min_segment_size)
         sel = []
         for kk, lab in res.labels_by_k.items():
             many = kk >= 2 and len(set(lab)) > 1
@@ -173,11 +177,13 @@ class SparkListenerSegmenter(ListenerSegmenter):
             cost = float(res.selection.loc[res.selection["k"] == kk, "cost"].iloc[0])
             sel.append({"k": kk, "silhouette": float(silhouette_score(Z[pick], lab[pick])) if many else np.nan,
                         "inertia": cost,
-                        "calinski_harabasz": float(calinski_harabasz_score(Z, lab)) if many else np.nan})
+                        "calinski_harabasz": float(calinski_harabasz_score(Z, lab)) if many else np.nan,
+                        "smallest": int(res.selection.loc[res.selection["k"] == kk, "smallest"].iloc[0])})
         self.selection_ = pd.DataFrame(sel)
         self.selection_["chosen"] = self.selection_["k"] == res.k
         self.k_ = res.k
         self.labels_ = res.labels
+        self.singletons_ = [int(s) for s in np.flatnonzero(np.bincount(self.labels_, minlength=self.k_) == 1)]
         self.cluster_centers_ = res.centers_z.to_numpy()
         self._relabel = np.arange(self.k_)  # MLlib's labels are already numbered by size
         self.kmeans_ = _NearestCentre(self.cluster_centers_)

@@ -6,6 +6,7 @@ warehouse switch) and ``tunelake segment`` / ``tunelake recommend`` can run it t
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from tunelake.analytics.features import FEATURE_NAMES, compute_features, write_f
 from tunelake.analytics.insights import table_exists
 from tunelake.analytics.recommend import load_interactions, make_recommender, recommendations_frame
 from tunelake.analytics.segments import ListenerSegmenter, segment_tables
+from tunelake.analytics.split import SplitSpec
+from tunelake.settings import Settings
 from tunelake.workspace import Workspace
 
 Progress = Callable[[int, int, str], None]
@@ -69,41 +72,69 @@ def run_segments(con: duckdb.DuckDBPyConnection, features: pd.DataFrame, run_id:
     write_table(con, "segment_selection", model.selection_, run_id)
     ari = ari_against_truth(con, user_segment, truth) if truth else None
     sizes = user_segment["segment"].value_counts().sort_index()
+    singles = [int(s) for s, c in sizes.items() if c == 1]
+    alone = ("; " + ", ".join(f"segment {s} “{model.names_[s]}” is a single listener" for s in singles)
+             + (" (every k tried leaves one: too few listeners to say more)" if k == "auto"
+                else f" (k = {k} was fixed)")) if singles else ""
     info = {
         "rows": len(user_segment), "k": model.k_, "silhouette": round(model.silhouette_, 4),
         "stability": round(model.stability_, 4), "ari_vs_truth": None if ari is None else round(ari, 4),
         "names": {int(s): model.names_[s] for s in range(model.k_)},
-        "sizes": {int(s): int(c) for s, c in sizes.items()}, "seconds": round(seconds, 3),
+        "sizes": {int(s): int(c) for s, c in sizes.items()}, "singletons": singles, "seconds": round(seconds, 3),
         "summary": (f"{model.k_} segments, silhouette {model.silhouette_:.2f}, stability ARI {model.stability_:.2f}"
-                    + (f", ARI vs planted types {ari:.2f}" if ari is not None else "")),
+                    + (f", ARI vs planted types {ari:.2f}" if ari is not None else "") + alone),
     }
     return info, user_segment
 
 
+def split_spec(settings: Settings) -> SplitSpec:
+    """The evaluation's per-listener split from the workspace settings."""
+    return SplitSpec(settings.eval_split, settings.eval_test_weeks, settings.eval_test_percent,
+                     settings.eval_min_train_plays)
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None or pd.isna(v) else round(float(v), 4)
+
+
 def run_recommendations(con: duckdb.DuckDBPyConnection, run_id: str, segments: pd.DataFrame | None,
-                        n: int = 20) -> dict[str, Any]:
-    """Evaluate every method on the time split, keep the best by NDCG@10 as default, and write its
-    recommendations for every listener (fitted on the whole history) into ``recommendations``."""
+                        n: int = 20, settings: Settings | None = None) -> dict[str, Any]:
+    """Evaluate every method on the per-listener split, and write the default method's recommendations for
+    every listener (fitted on the whole history with its validation-chosen parameters) into ``recommendations``.
+
+    The default is popularity unless a method beats it with a bootstrap interval above zero (evaluate.py)."""
+    settings = settings or Settings()
     t0 = time.perf_counter()
-    ev = evaluate(con, segments)
+    ev = evaluate(con, segments, spec=split_spec(settings), rounds=settings.eval_bootstrap)
     write_table(con, "rec_evaluation", ev, run_id)
-    best = str(ev.loc[ev["is_default"], "method"].iloc[0])
+    chosen = ev.loc[ev["is_default"]].iloc[0]
+    best = str(chosen["method"])
     data = load_interactions(con, segments=segments)
-    rec = make_recommender(best).fit(data)
+    rec = make_recommender(best, **json.loads(chosen["params"])).fit(data)
     rows = np.arange(len(data.user_keys))
     frame = recommendations_frame(rec, rec.recommend(rows, n), rows)
     write_table(con, "recommendations", frame, run_id)
-    ndcg = {str(r.method): round(float(r.ndcg_at_k), 4) for r in ev.itertuples()}
-    pop = ndcg.get("popularity")
-    lift = (ndcg[best] / pop) if pop else None
+    by = ev.set_index("method")
+    users = int(ev["users"].iloc[0])
+    ndcg = {str(m): _num(v) for m, v in by["ndcg_at_k"].items()}
+    best_ndcg, pop = ndcg.get(best), ndcg.get("popularity")
+    if users == 0:
+        summary = f"default {best}: no listener could be evaluated"
+    else:
+        lo, hi = _num(chosen["ndcg_low"]), _num(chosen["ndcg_high"])
+        summary = (f"default {best}, NDCG@10 {best_ndcg:.3f} [{lo:.3f}, {hi:.3f}] over {users} listeners"
+                   + (f" (popularity {pop:.3f})" if best != "popularity" and pop is not None else "")
+                   + f" — {chosen['decision']}")
     return {
         "rows": len(frame), "best_method": best, "ndcg_at_10": ndcg,
-        "precision_at_10": {str(r.method): round(float(r.precision_at_k), 4) for r in ev.itertuples()},
-        "recall_at_10": {str(r.method): round(float(r.recall_at_k), 4) for r in ev.itertuples()},
-        "lift_vs_popularity": None if lift is None else round(lift, 2), "users_evaluated": int(ev["users"].iloc[0]),
-        "holdout_start": str(ev["holdout_start"].iloc[0]), "seconds": round(time.perf_counter() - t0, 3),
-        "summary": (f"best {best} NDCG@10 {ndcg[best]:.3f}"
-                    + (f" ({lift:.1f}× popularity {pop:.3f})" if lift is not None else "")),
+        "ndcg_ci": {str(m): [_num(r.ndcg_low), _num(r.ndcg_high)] for m, r in by.iterrows()},
+        "recall_at_10": {str(m): _num(v) for m, v in by["recall_at_k"].items()},
+        "map_at_10": {str(m): _num(v) for m, v in by["map_at_k"].items()},
+        "delta_vs_popularity": {str(m): [_num(r.delta_ndcg), _num(r.delta_low), _num(r.delta_high)]
+                                for m, r in by.iterrows() if m != "popularity"},
+        "params": {str(m): json.loads(p) for m, p in by["params"].items()},
+        "users_evaluated": users, "val_users": int(ev["val_users"].iloc[0]), "split": str(ev["split"].iloc[0]),
+        "decision": str(chosen["decision"]), "seconds": round(time.perf_counter() - t0, 3), "summary": summary,
     }
 
 
@@ -133,7 +164,7 @@ def _run(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, say: Progre
     seg_info, user_segment = run_segments(con, features, run_id, k=k, truth=truth_file(ws), engine=ws.settings.engine)
     out["segments"] = seg_info
     say(2, 3, "recommendations")
-    out["recommendations"] = run_recommendations(con, run_id, user_segment)
+    out["recommendations"] = run_recommendations(con, run_id, user_segment, settings=ws.settings)
     say(3, 3, "done")
     rec = out["recommendations"]
     out.update({"k": seg_info.get("k"), "silhouette": seg_info.get("silhouette"),

@@ -2,8 +2,8 @@
 one place that formats output and turns errors into one-line messages and exit codes.
 
 One module per command group: data (generate, import, import-catalog), pipeline (run, build, status, doctor),
-query (sql, config), analytics (insights, segment, recommend), api (auth, pull, playlist, fake-spotify), export,
-app (dashboard, report), serve (serve, users), demo.
+query (sql, config), analytics (insights, segment, recommend), social (consent, compare, wrapped), api (auth, pull,
+playlist, fake-spotify), export, app (dashboard, report), serve (serve, users), demo.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from tunelake import __version__
-from tunelake.cli import analytics, api, data, demo, export, pipeline, query, serve
+from tunelake.cli import analytics, api, collect, data, demo, export, pipeline, query, serve, social
 from tunelake.cli import app as app_cmds
 from tunelake.cli.common import console, err_console, log_to_stderr
 from tunelake.errors import TunelakeError
@@ -53,7 +53,7 @@ def main_callback(
                                                           debug=debug)
 
 
-for _group in (data, pipeline, query, analytics, api, export, app_cmds, serve, demo):
+for _group in (data, pipeline, query, analytics, social, api, collect, export, app_cmds, serve, demo):
     _group.register(app)
 
 

@@ -15,6 +15,10 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{x:.0%}"
 
 
+def _bits(x: float | None) -> str:
+    return "– (unknown)" if x is None else f"{x:.2f} bits"
+
+
 def _print_wrapped(w: dict[str, Any]) -> None:
     from rich.columns import Columns
     from rich.panel import Panel
@@ -47,11 +51,12 @@ def _print_wrapped(w: dict[str, Any]) -> None:
     facts.add_row("Peak time", f"{w['peak_weekday']}s around {w['peak_hour']:02d}:00")
     if streak:
         facts.add_row("Longest streak", f"{streak['days']} days ({streak['start']} → {streak['end']})")
-    facts.add_row("Sessions", f"{s['sessions']:,}, median {s['median_minutes'] or 0:.0f} min")
+    median = "–" if s["median_minutes"] is None else f"{s['median_minutes']:.0f} min"
+    facts.add_row("Sessions", f"{s['sessions']:,}, median {median}")
     facts.add_row("Skip rate / completion", f"{_pct(w['skip_rate'])} / {_pct(w['mean_completion'])}")
     facts.add_row("New artists", f"{w['new_artists']:,} ({_pct(w['artist_discovery_rate'])} of plays)")
-    facts.add_row("Diversity", f"{d['artist_entropy_bits']:.2f} bits over artists, "
-                               f"{d['genre_entropy_bits']:.2f} bits over genres")
+    facts.add_row("Diversity", f"{_bits(d['artist_entropy_bits'])} over artists, "
+                               f"{_bits(d['genre_entropy_bits'])} over genres")
     if m["mean_popularity"] is not None:
         facts.add_row("Mainstreamness", f"{m['mean_popularity']:.0f}/100 (coverage {_pct(m['coverage'])})")
     if w["top_decade"]:
@@ -141,7 +146,8 @@ def register(app: typer.Typer) -> None:
         user: str = typer.Option(None, "--user", "-u", help="Listener handle; omit to show the evaluation only"),
         n: int = typer.Option(20, "--n", help="How many tracks"),
         method: str = typer.Option(None, "--method", "-m",
-                                   help="popularity, segment, content or als (default: best by NDCG@10)"),
+                                   help="popularity, segment, content or als (default: the evaluation's default — "
+                                        "popularity unless a method beats it with confidence)"),
         evaluate_: bool = typer.Option(False, "--evaluate", help="Re-run the offline evaluation and store it"),
         push: bool = typer.Option(False, "--push", help="Save the list to the user's Spotify as a playlist"),
         playlist: str = typer.Option("tunelake recommendations", "--name", help="Playlist name for --push"),
@@ -171,17 +177,37 @@ def register(app: typer.Typer) -> None:
                 update(0, 1, "evaluation")
                 segs = (wcon.execute("SELECT user_key, segment, segment_name FROM user_segment").df()
                         if table_exists(wcon, "user_segment") else None)
-                run_recommendations(wcon, run_id, segs)
+                run_recommendations(wcon, run_id, segs, settings=ws.settings)
                 update(1, 1, "done")
         con = open_warehouse(ws)
         try:
             if user is None:
-                ev = con.execute("""SELECT method, precision_at_k, recall_at_k, ndcg_at_k, coverage, novelty, users,
-                                           CAST(holdout_start AS VARCHAR) AS holdout_start, is_default
-                                    FROM rec_evaluation ORDER BY ndcg_at_k DESC""").df()
-                emit([{**r, **{c: round(r[c], 4) for c in ("precision_at_k", "recall_at_k", "ndcg_at_k",
-                                                           "coverage", "novelty")}}
-                      for r in ev.to_dict("records")], fmt, title="Offline evaluation (@10, last 4 weeks held out)")
+                ev = con.execute("""SELECT method, ndcg_at_k, ndcg_low, ndcg_high, recall_at_k, map_at_k, coverage,
+                                           novelty, diversity, delta_low, delta_high, users, params, is_default,
+                                           decision, split
+                                    FROM rec_evaluation ORDER BY is_default DESC, ndcg_at_k DESC NULLS LAST""").df()
+                nums = ("ndcg_at_k", "ndcg_low", "ndcg_high", "recall_at_k", "map_at_k", "coverage", "novelty",
+                        "diversity", "delta_low", "delta_high")
+                rows = [{**{c: v for c, v in r.items() if c != "split"},
+                         **{c: None if r[c] is None or r[c] != r[c] else round(r[c], 4) for c in nums}}
+                        for r in ev.to_dict("records")]
+                split = ev["split"].iloc[0] if len(ev) else ""
+                title = f"Offline evaluation (@10; {split}; [95% bootstrap interval over listeners])"
+                if fmt != "table":
+                    emit(rows, fmt, title=title)
+                    return
+                num = lambda v, f="{:.3f}": "–" if v is None else f.format(v)  # noqa: E731 - "–": no data, never 0
+                span = lambda lo, hi, f="{:.3f}": "" if lo is None else f" [{num(lo, f)}, {num(hi, f)}]"  # noqa: E731
+                emit([{"method": r["method"], "NDCG@10": num(r["ndcg_at_k"]) + span(r["ndcg_low"], r["ndcg_high"]),
+                       "recall@10": num(r["recall_at_k"]), "MAP@10": num(r["map_at_k"]),
+                       "coverage": num(r["coverage"], "{:.4f}"), "novelty": num(r["novelty"], "{:.2f}"),
+                       "diversity": num(r["diversity"], "{:.2f}"),
+                       "Δ vs popularity": "" if r["method"] == "popularity" else
+                       "–" if r["delta_low"] is None else span(r["delta_low"], r["delta_high"], "{:+.3f}").strip(),
+                       "listeners": r["users"], "default": "✓" if r["is_default"] else ""} for r in rows],
+                     fmt, title=title)
+                for r in rows:
+                    console.print(f"{r['method']} {r['params']}: {r['decision']}", highlight=False)
                 return
             user_key, handle = resolve_user(con, user)
             default = con.execute("SELECT method FROM rec_evaluation WHERE is_default").fetchone()[0]

@@ -99,17 +99,39 @@ def fake_spotify(
     faults: str = typer.Option(
         "", "--faults", help="Faults, e.g. '429x3:2,503x2,slowx5:1.5,ttl:30' (also at run time: POST /_fault)"
     ),
-    recent_limit: int = typer.Option(None, "--recent-limit", help="Expose only the last N plays (the real API: 50)"),
+    recent_limit: int = typer.Option(
+        50,
+        "--recent-limit",
+        min=0,
+        help="Expose only the last N plays, as the real API does with 50; 0 lets `after` page through the whole "
+        "history (the old default, for tests)",
+    ),
+    live: float = typer.Option(
+        None,
+        "--live",
+        min=0,
+        metavar="SPEED",
+        help="Live mode: listeners keep listening in simulated time, SPEED× faster than real time from the world's "
+        "end (0: the clock moves only through POST /_live/clock); GET /_live/truth?user=NAME lists every play so far",
+    ),
 ) -> None:
     """Run the local fake Spotify Web API and accounts service backed by a synthetic world."""
+    from tunelake.errors import InputError
     from tunelake.synthetic.server import FakeSpotify, parse_fault_spec
 
-    srv = FakeSpotify(world, dev_mode=dev_mode, host=host, port=port, recent_limit=recent_limit)
-    if faults:
+    try:
+        srv = FakeSpotify(world, dev_mode=dev_mode, host=host, port=port, recent_limit=recent_limit, live=live)
+    except (FileNotFoundError, ValueError) as exc:
+        raise InputError(str(exc), hint="make a world with `tunelake generate --out DIR`") from None
+    try:
         srv.apply_faults(parse_fault_spec(faults))
+    except ValueError as exc:
+        raise InputError(str(exc), field="--faults") from None
+    mode = f", live at {live:g}x from {srv.world.end:%Y-%m-%d %H:%M} UTC" if live is not None else ""
     typer.echo(
         f"Fake Spotify on http://{host}:{port} ({len(srv.world.handles)} listeners"
-        f"{', development mode' if dev_mode else ''}). Point tunelake at it with\n"
+        f"{', development mode' if dev_mode else ''}{mode}; recently-played shows "
+        f"{f'the last {recent_limit} plays' if recent_limit else 'the whole history'}). Point tunelake at it with\n"
         f"  TUNELAKE_SPOTIFY_API_URL=http://{host}:{port}/v1/ TUNELAKE_SPOTIFY_ACCOUNTS_URL=http://{host}:{port}"
         f" TUNELAKE_SPOTIFY_CLIENT_ID=demo\nCtrl-C stops it."
     )

@@ -25,13 +25,18 @@ def generate(
     account_data: bool = typer.Option(True, "--account-data/--no-account-data",
                                       help="Also write the account-data view (StreamingHistory_music_N.json …)"),
     legacy_users: int = typer.Option(0, "--legacy-users", help="Write the last N listeners in the old endsong format"),
+    world: str = typer.Option("default", "--world",
+                              help="default (seven clean listener types) or hard (blended, drifting, heavy-tailed, "
+                                   "noisy listeners whose histories end anywhere)"),
 ) -> None:
     """Write a deterministic synthetic Spotify world: exports per listener, catalogue, ground truth."""
-    from tunelake.synthetic.world import generate_world
+    from tunelake.synthetic.world import WORLDS, generate_world
 
+    if world not in WORLDS:
+        raise TunelakeError(f"--world must be one of {', '.join(WORLDS)}, not {world!r}")
     with progress_bar("Generating listeners") as update:
         summary = generate_world(out, users=users, days=days, seed=seed, account_data=account_data,
-                                 legacy_users=legacy_users, progress=lambda d, t: update(d, t, ""))
+                                 legacy_users=legacy_users, world=world, progress=lambda d, t: update(d, t, ""))
     console.print(
         f"[green]Wrote[/] {summary.users} listeners, {summary.track_plays:,} track plays, "
         f"{summary.episode_plays:,} episode plays in {summary.files:,} files "
@@ -74,12 +79,14 @@ def print_import_summary(summary: Any) -> None:
 
 def import_(
     ctx: typer.Context,
-    paths: list[Path] = typer.Argument(..., help="Files, folders or zips of Spotify exports"),
+    paths: list[Path] = typer.Argument(..., help="Files, folders or zips: Spotify exports, ListenBrainz, Last.fm "
+                                                 "or Maloja histories"),
     user: str = typer.Option(..., "--user", "-u", help="Workspace handle of the listener these files belong to"),
     tz: str = typer.Option(None, "--tz", help="IANA timezone of the listener (default: inferred from conn_country)"),
     pii: str = typer.Option(None, "--pii", help="drop (default) or pseudonymize personal fields"),
 ) -> None:
-    """Import Spotify privacy exports (extended streaming history, account data, library, playlists)."""
+    """Import Spotify privacy exports (extended streaming history, account data, library, playlists) and
+    ListenBrainz, Last.fm and Maloja histories (recognised by content)."""
     from tunelake.curate.ingest import import_paths
 
     ws = workspace(ctx)

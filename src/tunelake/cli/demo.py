@@ -30,14 +30,18 @@ def demo(
     users: int = typer.Option(120, "--users", "-n", min=2, help="Number of synthetic listeners"),
     days: int = typer.Option(180, "--days", "-d", min=7, help="Days of history"),
     seed: int = typer.Option(42, "--seed", "-s", help="Random seed"),
-    source: str = typer.Option("export", "--source", help="export (files) or api (through the fake Spotify API)"),
+    source: str = typer.Option("export", "--source", help="export (files) or api (through the fake Spotify API, "
+                               "which like Spotify shows each listener's last 50 plays)"),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the dashboard at the end"),
+    world_kind: str = typer.Option("default", "--world",
+                                   help="default (seven clean listener types) or hard (blended, drifting, "
+                                        "heavy-tailed listeners whose histories end anywhere)"),
 ) -> None:
     """Generate a synthetic world and run everything on it: import → build → quality gates → segments →
     recommendations → report, then serve the dashboard (--no-serve stops after the report)."""
     ws = workspace(ctx)
     result = run_demo(ws, users=users, days=days, seed=seed, source=source, progress_factory=progress_bar,
-                      say=console.print)
+                      say=console.print, world_kind=world_kind)
     console.print(summary_text(result))
     if serve:
         from tunelake.dashboard.app import serve as serve_dashboard
@@ -90,6 +94,7 @@ def run_demo(
     source: str = "export",
     progress_factory: Callable[..., Any] | None = None,
     say: Callable[[str], None] = lambda s: None,
+    world_kind: str = "default",
 ) -> DemoResult:
     """Generate → import every listener and the catalogue → build → gates → analytics → switch → report."""
     def bar(label: str) -> Any:
@@ -99,16 +104,19 @@ def run_demo(
 
     if source not in ("export", "api"):
         raise TunelakeError(f"--source must be export or api, not {source!r}")
+    if world_kind not in ("default", "hard"):
+        raise TunelakeError(f"--world must be default or hard, not {world_kind!r}")
     world = ws.root / "world"
     result = DemoResult(world)
     t0 = time.perf_counter()
     params = {"users": users, "days": days, "seed": seed}
     world_json = world / "world.json"
-    if world_json.exists() and {k: json.loads(world_json.read_text()).get(k) for k in params} == params:
+    have = json.loads(world_json.read_text()) if world_json.exists() else None
+    if have and {k: have.get(k) for k in params} == params and have.get("world", "default") == world_kind:
         say(f"Synthetic world already in {world}")
     else:
         with bar("Generating world") as update:
-            generate_world(world, users=users, days=days, seed=seed,
+            generate_world(world, users=users, days=days, seed=seed, world=world_kind,
                            progress=lambda d, t: update(d, t, "listeners"))
     result.timings["generate"] = time.perf_counter() - t0
     jobs: list[tuple[str, list[str]]] = []
@@ -151,12 +159,13 @@ def api_demo(
 ) -> list[Any]:
     """Start the fake Spotify server on loopback, log every listener in (auto-approve) and pull everything.
 
-    The whole Spotipy path runs with no network: PKCE login, token cache, paging, enrichment.
+    The whole Spotipy path runs with no network: PKCE login, token cache, paging, enrichment. The server answers
+    as Spotify does, with only the last 50 plays of each listener: the rest of a history comes from the export.
     """
     from tunelake.curate.pull import login, pull  # the api extra
-    from tunelake.synthetic.server import FakeSpotify
+    from tunelake.synthetic.server import REAL_RECENT_LIMIT, FakeSpotify
     results = []
-    with FakeSpotify(world_dir, dev_mode=dev_mode) as srv:
+    with FakeSpotify(world_dir, dev_mode=dev_mode, recent_limit=REAL_RECENT_LIMIT) as srv:
         local = ws.with_settings(spotify_api_url=srv.api_url, spotify_accounts_url=srv.accounts_url,
                                  spotify_client_id=ws.settings.spotify_client_id or "tunelake-demo")
         todo = handles if handles is not None else srv.world.handles

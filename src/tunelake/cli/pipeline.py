@@ -24,7 +24,9 @@ def run_cmd(
     paths: list[Path] = typer.Argument(None, help="Export files, folders or zips to import first (optional)"),
     user: str = typer.Option(None, "--user", "-u", help="Handle of the listener the paths belong to"),
     tz: str = typer.Option(None, "--tz", help="IANA timezone of that listener"),
-    force: bool = typer.Option(False, "--force", help="Rebuild (and re-run later steps) even if nothing changed"),
+    force: bool = typer.Option(False, "--force",
+                               help="Rebuild every table from the curated zone (not incrementally) and re-run later "
+                                    "steps, even if nothing changed"),
     report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report after the build"),
 ) -> None:
     """Run the pipeline: import (if paths) → build → quality gates → analytics → report. Idempotent."""
@@ -46,18 +48,20 @@ def status_cmd(
 ) -> None:
     """Show the lake (batches, sources, users, date ranges), the warehouse (tables, rows, freshness) and the
     last runs."""
+    from tunelake.curate.listener_state import listeners_status
     from tunelake.pipeline import read_run_logs
     from tunelake.pipeline.status import lake_status, warehouse_status
 
     ws = workspace(ctx)
     lake = lake_status(ws)
     wh = warehouse_status(ws)
+    listeners = listeners_status(ws)
     logged = read_run_logs(ws.lake, last=runs)
     run_rows = [{"run": r["run_id"], "step": s["step"], "status": s["status"], "rows in": s.get("rows_in"),
                  "rows out": s.get("rows_out"), "seconds": _seconds(s["started_at"], s.get("ended_at")),
                  "error": (s.get("error") or "")[:120]} for r in reversed(logged) for s in r.get("steps", [])]
     if fmt == "json":
-        emit([{"lake": lake, "warehouse": wh, "runs": list(reversed(logged))}], "json")
+        emit([{"lake": lake, "warehouse": wh, "listeners": listeners, "runs": list(reversed(logged))}], "json")
         return
     console.print(f"[bold]Lake[/] {ws.lake_url}: {lake['users']} users")
     if lake["sources"]:
@@ -70,6 +74,17 @@ def status_cmd(
                       + (f", updated by {wh['updated_by']}" if wh.get("updated_by") else "")
                       + (f"; quality: {q['passed']}/{q['gates']} gates passed" if q else ""))
         emit(wh["tables"], "table", title="Tables")
+    if listeners:
+        emit([{"listener": s["handle"], "last poll": (s["last_poll_at"] or "")[:19],
+               "next poll": (s["next_poll_at"] or "")[:19], "plays collected": s["plays_collected"],
+               "open gaps": len(s["open_gaps"]), "token": s["token"]["state"]} for s in listeners],
+             "table", title="Connected listeners (tunelake collect)")
+        for s in listeners:
+            for g in s["open_gaps"]:
+                console.print(f"[yellow]gap[/] {s['handle']}: plays from {g['start'] or 'the beginning'} to "
+                              f"{g['end']} may be missing — {g['fix']}", soft_wrap=True)
+            if s["token"]["state"] not in ("ok",):
+                console.print(f"[yellow]token[/] {s['handle']}: {s['token'].get('message')}", soft_wrap=True)
     if run_rows:
         emit(run_rows, "table", title=f"Last {len(logged)} runs")
     else:
@@ -106,9 +121,12 @@ def _seconds(start: str | None, end: str | None) -> str:
 
 def build(
     ctx: typer.Context,
-    force: bool = typer.Option(False, "--force", help="Rebuild even when nothing changed"),
+    force: bool = typer.Option(False, "--force",
+                               help="Rebuild every table from the curated zone (not incrementally), even when "
+                                    "nothing changed"),
 ) -> None:
-    """Build the star schema from the curated zone (does nothing when nothing changed)."""
+    """Build the star schema from the curated zone: nothing when nothing changed; on DuckDB, only the listeners
+    whose data changed are recomputed."""
     from tunelake.pipeline import build as build_warehouse
 
     ws = workspace(ctx)

@@ -27,7 +27,10 @@ from tunelake.sources import library as library_files
 from tunelake.sources import names
 from tunelake.sources.account import parse_account
 from tunelake.sources.export import PARSERS, Parsed, find_export_files, source_of_kind
-from tunelake.sources.types import USERS
+from tunelake.sources.lastfm import parse_lastfm_csv, parse_lastfm_json
+from tunelake.sources.listenbrainz import parse_listenbrainz
+from tunelake.sources.maloja import parse_maloja
+from tunelake.sources.types import NAME_ONLY_SOURCES, SCROBBLE_SOURCES, USERS
 from tunelake.workspace import Workspace
 
 Progress = Callable[[int, int, str], None]
@@ -39,6 +42,10 @@ ALL_PARSERS: dict[str, Callable[..., Parsed]] = {
     "account_audiobook": parse_account,
     "library": library_files.parse_library,
     "playlist": library_files.parse_playlists,
+    "listenbrainz": parse_listenbrainz,
+    "lastfm_json": parse_lastfm_json,
+    "lastfm_csv": parse_lastfm_csv,
+    "maloja": parse_maloja,
 }
 TABLE_OF_KIND = {"library": "saved_tracks", "playlist": "playlist_items"}  # every other kind → plays
 
@@ -171,7 +178,7 @@ def _resolve_pending(lake: Lake, pending: list[tuple[Batch, FileResult, Parsed]]
     """Fill track/episode ids of name-only rows from every known track (lake + this import)."""
     def needs(result: FileResult, rows: pa.Table) -> bool:
         if result.table == "plays":
-            return bool(rows.num_rows) and pc.any(pc.equal(rows["source"], "account")).as_py()
+            return bool(rows.num_rows) and pc.any(_name_only(rows)).as_py()
         return bool(rows.num_rows) and pc.any(pc.is_null(rows["item_id"])).as_py()
 
     if not any(needs(r, p.rows) for _, r, p in pending):
@@ -187,14 +194,19 @@ def _resolve_pending(lake: Lake, pending: list[tuple[Batch, FileResult, Parsed]]
         if not needs(result, rows):
             continue
         if result.table == "plays":
-            acc = pc.fill_null(pc.equal(rows["source"], "account"), False)
+            acc = _name_only(rows)
             is_track = pc.and_(acc, pc.equal(rows["content_type"], "track"))
             is_ep = pc.and_(acc, pc.equal(rows["content_type"], "episode"))
             tids, tok = resolver.resolve_tracks(rows["artist_name"].to_pylist(), rows["track_name"].to_pylist())
-            eids, eok = resolver.resolve_episodes(rows["show_name"].to_pylist(), rows["episode_name"].to_pylist())
-            bids = pa.array([names.surrogate_id("chapter", b, c) for b, c in zip(
-                rows["audiobook_title"].to_pylist(), rows["chapter_title"].to_pylist(), strict=True)], pa.string())
             is_book = pc.and_(acc, pc.equal(rows["content_type"], "audiobook"))
+            if pc.any(is_ep).as_py():  # scrobbles and most music files have none: no need to name each row
+                eids, eok = resolver.resolve_episodes(rows["show_name"].to_pylist(),
+                                                      rows["episode_name"].to_pylist())
+            else:
+                eids, eok = pa.nulls(rows.num_rows, pa.string()), pa.repeat(False, rows.num_rows)
+            bids = (pa.array([names.surrogate_id("chapter", b, c) for b, c in zip(
+                rows["audiobook_title"].to_pylist(), rows["chapter_title"].to_pylist(), strict=True)], pa.string())
+                if pc.any(is_book).as_py() else pa.nulls(rows.num_rows, pa.string()))
             rows = rows.set_column(rows.column_names.index("track_id"), "track_id",
                                    pc.if_else(is_track, tids, rows["track_id"]))
             for name, col, mask in (("episode_id", eids, is_ep), ("chapter_id", bids, is_book)):
@@ -220,6 +232,13 @@ def _resolve_pending(lake: Lake, pending: list[tuple[Batch, FileResult, Parsed]]
     return resolver
 
 
+def _name_only(rows: pa.Table) -> pa.Array:
+    """Play rows that know their item by names only: account data, and scrobbles without a Spotify id."""
+    src = rows["source"]
+    scrobble = pc.and_(pc.is_in(src, pa.array(SCROBBLE_SOURCES)), pc.is_null(rows["track_id"]))
+    return pc.fill_null(pc.or_(pc.equal(src, "account"), scrobble), False)
+
+
 def _put(rows: pa.Table, name: str, values: pa.Array) -> pa.Table:
     if name in rows.column_names:
         return rows.set_column(rows.column_names.index(name), name, values)
@@ -227,11 +246,13 @@ def _put(rows: pa.Table, name: str, values: pa.Array) -> pa.Table:
 
 
 def _user_has_account_plays(lake: Lake, user_key: int) -> bool:
+    """Does the user have stored rows known by names only (account data, scrobbles) that this import may
+    resolve?"""
     rel = zones.curated_user_file("plays", user_key)
     if not lake.exists(rel):
         return False
     src = resolve._read_columns(lake, [rel], ["source"])
-    return src is not None and pc.any(pc.equal(src["source"], "account")).as_py()
+    return src is not None and pc.any(pc.is_in(src["source"], pa.array(NAME_ONLY_SOURCES))).as_py()
 
 
 def import_paths(
@@ -350,13 +371,19 @@ def _import_user(
             ids = curated_plays.account_play_ids(incoming)
             known = incoming["play_id"] if "play_id" in incoming.column_names else pa.scalar(None, pa.string())
             incoming = _put(incoming, "play_id", pc.if_else(acc, ids, known))
+        scrobbles = pc.fill_null(pc.is_in(incoming["source"], pa.array(SCROBBLE_SOURCES)), False)
+        if pc.any(scrobbles).as_py():
+            known = incoming["play_id"] if "play_id" in incoming.column_names else pa.scalar(None, pa.string())
+            incoming = _put(incoming, "play_id", pc.if_else(scrobbles, curated_plays.scrobble_play_ids(incoming),
+                                                            known))
         if not has_account and _user_has_account_plays(lake, user_key):
             has_account = True
             resolver = resolver or resolve.lake_resolver(lake)
             resolver.add_plays(incoming)
         merge = curated_plays.merge_plays(
             lake, user_key, incoming, tolerance_s=ws.settings.overlap_tolerance_s if has_account else None,
-            resolver=resolver, api_tolerance_s=ws.settings.overlap_tolerance_s, record_names=shared_writes)
+            resolver=resolver, api_tolerance_s=ws.settings.overlap_tolerance_s, record_names=shared_writes,
+            scrobble_tolerance_s=ws.settings.overlap_tolerance_s)
         summary.replaced += merge.replaced
         summary.upgraded += merge.upgraded
         for batch, result, parsed in plays:

@@ -17,6 +17,9 @@ the widened window, then the smaller ms difference, then the nearer time; pairs 
 other's best, repeatedly, until no candidate is left. The kept row is E (it has every field); A is counted as
 `merged`. The join is an equi-join on (item key, minute bucket) with each A row expanded to the few buckets its
 window covers, so it stays linear in the number of rows (100k+ rows per user).
+
+Scrobbles (ListenBrainz, Last.fm, Maloja: no ms_played, a start time) go through the same `find_pairs`, comparing
+start times, as `curate.scrobble_merge` describes.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import math
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tunelake.duck import cursor
 
@@ -39,37 +43,41 @@ def find_pairs(
     window_ms: int = ACCOUNT_WINDOW_MS,
 ) -> list[tuple[int, int]]:
     """(A idx, E idx) pairs that are one playback. Both tables: idx, t (epoch ms), ms, ctype, k, tid. `account` is
-    the side A with the `window_ms` precision; `ms_tolerance=None` leaves condition 4 out."""
+    the side A with the `window_ms` precision, or with a window per row when it has a column `w` (ms; the Web API
+    against scrobbles: a play of known end and length started somewhere in the first half of it);
+    `ms_tolerance=None` leaves condition 4 out."""
     if not account.num_rows or not other.num_rows:
         return []
     tol = int(tolerance_s * 1000)
+    per_row = "w" in account.column_names
+    widest = max(int(pc.max(account["w"]).as_py() or 0), 0) if per_row else window_ms
     lo = -math.ceil(tol / 60_000)  # the minute buckets an E of A's window can fall in, relative to A's
-    hi = math.ceil((tol + window_ms) / 60_000)
-    upper = window_ms + tol - (1 if window_ms else 0)  # last E.ts - A.t still in A's window (ms are integers)
-    half = window_ms // 2
+    hi = math.ceil((tol + widest) / 60_000)
     ms_check = "TRUE" if ms_tolerance is None else f"dms <= {int(ms_tolerance)}"
+    acc = "acc" if per_row else f"(SELECT *, {int(window_ms)} AS w FROM acc)"
 
     con = cursor()
     try:
         con.register("acc", account)
         con.register("oth", other)
+        # upper: the last E.t - A.t still in A's window (ms are integers, the window is half-open)
         con.execute(
             f"""
             CREATE TEMP TABLE cand AS
             WITH e AS (SELECT *, t // 60000 AS b FROM oth),
-            ax AS (SELECT acc.*, t // 60000 + r.o AS b FROM acc, range({lo}, {hi + 1}) AS r(o)),
+            ax AS (SELECT a.*, t // 60000 + r.o AS b FROM {acc} AS a, range({lo}, {hi + 1}) AS r(o)),
             pairs AS (
-                SELECT ax.idx AS ai, e.idx AS ei, ax.t AS a_t, e.t AS e_t, abs(e.ms - ax.ms) AS dms
+                SELECT ax.idx AS ai, e.idx AS ei, ax.t AS a_t, ax.w AS w, e.t AS e_t, abs(e.ms - ax.ms) AS dms
                 FROM ax JOIN e ON e.k = ax.k AND e.ctype = ax.ctype AND e.b = ax.b
                 UNION
-                SELECT ax.idx, e.idx, ax.t, e.t, abs(e.ms - ax.ms)
+                SELECT ax.idx, e.idx, ax.t, ax.w, e.t, abs(e.ms - ax.ms)
                 FROM ax JOIN e ON e.tid = ax.tid AND e.ctype = ax.ctype AND e.b = ax.b
             )
             SELECT ai, ei, dms,
-                   CASE WHEN e_t >= a_t AND e_t < a_t + {window_ms} THEN 0 ELSE 1 END AS outside,
-                   abs(e_t - (a_t + {half})) AS dt
+                   CASE WHEN e_t >= a_t AND e_t < a_t + w THEN 0 ELSE 1 END AS outside,
+                   abs(e_t - (a_t + w // 2)) AS dt
             FROM pairs
-            WHERE e_t >= a_t - {tol} AND e_t <= a_t + {upper} AND {ms_check}
+            WHERE e_t >= a_t - {tol} AND e_t <= a_t + w + {tol} - CASE WHEN w > 0 THEN 1 ELSE 0 END AND {ms_check}
             """
         )
         found: list[tuple[int, int]] = []

@@ -14,12 +14,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tunelake.curate import overlap, resolve
+from tunelake.curate import overlap, resolve, scrobble_merge
 from tunelake.duck import arrow_of, cursor
 from tunelake.lake import zones
 from tunelake.lake.store import Lake
 from tunelake.sources import names
-from tunelake.sources.types import PLAYS, conform, play_id_sql
+from tunelake.sources.types import NAME_ONLY_SOURCES, PLAYS, SCROBBLE_SOURCES, conform, play_id_sql
 
 TABLE = "plays"
 
@@ -93,6 +93,19 @@ def account_play_ids(rows: pa.Table) -> pa.Array:
     ], pa.string())
 
 
+def scrobble_play_ids(rows: pa.Table) -> pa.Array:
+    """Playback ids of scrobbles from (user, start time — the end when only that is known —, normalised names): the
+    same listen in two exports of one
+    service, or sent by one scrobbler to two services, gets one id whatever the spelling of case and credits."""
+    keys = names.keys_of(rows["artist_name"].to_pylist(), rows["track_name"].to_pylist())
+    user = rows["user_key"].to_pylist()
+    started = pc.cast(pc.coalesce(rows["listened_at"], rows["ended_at"]), pa.int64()).to_pylist()
+    return pa.array([
+        None if s is None else hashlib.md5(f"{u}|{s}|s:{k}".encode()).hexdigest()
+        for u, s, k in zip(user, started, keys, strict=True)
+    ], pa.string())
+
+
 def _overlap_inputs(t: pa.Table, idx: pa.Array) -> pa.Table:
     first, second = _item_names(t)
     return pa.table({
@@ -107,7 +120,7 @@ def _overlap_inputs(t: pa.Table, idx: pa.Array) -> pa.Table:
 
 def _upgrade_surrogates(existing: pa.Table, resolver: resolve.Resolver) -> tuple[pa.Table, int]:
     """Account rows stored with a surrogate track id get the real id once some later import makes it known."""
-    is_acc = pc.fill_null(pc.and_(pc.equal(existing["source"], "account"),
+    is_acc = pc.fill_null(pc.and_(pc.is_in(existing["source"], pa.array(NAME_ONLY_SOURCES)),
                                   pc.equal(existing["content_type"], "track")), False)
     if not pc.any(is_acc).as_py():
         return existing, 0
@@ -140,12 +153,15 @@ def merge_plays(
     resolver: resolve.Resolver | None = None,
     api_tolerance_s: float | None = None,
     record_names: bool = True,
+    scrobble_tolerance_s: float | None = None,
 ) -> MergeResult:
     """Add new rows to the user's partition.
 
     Rows whose playback id is already there count as duplicates. With `tolerance_s`, account-data rows and
     extended/API rows that are one playback by the rule of `curate.overlap` are merged: the extended/API row is
-    kept and the pair counts once, as `merged` for the batch whose row did not add a playback.
+    kept and the pair counts once, as `merged` for the batch whose row did not add a playback. Scrobbles are
+    matched to Spotify rows and to each other by `curate.scrobble_merge` (tolerance `scrobble_tolerance_s`, else
+    `tolerance_s`; the Web API pull passes only that).
     """
     existing = read_user_plays(lake, user_key)
     upgraded = 0
@@ -164,6 +180,12 @@ def merge_plays(
         for b, n in api_merged.items():
             merged_by[b] = merged_by.get(b, 0) + n
         replaced += api_replaced
+    scrobble_tol = scrobble_tolerance_s if scrobble_tolerance_s is not None else tolerance_s
+    if scrobble_tol is not None and kept.num_rows:
+        kept, scr_merged, scr_replaced, repl = scrobble_merge.merge_scrobbles(kept, scrobble_tol, repl)
+        for b, n in scr_merged.items():
+            merged_by[b] = merged_by.get(b, 0) + n
+        replaced += scr_replaced
     # Accepted = incoming rows kept that did not replace a stored account row (those count as merged).
     not_music = pc.and_(pc.equal(kept["_pri"], 1), pc.fill_null(pc.not_equal(kept["content_type"], "track"), True))
     counts = kept.filter(not_music).group_by("batch_id").aggregate([([], "count_all")])
@@ -291,7 +313,8 @@ def _merge_overlaps(kept: pa.Table, tolerance_s: float, ms_tolerance: int
     pad = pa.scalar(int((tolerance_s + 120) * 1000), pa.duration("ms"))
     window = pc.and_(pc.greater_equal(kept["ended_at"], pc.subtract(pa.scalar(lo, kept["ended_at"].type), pad)),
                      pc.less_equal(kept["ended_at"], pc.add(pa.scalar(hi, kept["ended_at"].type), pad)))
-    oth_mask = pc.and_(pc.and_(pc.invert(src), media), window)
+    not_scrobble = pc.invert(pc.fill_null(pc.is_in(kept["source"], pa.array(SCROBBLE_SOURCES)), False))
+    oth_mask = pc.and_(pc.and_(pc.and_(pc.invert(src), not_scrobble), media), window)
     # Only pairs with at least one incoming row are new; pairs among stored rows were settled when they arrived.
     if not pc.any(pc.and_(oth_mask, incoming)).as_py() and not pc.any(pc.and_(acc_mask, incoming)).as_py():
         return kept, {}, 0, set()

@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tunelake.curate import overlap
+from tunelake.curate import gaps, overlap
 from tunelake.curate import plays as curated_plays
 from tunelake.curate.enrich import enrich
 from tunelake.curate.ingest import write_users_table
@@ -29,10 +29,11 @@ from tunelake.lake.store import Lake
 from tunelake.sources.spotify.client import RetryPolicy, SpotifyClient
 from tunelake.sources.spotify.playlist import paged
 from tunelake.sources.spotify.rows import SOURCE, TIME_RANGES, api_time, play_rows
-from tunelake.sources.types import PLAYLIST_ITEMS, SAVED_TRACKS, TOP_ITEMS, conform
+from tunelake.sources.types import PLAYLIST_ITEMS, SAVED_TRACKS, SCROBBLE_SOURCES, TOP_ITEMS, conform
 from tunelake.workspace import Workspace
 
 WHAT_ALL = ("profile", "recent", "top", "saved", "playlists", "enrich")
+RECENT_LIMIT = 50  # the most recently-played returns, and all it keeps
 
 
 @dataclass
@@ -96,7 +97,9 @@ def export_matches(existing: pa.Table, incoming: pa.Table, tolerance_s: float) -
     account-data rows (matched by `merge_plays` with the account window)."""
     if not incoming.num_rows or not existing.num_rows:
         return [False] * incoming.num_rows
-    ex_mask = pc.fill_null(pc.invert(pc.is_in(existing["source"], pa.array([SOURCE, "account"]))), False)
+    # Scrobbles are not exports: a stored scrobble gives way to the API row (curate.scrobble_merge), not the reverse.
+    ex_mask = pc.fill_null(pc.invert(pc.is_in(existing["source"], pa.array([SOURCE, "account",
+                                                                            *SCROBBLE_SOURCES]))), False)
     ex_mask = pc.and_(ex_mask, pc.is_valid(existing["track_id"]))
     ex = existing.filter(ex_mask)
     api = overlap.api_inputs(pa.array(range(incoming.num_rows), pa.int64()),
@@ -137,6 +140,7 @@ class PullResult:
     unavailable: list[str] = field(default_factory=list)
     cursor: int | None = None
     calls: dict[str, int] = field(default_factory=dict)
+    gaps: list[dict[str, Any]] = field(default_factory=list)  # windows this pull found may have been lost
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -229,17 +233,27 @@ def _pull_recent(
 ) -> None:
     name = recent_cursor_name(handle)
     after = manifest.get_cursor(lake, name) or 0
+    first = True
     while True:
-        page = client.call("current_user_recently_played", limit=50, after=after)
+        page = client.call("current_user_recently_played", limit=RECENT_LIMIT, after=after)
         items = page.get("items") or []
         if not items:
             break
         with lake.transaction(f"pull {handle}: recently-played after {after}"):
+            if first:  # only the answer to the cursor itself can show plays lost before it
+                gap = gaps.gap_before(lake, handle, user_key, after, items, page, RECENT_LIMIT, _played_ms)
+                if gap is not None:
+                    result.gaps.append(gap.as_dict())
             after = _recent_page(ws, lake, handle, user_key, result, seen, page, items, after)
+        first = False
         if page_hook:
             page_hook(result.pages)
         if not page.get("next"):
             break
+
+
+def _played_ms(played_at: str) -> int:
+    return int(api_time(played_at).replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def _recent_page(ws: Workspace, lake: Lake, handle: str, user_key: int, result: PullResult,
@@ -281,9 +295,7 @@ def _recent_page(ws: Workspace, lake: Lake, handle: str, user_key: int, result: 
     result.duplicates += dups
     result.merged += merged
     cursors = page.get("cursors") or {}
-    newest = int(
-        cursors.get("after") or max(int(api_time(i["played_at"]).replace(tzinfo=UTC).timestamp() * 1000) for i in items)
-    )
+    newest = int(cursors.get("after") or max(_played_ms(i["played_at"]) for i in items))
     # The cursor moves in the same commit as the data it covers.
     manifest.set_cursor(lake, name, newest)
     result.cursor = newest

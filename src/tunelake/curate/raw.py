@@ -15,7 +15,8 @@ from tunelake.lake import zones
 from tunelake.lake.store import Lake
 from tunelake.sources.export import ExportFile
 
-RECORD_PII_FIELDS = frozenset({"ip_addr", "ip_addr_decrypted", "username", "user_agent_decrypted", "user_agent"})
+RECORD_PII_FIELDS = frozenset({"ip_addr", "ip_addr_decrypted", "username", "user_agent_decrypted", "user_agent",
+                               "user_name"})  # user_name: a ListenBrainz listener's handle
 
 
 def scrub_record(value: Any, policy: str, salt: bytes | None) -> Any:
@@ -75,7 +76,7 @@ def store_raw(lake: Lake, f: ExportFile, data: bytes, source: str, handle: str, 
 
     zstd (level 1) by default: extended history shrinks 8–20×, and compressing costs less CPU than writing the
     plain bytes did (gzip cost more than parsing the file); `read_raw` gives the received bytes back."""
-    suffix = ".json" if f.name.lower().endswith(".json") else ""
+    suffix = next((s for s in (".jsonl", ".json", ".csv") if f.name.lower().endswith(s)), "")
     stored = data
     if compression == "zstd":
         suffix += ".zst"

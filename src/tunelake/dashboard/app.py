@@ -175,6 +175,23 @@ def create_app(ws: Workspace, cache_size: int = 512, warm: bool = False, host: s
             abort(405)
         return None
 
+    admin_ids = _component_ids([p.layout() for p in PAGES if p.admin_only])
+
+    @app.server.before_request
+    def _admin_components() -> Any:
+        """A page may register callbacks of its own (CLICKS); a listener's viewer reaches none that reads or
+        writes a component of an admin-only page, whatever the callback does."""
+        from flask import request
+
+        if not request.path.endswith("_dash-update-component"):
+            return None
+        viewer = viewer_of()
+        if viewer is None or viewer.is_admin:
+            return None
+        if _request_ids(request.get_json(silent=True)) & admin_ids:
+            raise NotAllowed("this page is shown to admins only")
+        return None
+
     app._tunelake_fills = fills
     if warm and cache_size > 0:
         warm_charts(app)
@@ -204,6 +221,40 @@ def close_app(app: dash.Dash, timeout_s: float = 120.0) -> None:
     for thread in getattr(app, "_tunelake_warming", []):
         thread.join(timeout_s)
     app._tunelake_warehouse.close()
+
+
+def _component_ids(trees: list[Any]) -> frozenset[str]:
+    """Every string id in these layouts (Dash components nest through `children`)."""
+    found: set[str] = set()
+    stack = list(trees)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list | tuple):
+            stack.extend(node)
+            continue
+        cid = getattr(node, "id", None)
+        if isinstance(cid, str):
+            found.add(cid)
+        children = getattr(node, "children", None)
+        if children is not None and not isinstance(children, str | int | float):
+            stack.append(children)
+    return frozenset(found)
+
+
+def _request_ids(body: Any) -> set[str]:
+    """The component ids a Dash callback request names (outputs, inputs, state); an unreadable body names none
+    (Dash itself refuses it)."""
+    if not isinstance(body, dict):
+        return set()
+    items: list[Any] = []
+    for key in ("outputs", "inputs", "state"):
+        value = body.get(key)
+        items.extend(value if isinstance(value, list) else [value])
+    ids = {i.get("id") for i in items if isinstance(i, dict)}
+    out = body.get("output")
+    if isinstance(out, str):  # "a.prop" or "..a.prop...b.prop.."
+        ids |= {part.split(".", 1)[0] for part in out.strip(".").split("...")}
+    return {i for i in ids if isinstance(i, str)}
 
 
 def _refuse_filter(exc: FilterError) -> Any:

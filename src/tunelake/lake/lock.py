@@ -204,3 +204,38 @@ def worker_hold(workspace: Path) -> Iterator[None]:
 def depth(workspace: Path) -> int:
     """How deep this process holds the lock (0: not at all)."""
     return _state(lock_path(workspace)).depth
+
+
+COLLECTOR_NAME = ".tunelake.collector"
+
+
+@contextmanager
+def collector_lock(workspace: Path, command: str) -> Iterator[None]:
+    """One collector per workspace, for as long as it runs (a second one refuses at once, naming the first). It is
+    not the writer lock: the collector takes that only while it writes, so `run`, `import` and the dashboard's
+    uploads go on between its polls."""
+    path = Path(workspace) / COLLECTOR_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            try:
+                info = json.loads(path.read_text() or "null")
+            except ValueError:
+                info = None
+            raise WorkspaceBusyError(f"a collector is already running on {workspace}: {describe(info)}",
+                                     hint="stop it first (SIGTERM), or let it collect") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "command": command,
+                                 "since": datetime.now(UTC).isoformat()}).encode())
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -68,3 +68,8 @@ def user_entry(handle: str) -> str:
 
 def cursor_entry(name: str) -> str:
     return f"{MANIFEST}/cursors/{name}.json"
+
+
+def consent_entry(handle: str) -> str:
+    """What a listener agreed to (e.g. being compared with another listener): one small document each."""
+    return f"{MANIFEST}/consent/{handle}.json"

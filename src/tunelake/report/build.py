@@ -92,7 +92,7 @@ def architecture_figure() -> str:
         "offline evaluation", ORANGE)
     box(101, 31, 22, 13, "Dashboard", "Dash + Plotly\n(read-only)", PINK)
     box(101, 16, 22, 12, "Report", "this document\n(HTML / PDF)", PINK)
-    box(101, 1, 22, 12, "Synapse / Power BI", "T-SQL DDL, COPY INTO,\ngold Parquet, .pbids", PINK)
+    box(101, 1, 22, 12, "Synapse / Power BI", "T-SQL DDL, COPY INTO,\ngold Parquet, PBIP", PINK)
     arrow(20, 35, 25, 30)
     ax.text(22.5, 38, "import\npull", ha="center", fontsize=7.5, color=GREY)
     arrow(20, 12, 25, 18)
@@ -349,26 +349,40 @@ def _analytics_details(con: Any) -> dict[str, Any]:
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    """A figure, or None (shown as "–") when there is none: missing, not a number, or NaN."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value == value
+    return float(value) if ok else None
 
 
 def _recommendations(con: Any, figs: dict[str, str]) -> dict[str, Any]:
+    """The evaluation as the report tells it: the default method, its test NDCG with its interval and the number
+    of listeners behind it, and why it is the default. Nothing evaluated (``users`` 0) reads as unknown."""
     plt = _plt()
-    ev = _table_or_empty(con, "rec_evaluation", "ndcg_at_k DESC")
+    ev = _table_or_empty(con, "rec_evaluation", "ndcg_at_k DESC NULLS LAST, method")
     out: dict[str, Any] = {"available": not ev.empty, "evaluation": pd.DataFrame(), "best": None,
-                           "best_ndcg": None, "baseline_ndcg": None, "k": None}
+                           "best_ndcg": None, "best_low": None, "best_high": None, "baseline_ndcg": None,
+                           "k": None, "users": 0, "decision": None, "split": None}
     if ev.empty:
         return out
     best = ev[ev["is_default"].astype(bool)] if "is_default" in ev.columns and ev["is_default"].any() else ev.head(1)
-    out["best"], out["best_ndcg"] = str(best["method"].iloc[0]), float(best["ndcg_at_k"].iloc[0])
+    row = best.iloc[0]
+    out["best"] = str(row["method"])
+    out["users"] = int(row["users"]) if "users" in ev.columns else 0
     out["k"] = int(ev["k"].iloc[0]) if "k" in ev.columns else 10
-    pop = ev[ev["method"] == "popularity"]
-    out["baseline_ndcg"] = float(pop["ndcg_at_k"].iloc[0]) if len(pop) else None
-    view = ev.drop(columns=["run_id"], errors="ignore").copy()
-    if "holdout_start" in view.columns:
-        view["holdout_start"] = view["holdout_start"].astype(str).str.slice(0, 10)
+    out["decision"], out["split"] = row.get("decision"), row.get("split")
+    if out["users"]:
+        out["best_ndcg"] = _number(row["ndcg_at_k"])
+        out["best_low"], out["best_high"] = _number(row.get("ndcg_low")), _number(row.get("ndcg_high"))
+        pop = ev[ev["method"] == "popularity"]
+        out["baseline_ndcg"] = _number(pop["ndcg_at_k"].iloc[0]) if len(pop) else None
+    view = ev.drop(columns=["run_id", "split"], errors="ignore").copy()
+    for c in ("test_start_min", "test_start_max"):
+        if c in view.columns:
+            view[c] = view[c].astype(str).str.slice(0, 10).replace({"NaT": "", "None": ""})
     out["evaluation"] = view
-    metrics = [c for c in ("precision_at_k", "recall_at_k", "ndcg_at_k", "coverage") if c in ev.columns]
+    if not out["users"]:
+        return out
+    metrics = [c for c in ("recall_at_k", "ndcg_at_k", "map_at_k", "coverage", "diversity") if c in ev.columns]
     long = ev.melt(id_vars="method", value_vars=metrics, var_name="metric", value_name="value")
     long["metric"] = long["metric"].str.replace("_at_k", f"@{out['k']}")
     import seaborn as sns

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from tunelake.errors import InputError
+from tunelake.sources.scrobbles import SCROBBLE_SUFFIXES, sniff_scrobble_kind
 
 # Limits a zip must keep to be read at all. A real export holds a few dozen files (one extended-history file per year
 # or ~10k plays, a handful of account-data files) that expand to at most a few GB, and JSON compresses 5-15:1.
@@ -59,10 +60,11 @@ def kind_from_name(name: str) -> str | None:
 
 
 def sniff_kind(head: bytes) -> str | None:
-    """Tell a renamed listening file by the keys of its first record."""
+    """Tell a renamed listening file by the keys of its first record; scrobble files (ListenBrainz, Last.fm,
+    Maloja) by their content, whatever their name."""
     text = head[:4096].decode("utf-8", "ignore")
     if not text.lstrip().startswith("["):
-        return None
+        return sniff_scrobble_kind(head)
     if '"ts"' in text and '"ms_played"' in text:
         return "extended_audio" if '"audiobook_uri"' in text else "extended_legacy"
     if '"endTime"' in text and '"msPlayed"' in text:
@@ -71,7 +73,7 @@ def sniff_kind(head: bytes) -> str | None:
         if '"audiobookName"' in text:
             return "account_audiobook"
         return "account_music"
-    return None
+    return sniff_scrobble_kind(head)
 
 
 def _check_zip_member(zf_name: str, info: zipfile.ZipInfo) -> None:
@@ -116,7 +118,7 @@ def _zip_files(path: Path) -> Iterator[ExportFile]:
     _check_zip_totals(str(path), infos)
     listening = 0
     for info in infos:
-        if info.is_dir() or not info.filename.lower().endswith(".json"):
+        if info.is_dir() or not info.filename.lower().endswith(SCROBBLE_SUFFIXES):
             continue
         base = PurePosixPath(info.filename).name
         if base.startswith("._"):  # macOS resource forks inside zips
@@ -124,7 +126,7 @@ def _zip_files(path: Path) -> Iterator[ExportFile]:
         kind = kind_from_name(base)
         if kind is None:
             with zf.open(info) as fh:
-                kind = sniff_kind(fh.read(4096))
+                kind = sniff_kind(fh.read(8192))
         if kind is None:
             continue
         listening += 1
@@ -145,14 +147,14 @@ def _zip_files(path: Path) -> Iterator[ExportFile]:
 
 def _disk_file(path: Path, explicit: bool) -> ExportFile | None:
     kind = kind_from_name(path.name)
-    if kind is None and path.suffix.lower() == ".json":
+    if kind is None and path.suffix.lower() in SCROBBLE_SUFFIXES:
         with open(path, "rb") as fh:
-            kind = sniff_kind(fh.read(4096))
+            kind = sniff_kind(fh.read(8192))
     if kind is None:
-        if explicit and path.suffix.lower() == ".json":
-            raise InputError("not a Spotify listening file this version can read (unknown layout)", file=str(path),
-                             hint="expected Streaming_History_*, endsong_*, StreamingHistory*, YourLibrary or "
-                                  "Playlist files")
+        if explicit and path.suffix.lower() in SCROBBLE_SUFFIXES:
+            raise InputError("not a listening file this version can read (unknown layout)", file=str(path),
+                             hint="expected Spotify's Streaming_History_*, endsong_*, StreamingHistory*, "
+                                  "YourLibrary or Playlist files, or a ListenBrainz, Last.fm or Maloja export")
         return None
     return ExportFile(path.name, str(path), kind, path.stat().st_size, path.read_bytes)
 
@@ -182,6 +184,6 @@ def find_export_files(paths: list[str | Path]) -> list[ExportFile]:
         else:
             f = _disk_file(path, explicit=True)
             if f is None:
-                raise InputError("not a Spotify export file (expected .json or .zip)", file=str(path))
+                raise InputError("not an export file (expected .json, .jsonl, .csv or .zip)", file=str(path))
             found.append(f)
     return found

@@ -41,9 +41,11 @@ def surrogate_id(kind: str, first: str | None, second: str | None) -> str:
     return "x" + hashlib.md5(f"{kind}:{name_key(first, second)}".encode()).hexdigest()[:21]
 
 
+_SURROGATE = re.compile(r"x[0-9a-f]{21}")
+
+
 def is_surrogate(track_id: str | None) -> bool:
-    return bool(track_id) and len(track_id) == 22 and track_id[0] == "x" and all(
-        c in "0123456789abcdef" for c in track_id[1:])
+    return bool(track_id) and len(track_id) == 22 and _SURROGATE.fullmatch(track_id) is not None
 
 
 def keys_of(first: Iterable[str | None], second: Iterable[str | None]) -> list[str]:

@@ -43,11 +43,25 @@ PLAYS = pa.schema(
         ("ip_addr", pa.string()),  # null, or a salted hash with --pii pseudonymize
         ("user_agent", pa.string()),  # idem
         ("username", pa.string()),  # idem
-        ("source", pa.string()),  # extended | account | api
+        ("source", pa.string()),  # extended | account | api | listenbrainz | lastfm | maloja
         ("batch_id", pa.string()),
         ("record_no", pa.int32()),
+        # Scrobbles (SCROBBLE_SOURCES) only: the scrobble's own time, which the services define as the START of
+        # the track (ended_at is listened_at + the track's length when the source gives it, else listened_at), and
+        # what the scrobbling service knows about the recording.
+        ("listened_at", TS),
+        ("recording_mbid", pa.string()),
+        ("release_mbid", pa.string()),
+        ("artist_mbids", pa.string()),  # ';'-joined, in credit order
+        ("additional_info", pa.string()),  # the source's extra fields as JSON text (ListenBrainz additional_info)
     ]
 )
+
+# Play sources that are scrobbles: no ms_played (the scrobbler already applied the scrobble rule: at least half
+# the track or 4 minutes), a start time instead of an end time, names (and MBIDs) instead of Spotify ids.
+SCROBBLE_SOURCES = ("listenbrainz", "lastfm", "maloja")
+# Play sources whose rows know their track only by names until curate.resolve finds the id.
+NAME_ONLY_SOURCES = ("account", *SCROBBLE_SOURCES)
 
 USERS = pa.schema(
     [("user_key", pa.int64()), ("handle", pa.string()), ("timezone", pa.string())]

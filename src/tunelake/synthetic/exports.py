@@ -148,7 +148,8 @@ class CatLookup:
         self.alb_uri = {a: "spotify:album:" + a for a in cat.albums["album_id"]}
 
 
-def _columns(pl: Plays, lk: CatLookup) -> dict[str, np.ndarray]:
+def play_columns(pl: Plays, lk: CatLookup) -> dict[str, np.ndarray]:
+    """The catalogue side of each play (ts, names, URIs), shared by the export writers and live mode."""
     ep = pl.is_episode
     ti = np.where(ep, 0, pl.item)
     ei = np.where(ep, pl.item, 0)
@@ -197,7 +198,7 @@ def write_listener(
     rng = np.random.default_rng([seed, 303, lis.index])
     root = out / "exports" / lis.handle
     n = len(pl.ms)
-    c = _columns(pl, lk)
+    c = play_columns(pl, lk)
     order, is_dup = _quirk_order(rng, n)
     ts, plat = c["ts"], pl.platform
     rs, re_ = pl.reason_start, pl.reason_end

@@ -288,10 +288,35 @@ def _norm(d: dict[str, float]) -> tuple[list[str], np.ndarray]:
     return keys, w / w.sum()
 
 
-def simulate(lis: Listener, cat: Catalog, seed: int, start: dt.date, days: int) -> Plays:
-    """All plays of one listener between start and start + days (local dates)."""
-    T = TYPES[lis.type_index]
-    rng = np.random.default_rng([seed, 202, lis.index])
+@dataclass
+class Taste:
+    """What a listener likes: the jittered type parameters, the discovery pool and the favourites.
+
+    Kept apart from the day-by-day simulation so that live mode (the fake server's simulated time after the world's
+    end) can go on simulating new days from the very taste the exports were written from.
+    """
+
+    params: dict
+    pool: np.ndarray  # track indexes the listener may discover
+    pool_w: np.ndarray  # their discovery weights (sum 1)
+    fav_tracks: np.ndarray
+    fav_w: np.ndarray
+
+
+def simulate(lis: Listener, cat: Catalog, seed: int, start: dt.date, days: int,
+             kind: ListenerType | None = None, stream: tuple[int, ...] = ()) -> Plays:
+    """All plays of one listener between start and start + days (local dates).
+
+    ``kind`` overrides the listener's planted type (the hard world passes a blend) and ``stream`` extends the
+    random stream, so one listener can be simulated period by period; the defaults give the default world."""
+    rng = np.random.default_rng([seed, 202, lis.index, *stream])
+    return simulate_days(lis, taste(lis, cat, rng, kind), cat, rng, start, days, kind=kind)
+
+
+def taste(lis: Listener, cat: Catalog, rng: np.random.Generator, kind: ListenerType | None = None) -> Taste:
+    """The listener's taste, drawn from `rng` (seeded `[seed, 202, index]`); sets `lis.params`/`lis.fav_artists`.
+    ``kind``: a type other than the planted one (the hard world's blends)."""
+    T = kind or TYPES[lis.type_index]
     jit = lambda s=0.15: float(rng.lognormal(0, s))  # noqa: E731
     p = {
         "active_p": min(0.98, T.active_p * jit(0.12)),
@@ -330,6 +355,23 @@ def simulate(lis: Listener, cat: Catalog, seed: int, start: dt.date, days: int) 
     p["n_favourite_artists"] = len(fav_art)
     lis.params = p
     lis.fav_artists = fav_art  # type: ignore[attr-defined]
+    return Taste(p, pool, w, fav_tracks, fw)
+
+
+def simulate_days(
+    lis: Listener,
+    t: Taste,
+    cat: Catalog,
+    rng: np.random.Generator,
+    start: dt.date,
+    days: int,
+    not_before_s: float | None = None,
+    kind: ListenerType | None = None,
+) -> Plays:
+    """The plays of `days` local days from `start`, drawn from `rng`; no session starts within 31 minutes of
+    `not_before_s` (the end of the listener's previous play), as no two sessions overlap inside one call."""
+    T = kind or TYPES[lis.type_index]
+    p, pool, w, fav_tracks, fw = t.params, t.pool, t.pool_w, t.fav_tracks, t.fav_w
 
     # ---- days and sessions ----
     dates = np.arange(np.datetime64(start), np.datetime64(start) + np.timedelta64(days, "D"))
@@ -425,7 +467,7 @@ def simulate(lis: Listener, cat: Catalog, seed: int, start: dt.date, days: int) 
     reason_end = REASON_END[re_idx]
     prev_end = np.empty(N, np.int64)
     prev_end[1:] = re_idx[:-1]
-    prev_end[0] = 0
+    prev_end[:1] = 0  # (an empty day has no first play)
     reason_start = np.where(
         first, FIRST_START[rng.choice(4, N, p=[0.45, 0.3, 0.2, 0.05])], NEXT_START[prev_end]
     )
@@ -436,7 +478,7 @@ def simulate(lis: Listener, cat: Catalog, seed: int, start: dt.date, days: int) 
     step = ms / 1000.0 + gap
     sess_len = np.add.reduceat(step, np.cumsum(n_items) - n_items) if N else np.zeros(0)
     s0 = start_utc.copy()
-    prev = -1e18
+    prev = -1e18 if not_before_s is None else not_before_s
     for i in range(ns):
         if s0[i] < prev + 1860:
             s0[i] = prev + 1860 + (s0[i] % 600)

@@ -18,7 +18,10 @@ import pandas as pd
 
 from tunelake.synthetic.catalog_gen import Catalog, generate_catalog
 from tunelake.synthetic.exports import CatLookup, Writer, write_listener
+from tunelake.synthetic.hard import simulate_hard, truth_columns
 from tunelake.synthetic.listeners import TYPES, era_centre, make_listener, simulate
+
+WORLDS = ("default", "hard")
 
 
 @dataclass
@@ -65,6 +68,7 @@ def generate_world(
     legacy_users: int = 0,
     progress: Callable[[int, int], None] | None = None,
     only: range | None = None,
+    world: str = "default",
 ) -> WorldSummary:
     """Write a synthetic Spotify world to ``out`` and return its summary (also written as ``world.json``).
 
@@ -75,7 +79,12 @@ def generate_world(
     ``only`` writes just those listeners of the world (the catalogue is always the whole world's), so a world larger
     than the disk can be produced and imported a slice at a time, or spread over machines; the slices together are
     the world generated in one go.
+
+    ``world="hard"`` writes the hard world (synthetic/hard.py: blended, drifting, heavy-tailed, noisy listeners
+    whose histories end anywhere) in the same formats; the default world's bytes do not depend on it.
     """
+    if world not in WORLDS:
+        raise ValueError(f"world must be one of {', '.join(WORLDS)}, not {world!r}")
     if users < 1 or days < 1:
         raise ValueError("users and days must be >= 1")
     if not 0 <= legacy_users <= users:
@@ -112,7 +121,12 @@ def generate_world(
         raise ValueError("only must be a range of listener indexes within 0..users")
     for n, i in enumerate(listeners):
         lis = make_listener(i, seed)
-        pl = simulate(lis, cat, seed, start, days)
+        extra: dict = {}
+        if world == "hard":
+            pl, mix = simulate_hard(lis, cat, seed, start, days)
+            extra = truth_columns(mix)
+        else:
+            pl = simulate(lis, cat, seed, start, days)
         legacy = i >= users - legacy_users
         stats = write_listener(out, lis, pl, lk, cat, seed, legacy, account_data, window_start, w)
         summary.per_user[lis.handle] = stats
@@ -137,6 +151,7 @@ def generate_world(
                 "format": "legacy" if legacy else "extended",
                 "era_centre": round(era_centre(t), 1),
                 **lis.params,
+                **extra,
             }
         )
         if progress is not None:
@@ -144,7 +159,8 @@ def generate_world(
     w.write(out / "truth" / "listeners.csv", pd.DataFrame(truth).to_csv(index=False).encode())
     summary.files = w.files
     summary.bytes_written = w.bytes
-    (out / "world.json").write_bytes(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2))
+    doc = summary.to_dict() if world == "default" else {**summary.to_dict(), "world": world}
+    (out / "world.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     return summary
 
 

@@ -160,7 +160,8 @@ def _register_sources(engine: Engine, ws: Workspace, users: set[int]) -> None:
 
 
 def build_incremental(ws: Workspace, engine: Engine, changed: set[int],
-                      progress: Callable[[int, int, str], None] | None = None) -> tuple[int, dict[str, int], int]:
+                      progress: Callable[[int, int, str], None] | None = None
+                      ) -> tuple[int, dict[str, int], set[int]]:
     """`update_models` on the copied file → (curated plays, rows per model, listeners rebuilt), as a full build;
     the curated views are left over the whole zone, as a full build leaves them, for the quality gates."""
     from tunelake.warehouse.build import register_curated
@@ -181,9 +182,9 @@ def _upstream(names: set[str]) -> set[str]:
 
 
 def update_models(ws: Workspace, engine: Engine, changed: set[int],
-                  progress: Callable[[int, int, str], None] | None = None) -> tuple[dict[str, int], int]:
+                  progress: Callable[[int, int, str], None] | None = None) -> tuple[dict[str, int], set[int]]:
     """Bring the copied warehouse up to date for `changed` listeners (and whoever a whole-model change touches).
-    Returns the rows of every model afterwards, as a full build reports them, and how many listeners were rebuilt."""
+    Returns the rows of every model afterwards, as a full build reports them, and the listeners rebuilt."""
     con = engine.serving
     db = con.execute("SELECT current_database()").fetchone()[0]
     main = f'"{db}".main'
@@ -262,4 +263,4 @@ def update_models(ws: Workspace, engine: Engine, changed: set[int],
     con.execute("DROP TABLE _changed")
     rows = {n: con.execute(f"SELECT count(*) FROM {main}.{n}").fetchone()[0] for n in MODEL_ORDER
             if not n.startswith("int_")}
-    return rows, len(touched)
+    return rows, touched

@@ -13,17 +13,21 @@ zone is visible as the `cur_<table>` views.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from tunelake.errors import QualityGateError
 from tunelake.lake import manifest
 from tunelake.lake.store import Lake
+from tunelake.sources.types import SCROBBLE_SOURCES
 from tunelake.warehouse.engines import Engine
+from tunelake.warehouse.model_graph import PER_USER
 from tunelake.warehouse.tables import TABLES, Table
 
 MAX_KEYS = 20
@@ -138,7 +142,8 @@ def gate_ms_played(q: Query, spec: Table) -> GateResult | None:
 
 def is_play_batch(b: manifest.Batch) -> bool:
     """Batches whose accepted rows land in curated plays (exports, and the API's recently-played pulls)."""
-    return b.source in ("extended", "account") or (b.source == "api" and b.name.endswith("recently-played"))
+    return b.source in ("extended", "account", *SCROBBLE_SOURCES) or (
+        b.source == "api" and b.name.endswith("recently-played"))
 
 
 def _by_user(rows: list[dict[str, Any]]) -> dict[int, int]:
@@ -158,11 +163,15 @@ def _compare(name: str, table: str, expected: dict[int, int], actual: dict[int, 
                    **details)
 
 
-def reconcile(q: Query, lake: Lake) -> list[GateResult]:
+def reconcile(q: Query, lake: Lake, users: set[int] | None = None) -> list[GateResult]:
     """read − quarantined − duplicates − merged = curated rows, per user; curated music = fact_play; curated
     episodes and audiobooks = fact_episode_play. Rows excluded on purpose (content_type 'unknown', music rows
-    without a track id) are counted in the details, not hidden."""
-    batches = [b for b in manifest.list_batches(lake) if is_play_batch(b)]
+    without a track id) are counted in the details, not hidden. `users`: only those listeners (see run_gates)."""
+    batches = [b for b in manifest.list_batches(lake) if is_play_batch(b)
+               and (users is None or int(b.user_key) in users)]
+    if users is not None:
+        scoped = "(SELECT * FROM {t} WHERE user_key IN (SELECT user_key FROM _gate_users))"
+        q = _scoped_query(q, {t: scoped.format(t=t) for t in ("cur_plays", "fact_play", "fact_episode_play")})
     handles = {int(u["user_key"]): u["handle"] for u in manifest.list_users(lake)}
     expected: dict[int, int] = {}
     for b in batches:
@@ -193,31 +202,58 @@ def reconcile(q: Query, lake: Lake) -> list[GateResult]:
     return out
 
 
+def _scoped_query(q: Query, tables: dict[str, str]) -> Query:
+    def scoped(sql: str) -> list[dict[str, Any]]:
+        for name, rel in tables.items():
+            sql = re.sub(rf"\bFROM {name}\b", f"FROM {rel}", sql)
+        return q(sql)
+    return scoped
+
+
 # --- running them ---------------------------------------------------------------------------------------------
 
 
-def run_gates(engine: Engine, lake: Lake | None, *, now: datetime | None = None) -> list[GateResult]:
-    """Every gate over the tables present; reconciliation too when `lake` is given (needs the cur_* views)."""
+def run_gates(engine: Engine, lake: Lake | None, *, now: datetime | None = None,
+              users: set[int] | None = None) -> list[GateResult]:
+    """Every gate over the tables present; reconciliation too when `lake` is given (needs the cur_* views).
+
+    `users` scopes the per-listener tables (and the reconciliation) to those listeners: after an incremental build
+    the other listeners' rows are the ones of the previous file, which passed these gates, so checking them again
+    proves nothing new; whole-warehouse tables are always checked in full."""
     def q(sql: str) -> list[dict[str, Any]]:
         return engine.query(sql).to_pylist()
 
     now = now or datetime.now(UTC).replace(tzinfo=None)
     present = _existing(q)
+    if users is not None:
+        engine.register_arrow("_gate_users", pa.table({"user_key": pa.array(sorted(users), pa.int64())}))
     results: list[GateResult] = []
     for spec in TABLES.values():
         if spec.layer == "meta" or spec.name not in present:
             continue
-        results.append(gate_primary_key(q, spec))
-        results.append(gate_not_null(q, spec))
+        if users is not None and spec.name in PER_USER:
+            spec = replace(spec, name=f"(SELECT * FROM {spec.name} WHERE user_key IN "
+                                      "(SELECT user_key FROM _gate_users))")
+        results.append(_named(gate_primary_key(q, spec)))
+        results.append(_named(gate_not_null(q, spec)))
         for col in spec.columns:
             if col.references and col.references.split(".")[0] in present:
-                results.append(gate_reference(q, spec, col.name, col.references))
+                results.append(_named(gate_reference(q, spec, col.name, col.references)))
         for extra in (gate_timestamps(q, spec, now), gate_ms_played(q, spec)):
             if extra is not None:
-                results.append(extra)
+                results.append(_named(extra))
     if lake is not None:
-        results.extend(reconcile(q, lake))
+        results.extend(reconcile(q, lake, users))
     return results
+
+
+def _named(result: GateResult) -> GateResult:
+    """A scoped gate reports the table's name, not the subquery it ran on."""
+    m = re.match(r"\(SELECT \* FROM (\w+) WHERE user_key IN", result.table_name)
+    if m:
+        result.table_name = m.group(1)
+        result.details["scope"] = "listeners changed by this build"
+    return result
 
 
 def summary_line(results: list[GateResult]) -> str:

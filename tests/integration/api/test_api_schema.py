@@ -193,3 +193,33 @@ def test_dev_mode_errors_validate(dev_cfg: Workspace, dev_server: FakeSpotify) -
     assert "popularity" not in one
     artist = check(s.get(f"{v1}artists/{one['artists'][0]['id']}"), "/artists/{id}")
     assert "genres" not in artist and "popularity" not in artist
+
+
+def test_live_mode_answers_validate(tmp_path: Path, world: Path) -> None:
+    """Live mode's recently-played (the last 50, moving) and top items, and its rate-limit 429, keep the spec."""
+    from tunelake.workspace import open_workspace
+
+    with FakeSpotify(world, live=0) as live:
+        ws = open_workspace(tmp_path / "ws-live", {"spotify_api_url": live.api_url,
+                                                    "spotify_accounts_url": live.accounts_url,
+                                                    "spotify_client_id": "tunelake-test"})
+        pull.login(ws, "listener-0001", method="auto")
+        s = requests.Session()
+        token = auth.make_auth(ws, "listener-0001").cache_handler.get_cached_token()["access_token"]
+        s.headers["Authorization"] = f"Bearer {token}"
+        v1, path = live.api_url, "/me/player/recently-played"
+        live.live_clock(advance_s=2 * 86_400)
+        page = check(s.get(f"{v1}me/player/recently-played", params={"limit": 50}), path)
+        assert len(page["items"]) == 50 and page["next"] is None
+        params = {"limit": 10, "before": page["cursors"]["after"]}
+        before = check(s.get(f"{v1}me/player/recently-played", params=params), path)
+        assert len(before["items"]) == 10 and before["next"]
+        newest = int(page["cursors"]["after"])
+        assert check(s.get(f"{v1}me/player/recently-played", params={"after": newest}), path)["items"] == []
+        live.live_clock(advance_s=86_400)
+        check(s.get(f"{v1}me/player/recently-played", params={"after": newest}), path)
+        for kind in ("artists", "tracks"):
+            check(s.get(f"{v1}me/top/{kind}", params={"time_range": "short_term"}), f"/me/top/{kind}")
+        live.apply_faults([{"kind": "rate", "limit": 1, "window": 60}])
+        check(s.get(f"{v1}me"), "/me")
+        check(s.get(f"{v1}me/player/recently-played"), path, status=429)

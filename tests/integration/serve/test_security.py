@@ -308,3 +308,39 @@ def test_behind_tls_cookies_are_secure(serve_ws: Path) -> None:
         assert other.status_code == 400
     finally:
         close_app(app.dash)
+
+
+def test_every_callback_of_an_admin_page_is_refused_to_a_listener(as_a: Any, serve_ws: Path) -> None:
+    """Pages that register callbacks of their own (Wrapped, Compare) included: each is asked for the first two
+    listeners' data, and a listener gets 403 from every one that touches an admin page's components."""
+    from tunelake.dashboard.pages import PAGES
+
+    (ka, _), (kb, hb) = listeners(serve_ws)[:2]
+    admin_ids: set[str] = set()
+    stack: list[Any] = [p.layout() for p in PAGES if p.admin_only]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list | tuple):
+            stack.extend(node)
+        elif node is not None and not isinstance(node, str | int | float):
+            if isinstance(getattr(node, "id", None), str):
+                admin_ids.add(node.id)
+            stack.append(getattr(node, "children", None))
+    deps = as_a.get("/_dash-dependencies").get_json()
+    touched = 0
+    for d in deps:
+        ins = [{"id": i["id"], "property": i["property"], "value": {"user": str(kb)} if i["id"] == "filters"
+                else str(kb)} for i in d["inputs"]]
+        out = d["output"]
+        parts = out.strip(".").split("...") if out.startswith("..") else [out]
+        ids = {p.split(".", 1)[0] for p in parts} | {i["id"] for i in d["inputs"]}
+        if not ids & admin_ids:
+            continue
+        touched += 1
+        outputs = [dict(zip(("id", "property"), p.split(".", 1), strict=True)) for p in parts]
+        body = {"output": out, "outputs": outputs if out.startswith("..") else outputs[0], "inputs": ins,
+                "changedPropIds": [f"{i['id']}.{i['property']}" for i in ins], "state": []}
+        resp = as_a.post("/_dash-update-component", json=body, headers={"X-CSRFToken": dash_token(as_a)})
+        assert resp.status_code == 403, (out, resp.status_code)
+        assert hb.encode() not in resp.data
+    assert touched >= 10  # the chart callbacks of four pages, and the Wrapped and Compare callbacks

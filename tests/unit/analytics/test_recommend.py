@@ -136,3 +136,24 @@ def test_features_on_tiny_warehouse(tiny_con) -> None:
     b = f.loc[BOB]
     assert (b["web_share"], b["mobile_share"], b["artist_entropy"]) == (1.0, 0.0, 0.0)
     assert b["danceability"] == 0.0  # nobody has danceability: imputed with 0
+
+
+def test_candidates_limit_what_any_recommender_offers() -> None:
+    data = tiny_interactions()
+    data.candidates = np.array([True, True, False, True, False])  # t2 and t4: unknown at fitting time
+    for rec in (PopularityRecommender(), ContentRecommender(), SegmentRecommender()):
+        items = rec.fit(data).recommend(np.arange(4), n=5).items
+        assert not np.isin(items, [2, 4]).any(), rec.name
+    out = PopularityRecommender().fit(data).recommend(np.array([3]), n=5)  # user 3 played only t4
+    assert list(out.items[0]) == [0, 1, 3, -1, -1]
+
+
+def test_als_never_offers_a_track_nobody_played() -> None:
+    data = block_interactions()
+    wide = sparse.hstack([data.plays, sparse.csr_matrix((20, 1), dtype=np.float32)]).tocsr()  # column 20: unplayed
+    tracks = pd.concat([data.tracks, data.tracks.tail(1).assign(track_id="t20")], ignore_index=True)
+    rec = ALSRecommender(factors=4, regularization=0.1, iterations=10, backend="numpy").fit(
+        Interactions(data.user_keys, tracks["track_id"].to_numpy(), wide, tracks))
+    assert list(rec.active_) == list(range(20))
+    items = rec.recommend(np.arange(20), n=12).items
+    assert not (items == 20).any() and items[0][0] == 9

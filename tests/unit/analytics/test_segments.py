@@ -94,3 +94,26 @@ def test_segment_tables() -> None:
     # z-scores of a feature, weighted by segment size, average to zero
     f0 = prof[prof.feature == "f0"]
     assert (f0["z_score"] * f0["size"]).sum() == pytest.approx(0.0, abs=1e-9)
+
+
+def _three_groups_and_one(outlier: list[float], sd: float) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(c, sd, (10, 2)) for c in ([0, 0], [5, 0], [0, 5])] + [np.array([outlier])])
+    return pd.DataFrame(X, columns=["a", "b"])
+
+
+def test_a_single_listener_segment_is_passed_over() -> None:
+    X = _three_groups_and_one([9, 9], 0.3)
+    # silhouette alone prefers k = 4: the three groups plus the odd listener on their own
+    alone = ListenerSegmenter(k_range=(2, 5), min_segment_size=1, stability_seeds=1).fit(X)
+    assert alone.k_ == 4 and sorted(np.bincount(alone.labels_)) == [1, 10, 10, 10] and alone.singletons_ == [3]
+    # the default passes over every k that leaves one listener alone: k = 3, the odd one joins a group
+    m = ListenerSegmenter(k_range=(2, 5), stability_seeds=1).fit(X)
+    assert m.k_ == 3 and sorted(np.bincount(m.labels_)) == [10, 10, 11] and m.singletons_ == []
+    assert m.selection_.loc[m.selection_["k"] == 4, "smallest"].item() == 1
+
+
+def test_an_unavoidable_single_listener_segment_is_named() -> None:
+    X = _three_groups_and_one([30, 30], 0.1)  # so far away that every k leaves it alone
+    m = ListenerSegmenter(k_range=(2, 5), stability_seeds=1).fit(X)
+    assert (m.selection_["smallest"] == 1).all() and m.singletons_ == [int(np.argmin(np.bincount(m.labels_)))]

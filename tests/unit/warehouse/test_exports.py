@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import duckdb
@@ -12,7 +11,8 @@ import pytest
 
 from tunelake.errors import ConfigError, SourceError
 from tunelake.lake.store import Lake
-from tunelake.warehouse.exports import arrow_schema, export_gold, export_powerbi, relationships
+from tunelake.warehouse.exports import arrow_schema, export_gold
+from tunelake.warehouse.powerbi.model import model_tables
 from tunelake.warehouse.tables import Column, warehouse_tables
 
 
@@ -83,32 +83,6 @@ def test_gold_export_errors(warehouse: duckdb.DuckDBPyConnection, tmp_path: Path
     assert not (tmp_path / "g" / "dim_user").exists()  # nothing written when a table is missing
 
 
-@pytest.mark.parametrize(("kind", "protocol", "mode"), [("synapse", "tds", "DirectQuery"),
-                                                         ("postgresql", "postgresql", "Import")])
-def test_powerbi_files(tmp_path: Path, kind: str, protocol: str, mode: str) -> None:
-    pbids_path, guide = export_powerbi(tmp_path, kind, server="srv.example", database="tunelake")
-    doc = json.loads(pbids_path.read_text())
-    assert pbids_path.suffix == ".pbids"
-    assert doc["version"] == "0.1"
-    (conn,) = doc["connections"]
-    assert conn["details"] == {"protocol": protocol, "address": {"server": "srv.example", "database": "tunelake"}}
-    assert conn["mode"] == mode
-    assert conn["options"] == {}
-    text = guide.read_text()
-    assert "Azure Data Lake Storage Gen2" in text and "Parquet" in text
-    for table, column, target, target_column in relationships():
-        assert f"| `{table}[{column}]` | `{target}[{target_column}]` |" in text
-
-
-def test_powerbi_options(tmp_path: Path) -> None:
-    pbids_path, _ = export_powerbi(tmp_path, "synapse", mode="Import")
-    assert json.loads(pbids_path.read_text())["connections"][0]["mode"] == "Import"
-    with pytest.raises(ConfigError):
-        export_powerbi(tmp_path, "mysql")
-    with pytest.raises(ConfigError):
-        export_powerbi(tmp_path, "synapse", mode="Live")
-
-
 def test_cli_export_commands(demo_workspace: Path, tmp_path: Path) -> None:
     """The export commands against a real warehouse built by the demo (no stand-ins)."""
     import pyarrow.parquet as pq
@@ -135,6 +109,18 @@ def test_cli_export_commands(demo_workspace: Path, tmp_path: Path) -> None:
                               "--storage-url", "https://acct.blob.core.windows.net/c/gold"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "syn" / "README.md").exists()
-    res = runner.invoke(app, [*ws, "export", "powerbi", "--out", str(tmp_path / "pbi"), "--kind", "postgresql"])
+    res = runner.invoke(app, [*ws, "export", "gold", "--out", str(tmp_path / "gold-all"), "--with-analytics"])
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "pbi" / "tunelake-postgresql.pbids").exists()
+    written = {p.name for p in (tmp_path / "gold-all").iterdir()}
+    assert written == {t.name for t in model_tables()}  # every table the Power BI project reads
+    con = open_warehouse(open_workspace(demo_workspace))
+    try:
+        for t in ("user_segment", "recommendations", "meta_quality"):
+            expected = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            got = sum(pq.read_metadata(p).num_rows for p in (tmp_path / "gold-all" / t).glob("*.parquet"))
+            assert got == expected > 0, t
+    finally:
+        con.close()
+    res = runner.invoke(app, [*ws, "export", "synapse", "--out", str(tmp_path / "syn-all"), "--with-analytics"])
+    assert res.exit_code == 0, res.output
+    assert "CREATE TABLE tunelake.user_segment\n" in (tmp_path / "syn-all" / "10_tables.sql").read_text()

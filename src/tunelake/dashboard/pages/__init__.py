@@ -7,7 +7,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunelake.dashboard.pages import overview, patterns, quality, recommendations, segments, taste
+from tunelake.dashboard.pages import (
+    compare,
+    overview,
+    patterns,
+    quality,
+    recommendations,
+    segments,
+    taste,
+    wrapped,
+)
 from tunelake.dashboard.pages.common import Chart
 
 
@@ -31,5 +40,5 @@ def visible_pages(viewer: Any) -> tuple[Page, ...]:
 PAGES: tuple[Page, ...] = tuple(
     Page(m.KEY, m.NAME, m.PATH, m.layout, tuple(m.CHARTS), tuple(getattr(m, "CLICKS", ())),
          getattr(m, "ADMIN_ONLY", False))
-    for m in (overview, patterns, taste, segments, recommendations, quality)
+    for m in (overview, patterns, taste, segments, recommendations, wrapped, compare, quality)
 )

@@ -31,6 +31,7 @@ def layout() -> html.Div:
         html.Div(id="quality-kpis", className="kpis"),
         card(graph("imports")),
         card(graph("quarantine")),
+        card(html.H3("Open gaps in listening histories"), html.Div(id="open-gaps"), width="full"),
         card(html.H3("Quality gates (last build)"), html.Div(id="quality-gates"), width="full"),
         card(html.H3("Pipeline run log"), html.Div(id="run-log"), width="full"),
     ], className="grid")
@@ -103,6 +104,25 @@ def quality_gates(wh: Warehouse, fs: FilterState) -> object:
     return html.Div(parts)
 
 
+def open_gaps(wh: Warehouse, fs: FilterState) -> object:
+    """Windows the Web API may have lost (meta_gap), each with the fix: the listener's export covers them."""
+    gaps = wh.table("meta_gap", order="gap_end")
+    users = wh.table("dim_user", "user_key, handle")
+    if not gaps.empty:
+        gaps = gaps[gaps["status"] == "open"]
+    if gaps.empty:
+        return html.P("No open gaps: every connected listener's history is complete as far as the API can tell.",
+                      id="open-gaps-summary", className="good")
+    df = gaps.merge(users, on="user_key", how="left")
+    df["from"] = df["gap_start"].astype(str).str.slice(0, 19).replace({"NaT": "the beginning"})
+    df["to"] = df["gap_end"].astype(str).str.slice(0, 19)
+    df["fix"] = "import " + df["handle"].astype(str) + "'s Extended streaming history: `tunelake import <zip> --user " \
+        + df["handle"].astype(str) + "`"
+    return html.Div([html.P(f"{len(df):,} open gap(s): plays in these windows may be missing.",
+                            id="open-gaps-summary", className="bad"),
+                     table(df[["handle", "from", "to", "fix"]], "open-gaps-table")])
+
+
 def run_log(wh: Warehouse, fs: FilterState) -> object:
     df = wh.table("meta_run", order="started_at DESC" if wh.has("meta_run") else "")
     if df.empty:
@@ -117,6 +137,7 @@ CHARTS = [
     Chart("quality-kpis", quality_kpis, "children"),
     Chart("imports", imports),
     Chart("quarantine", quarantine),
+    Chart("open-gaps", open_gaps, "children"),
     Chart("quality-gates", quality_gates, "children"),
     Chart("run-log", run_log, "children"),
 ]

@@ -81,7 +81,9 @@ def rec_metrics(wh: Warehouse, fs: FilterState) -> Fig:
     if ev.empty:
         raise EmptyResult(NO_RECS)
     k = int(ev["k"].iloc[0]) if "k" in ev.columns else 10
-    metrics = [c for c in ("precision_at_k", "recall_at_k", "ndcg_at_k", "coverage") if c in ev.columns]
+    if "users" in ev.columns and not int(ev["users"].max() or 0):
+        raise EmptyResult("No listener has enough history to evaluate the recommenders yet.")
+    metrics = [c for c in ("recall_at_k", "ndcg_at_k", "map_at_k", "coverage") if c in ev.columns]
     fig = go.Figure()
     for i, m in enumerate(metrics):
         fig.add_trace(go.Bar(x=ev["method"], y=ev[m], name=m.replace("_at_k", f"@{k}").replace("_", " "),
@@ -96,10 +98,13 @@ def rec_evaluation(wh: Warehouse, fs: FilterState) -> object:
         return html.P(NO_RECS, className="hint")
     drop = [c for c in ev.columns if c in ("run_id", "created_at")]
     ev = ev.drop(columns=drop)
-    if "holdout_start" in ev.columns:
-        ev["holdout_start"] = ev["holdout_start"].astype(str).str.slice(0, 10)
-    return table(ev, "rec-evaluation-table", formats={c: ".4f" for c in ("precision_at_k", "recall_at_k",
-                                                                           "ndcg_at_k", "coverage")})
+    for c in ("test_start_min", "test_start_max"):
+        if c in ev.columns:
+            ev[c] = ev[c].astype(str).str.slice(0, 10).replace({"NaT": "", "None": ""})
+    four = ("precision_at_k", "recall_at_k", "recall_low", "recall_high", "ndcg_at_k", "ndcg_low", "ndcg_high",
+            "map_at_k", "map_low", "map_high", "coverage", "diversity", "val_ndcg", "delta_ndcg", "delta_low",
+            "delta_high")
+    return table(ev, "rec-evaluation-table", formats={c: ".4f" for c in four})
 
 
 CHARTS = [

@@ -90,12 +90,14 @@ def diversity(wh: Warehouse, fs: FilterState) -> Fig:
         gauge={"axis": {"range": [0, max(div["artist_entropy_max_bits"], 1)]}, "bar": {"color": PALETTE[0]}}))
     fig.add_trace(go.Indicator(
         mode="gauge+number", value=div["genre_entropy_bits"],
-        title={"text": "genres (entropy, bits)", "font": {"size": 13}},
+        title={"text": "genres (entropy, bits)" if div["genres"] else "genres: unknown (no genre known)",
+               "font": {"size": 13}},
         number={"valueformat": ".2f"}, domain={"row": 0, "column": 1},
-        gauge={"axis": {"range": [0, max(div["genre_entropy_max_bits"], 1)]}, "bar": {"color": PALETTE[1]}}))
+        gauge={"axis": {"range": [0, max(div["genre_entropy_max_bits"] or 0, 1)]}, "bar": {"color": PALETTE[1]}}))
     fig.add_trace(go.Indicator(
-        mode="gauge+number", value=main.get("mean_popularity") or 0,
-        title={"text": "mainstreamness (0–100)", "font": {"size": 13}},
+        mode="gauge+number", value=main.get("mean_popularity"),
+        title={"text": "mainstreamness (0–100)" if main.get("mean_popularity") is not None
+               else "mainstreamness: unknown (no popularity known)", "font": {"size": 13}},
         number={"valueformat": ".1f"}, domain={"row": 0, "column": 2},
         gauge={"axis": {"range": [0, 100]}, "bar": {"color": PALETTE[2]}}))
     fig.update_layout(grid={"rows": 1, "columns": 3})

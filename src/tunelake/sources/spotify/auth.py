@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,18 @@ from tunelake.workspace import Workspace
 # Spotipy logs request headers (bearer tokens) and token responses at DEBUG and every HTTP error at ERROR:
 # keep it quiet; tunelake reports what matters itself.
 logging.getLogger("spotipy").setLevel(logging.CRITICAL)
+
+REFRESH_ISSUED = "refresh_token_issued_at"  # epoch seconds, kept in the token file beside Spotipy's fields
+REFRESH_TOKEN_LIFETIME_S = 182 * 86400  # Spotify: refresh tokens expire 6 months after issue (from 2026-07-20)
+
+
+def read_token(ws: Workspace, handle: str) -> dict[str, Any] | None:
+    """The listener's cached token (never logged), or None when they are not logged in."""
+    try:
+        return orjson.loads(token_path(ws, handle).read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return None
+
 
 SCOPES = (
     "user-read-private",  # profile: country and product, to register the listener
@@ -54,6 +67,14 @@ def _cache_handler_class() -> type:
         def save_token_to_cache(self, token_info: dict[str, Any]) -> None:
             private_dir(self.path.parent.parent)  # secrets/
             private_dir(self.path.parent)  # secrets/tokens/
+            # When the refresh token was issued: Spotify's refresh tokens expire 6 months after that (from
+            # 2026-07-20), and a refresh may or may not rotate it, so the age is kept across refreshes.
+            before = self.get_cached_token() or {}
+            token_info = dict(token_info)
+            if before.get("refresh_token") == token_info.get("refresh_token") and before.get(REFRESH_ISSUED):
+                token_info[REFRESH_ISSUED] = before[REFRESH_ISSUED]
+            else:
+                token_info[REFRESH_ISSUED] = int(time.time())
             tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:

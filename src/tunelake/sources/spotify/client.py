@@ -6,13 +6,14 @@ refreshes the token once. The caller holds the data: a stop loses nothing alread
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tunelake.errors import SourceError, TransientSourceError
+from tunelake.errors import SourceError, TokenRevokedError, TransientSourceError
 from tunelake.sources.spotify.auth import make_auth, token_path
 from tunelake.workspace import Workspace
 
@@ -27,6 +28,26 @@ class ApiNotFound(SourceError):
     """404: no such object."""
 
 
+class RateGate:
+    """One app's rate limit, shared by every listener it polls: a 429 with Retry-After on any call holds every
+    call of every client using the gate until then (Spotify limits the app, not the user)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._until = 0.0
+        self._lock = threading.Lock()
+        self._clock = clock
+        self.holds = 0
+
+    def hold(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, self._clock() + seconds)
+            self.holds += 1
+
+    def remaining(self) -> float:
+        with self._lock:
+            return max(0.0, self._until - self._clock())
+
+
 @dataclass
 class RetryPolicy:
     retry_after_cap_s: float = 60
@@ -35,6 +56,23 @@ class RetryPolicy:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 8.0
     sleep: Callable[[float], None] = time.sleep
+    gate: RateGate | None = None  # shared with other clients of the same app (the collector)
+
+
+def oauth_error(handle: str, exc: Any) -> SourceError:
+    """What a failed token refresh means. Only `invalid_grant` says the refresh token is dead; anything else (a
+    5xx page, an empty answer, `server_error`, `temporarily_unavailable`) is transient and must never cost the
+    listener their token."""
+    error = getattr(exc, "error", None)
+    if error == "invalid_grant":
+        return TokenRevokedError(f"Spotify refused the refresh token of {handle!r} (invalid_grant)",
+                                 hint=f"run `tunelake auth login --user {handle}`")
+    if error in ("invalid_client", "unauthorized_client"):
+        return SourceError(f"Spotify accounts service: {error}: the app's client id is not accepted",
+                           hint="check TUNELAKE_SPOTIFY_CLIENT_ID; see docs/spotify-api.md")
+    return TransientSourceError(f"Spotify accounts service failed to refresh the token of {handle!r} "
+                                f"({str(error)[:80] if error else 'no error code'}); the token is kept",
+                                hint=f"try `tunelake pull --user {handle}` again later")
 
 
 class SpotifyClient:
@@ -63,6 +101,7 @@ class SpotifyClient:
         self.stats = {"calls": 0, "rate_limited": 0, "server_errors": 0, "refreshed": 0}
 
     def _refresh(self) -> None:
+        import requests
         from spotipy.oauth2 import SpotifyOauthError
 
         token = self.auth.cache_handler.get_cached_token() or {}
@@ -74,10 +113,11 @@ class SpotifyClient:
         try:
             self.auth.refresh_access_token(token["refresh_token"])
         except SpotifyOauthError as exc:
-            raise SourceError(
-                f"refreshing the Spotify token of {self.handle!r} failed: {exc.error}",
-                hint=f"run `tunelake auth login --user {self.handle}`",
-            ) from None
+            raise oauth_error(self.handle, exc) from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise TransientSourceError(f"cannot reach the Spotify accounts service to refresh the token of "
+                                       f"{self.handle!r}: {type(exc).__name__}; the token is kept",
+                                       hint="check the network and try again") from None
         self.stats["refreshed"] += 1
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -89,6 +129,9 @@ class SpotifyClient:
         server_errors = rate_waits = 0
         refreshed = False
         while True:
+            if p.gate is not None and (pause := p.gate.remaining()) > 0:
+                p.sleep(pause)
+                continue
             self.stats["calls"] += 1
             try:
                 return getattr(self.sp, method)(*args, **kwargs)
@@ -111,7 +154,10 @@ class SpotifyClient:
                             hint=f"run `tunelake pull --user {self.handle}` again then; it continues where it stopped",
                         ) from None
                     log.info("rate limited on %s: waiting %s s", method, wait)
-                    p.sleep(wait)
+                    if p.gate is not None:
+                        p.gate.hold(wait)  # every listener of this app waits, then this call retries
+                    else:
+                        p.sleep(wait)
                     continue
                 if status >= 500:
                     self.stats["server_errors"] += 1
@@ -137,11 +183,8 @@ class SpotifyClient:
                 if status == 404:
                     raise ApiNotFound(f"Spotify API: {method}: not found") from None
                 raise SourceError(f"Spotify API error {status} on {method}: {message}") from None
-            except SpotifyOauthError as exc:
-                raise SourceError(
-                    f"Spotify accounts service: {exc.error}: {exc.error_description}",
-                    hint=f"run `tunelake auth login --user {self.handle}`",
-                ) from None
+            except SpotifyOauthError as exc:  # the automatic refresh of an expired access token failed
+                raise oauth_error(self.handle, exc) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 server_errors += 1
                 if server_errors > p.max_server_retries:

@@ -89,9 +89,10 @@ class Accounts:
             }
         return Response(status=302, headers={"Location": f"{redirect}{sep}{urlencode({'code': code, **state})}"})
 
-    def token(self, req: Request, *, ttl: float, expires_in: int) -> Response:
+    def token(self, req: Request, *, ttl: float, expires_in: int, rotate: bool = True) -> Response:
         """`/api/token`. `ttl` is how long the server honours a new token, `expires_in` what it tells the client:
-        they differ when a fault makes tokens die early, which is exactly what a client must cope with."""
+        they differ when a fault makes tokens die early, which is exactly what a client must cope with. With
+        `rotate` off, a refresh answers without a new refresh token, as Spotify may: keep the old one."""
         if req.method != "POST":
             raise ApiError(405, "Method not allowed")
         form = req.form
@@ -114,9 +115,15 @@ class Accounts:
                 entry = self.refresh_tokens.get(form.get("refresh_token", ""))
             if entry is None:
                 return _token_error("invalid_grant", "Invalid refresh token")
+            if entry.get("revoked"):
+                return _token_error("invalid_grant", "Refresh token revoked")
             if form.get("client_id") and form.get("client_id") != entry["client_id"]:
                 return _token_error("invalid_client", "Invalid client")
-            return json_response(self._issue(entry["handle"], entry["scope"], entry["client_id"], ttl, expires_in))
+            answer = self._issue(entry["handle"], entry["scope"], entry["client_id"], ttl, expires_in)
+            if not rotate:
+                with self.lock:
+                    self.refresh_tokens.pop(answer.pop("refresh_token"))
+            return json_response(answer)
         return _token_error("unsupported_grant_type", f"grant_type {grant!r} is not supported")
 
     def _issue(self, handle: str, scope: str, client_id: str, ttl: float, expires_in: int) -> dict[str, Any]:
@@ -145,6 +152,20 @@ class Accounts:
         if tok["expires_at"] <= time.time():
             raise ApiError(401, "The access token expired")
         return tok["handle"]
+
+    def revoke(self, handle: str | None = None) -> int:
+        """Refresh tokens (of `handle`, or everyone's) answer `invalid_grant` from now on, and their access tokens
+        401: the listener removed the app, or the token outlived its six months. Returns how many were revoked."""
+        n = 0
+        with self.lock:
+            for entry in self.refresh_tokens.values():
+                if handle is None or entry["handle"] == handle:
+                    n += not entry.get("revoked")
+                    entry["revoked"] = True
+            for tok in self.tokens.values():
+                if handle is None or tok["handle"] == handle:
+                    tok["expires_at"] = 0.0
+        return n
 
     def expire_all(self) -> None:
         """Every access token issued so far answers 401 from now on (refresh tokens stay valid)."""

@@ -7,7 +7,6 @@ checks answer the 400s a client must handle.
 
 from __future__ import annotations
 
-import bisect
 import threading
 import time
 from collections import Counter
@@ -21,6 +20,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request
 
 from tunelake.synthetic.server import objects
+from tunelake.synthetic.server.live import Timeline
 from tunelake.synthetic.server.objects import View
 from tunelake.synthetic.server.responses import ApiError
 from tunelake.synthetic.server.world_view import Listener, base62_id, iso_ms, iso_s, split_ids, uri_id
@@ -36,8 +36,8 @@ class Call:
     view: View
     handle: str
     req: Request
-    visible_until_ms: int | None  # plays after this have not happened yet
-    recent_limit: int | None  # expose only the last N plays, as the real API does with 50
+    timeline: Timeline  # which plays have happened (static world, or live simulated time)
+    recent_limit: int | None  # expose only the last N plays, as the real API does with 50; None: all
     writes: threading.RLock  # playlist changes
 
     @property
@@ -102,17 +102,16 @@ def me(call: Call) -> dict[str, Any]:
 
 
 def _visible_plays(call: Call) -> list[tuple[int, str]]:
-    plays = call.listener.plays
-    if call.visible_until_ms is not None:
-        plays = plays[: bisect.bisect_right(plays, (call.visible_until_ms, "\uffff"))]
+    plays = call.timeline.plays(call.handle)
     if call.recent_limit is not None:
         plays = plays[-call.recent_limit :]
     return plays
 
 
 def recently_played(call: Call) -> dict[str, Any]:
-    """Cursor paging. With `after`, the *oldest* plays after the cursor come first (newest first inside the page)
-    and `next` walks forward, so a client can read a whole history; the real API only shows the last 50."""
+    """Cursor paging over the visible plays. With `after`, the *oldest* plays after the cursor come first (newest
+    first inside the page) and `next` walks forward; with `before` (or no cursor), the newest before it, and `next`
+    walks back. With `recent_limit` (the real API's 50) both stop at the edge of the last 50 plays."""
     view, q = call.view, call.req.args
     limit = _limit(call, 20, 50)
     after, before = q.get("after"), q.get("before")
@@ -158,17 +157,19 @@ def recently_played(call: Call) -> dict[str, Any]:
 
 
 def top(call: Call, kind: str) -> dict[str, Any]:
-    """Play counts over the time range before the world's end date (not today), so results never go stale."""
+    """Play counts over the time range before the world's end date (not today), so results never go stale; in
+    live mode, over the plays so far, before the simulated now."""
     view, world = call.view, call.view.world
     time_range = call.req.args.get("time_range") or "medium_term"
     if time_range not in TIME_RANGES:
         raise ApiError(400, "Invalid time range")
     limit, offset = _limit(call, 20, 50), _offset(call)
     days = TIME_RANGES[time_range]
-    end_ms = int(world.end.timestamp() * 1000)
+    plays, end = call.timeline.top_plays(call.handle)
+    end_ms = int(end.timestamp() * 1000)
     start_ms = end_ms - days * 86_400_000 if days else None
     counts: Counter[str] = Counter()
-    for ms, tid in call.listener.plays:
+    for ms, tid in plays:
         if start_ms is not None and ms < start_ms:
             continue
         if kind == "tracks":

@@ -58,9 +58,15 @@ class DuckDBEngine(Engine):
         for uri in uris:
             self.use_filesystem(uri)
         files = ", ".join("'" + u.replace("'", "''") + "'" for u in uris)
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM read_parquet([{files}], union_by_name = true)"
-        )
+        source = f"read_parquet([{files}], union_by_name = true)"
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source}")
+        # Files written before a column existed (every file of a lake older than the column) read it as null,
+        # as Spark's declared-schema read does, so the models can name every column of the schema.
+        have = {r[0] for r in self.con.execute(f"DESCRIBE {view}").fetchall()}
+        missing = [f for f in schema if f.name not in have]
+        if missing:
+            nulls = ", ".join(f"CAST(NULL AS {_duck_type(f.type)}) AS \"{f.name}\"" for f in missing)
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT *, {nulls} FROM {source}")
 
     def use_filesystem(self, uri: str) -> None:
         """Let DuckDB read a lake URL through the lake's fsspec filesystem (az://, abfs://: adlfs), since DuckDB's
@@ -113,3 +119,11 @@ class DuckDBEngine(Engine):
             for suffix in ("", ".wal"):
                 Path(self._scratch + suffix).unlink(missing_ok=True)
             self._scratch = None
+
+
+def _duck_type(t: pa.DataType) -> str:
+    """The DuckDB type of an Arrow type of the curated schemas."""
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP"
+    return {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.int16(): "SMALLINT",
+            pa.bool_(): "BOOLEAN", pa.float64(): "DOUBLE", pa.date32(): "DATE"}.get(t, "VARCHAR")

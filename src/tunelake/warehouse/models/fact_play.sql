@@ -26,7 +26,8 @@ SELECT
     hour(started_at_local) AS local_hour,
     {{ isodow('started_at_local') }} AS local_weekday,
     ms_played, reason_start, reason_end, shuffle, offline, incognito, platform, conn_country, source,
-    ms_played >= {{ stream_threshold_ms }} AS is_stream,
+    -- a scrobble (no ms_played) is a stream: its scrobbler applied the scrobble rule (half the track or 4 minutes)
+    coalesce(ms_played >= {{ stream_threshold_ms }}, source IN ('listenbrainz', 'lastfm', 'maloja')) AS is_stream,
     (coalesce(skipped, false)
         OR (coalesce(reason_end IN ('fwdbtn', 'backbtn'), false)
             AND (duration_ms IS NULL OR ms_played < duration_ms))) AS is_skip,

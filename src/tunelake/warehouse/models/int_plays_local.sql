@@ -1,11 +1,13 @@
 -- reads: int_user_tz, cur_plays
 -- grain: user
--- Every accepted playback with UTC start/end and local times in the user's timezone.
+-- Every accepted playback with UTC start/end and local times in the user's timezone. Scrobbles carry their start
+-- (listened_at) and no ms_played; every other source gives its end and ms_played. A scrobble that knows only its
+-- end starts, as far as anyone can tell, at its end.
 WITH p AS (
     SELECT
         p.*,
         u.timezone,
-        {{ ms_ts(ts_ms('p.ended_at') ~ ' - p.ms_played') }} AS started_at
+        coalesce(p.listened_at, {{ ms_ts(ts_ms('p.ended_at') ~ ' - p.ms_played') }}, p.ended_at) AS started_at
     FROM cur_plays AS p
     JOIN int_user_tz AS u ON u.user_key = p.user_key
 )

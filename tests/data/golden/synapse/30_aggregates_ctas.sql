@@ -19,7 +19,7 @@ SELECT
     ISNULL(CAST(q.plays AS BIGINT), 0) AS plays,
     ISNULL(CAST(q.streams AS BIGINT), 0) AS streams,
     ISNULL(CAST(q.skips AS BIGINT), 0) AS skips,
-    ISNULL(CAST(q.ms_played AS BIGINT), 0) AS ms_played,
+    CAST(q.ms_played AS BIGINT) AS ms_played,
     ISNULL(CAST(q.distinct_tracks AS BIGINT), 0) AS distinct_tracks,
     ISNULL(CAST(q.distinct_artists AS BIGINT), 0) AS distinct_artists
 FROM (
@@ -57,7 +57,7 @@ SELECT
     ISNULL(CAST(q.local_hour AS SMALLINT), 0) AS local_hour,
     ISNULL(CAST(q.local_weekday AS SMALLINT), 0) AS local_weekday,
     ISNULL(CAST(q.plays AS BIGINT), 0) AS plays,
-    ISNULL(CAST(q.ms_played AS BIGINT), 0) AS ms_played
+    CAST(q.ms_played AS BIGINT) AS ms_played
 FROM (
     -- Mirrors models/agg_user_day_hour.sql.
     SELECT
@@ -92,7 +92,7 @@ SELECT
     ISNULL(CAST(q.plays AS BIGINT), 0) AS plays,
     ISNULL(CAST(q.streams AS BIGINT), 0) AS streams,
     ISNULL(CAST(q.skips AS BIGINT), 0) AS skips,
-    ISNULL(CAST(q.ms_played AS BIGINT), 0) AS ms_played,
+    CAST(q.ms_played AS BIGINT) AS ms_played,
     ISNULL(CAST(q.first_month AS BIT), 0) AS first_month
 FROM (
     -- Mirrors models/agg_user_track_month.sql; first_month marks the month the user first played the track.
@@ -133,7 +133,7 @@ SELECT
     ISNULL(CAST(q.plays AS BIGINT), 0) AS plays,
     ISNULL(CAST(q.streams AS BIGINT), 0) AS streams,
     ISNULL(CAST(q.skips AS BIGINT), 0) AS skips,
-    ISNULL(CAST(q.ms_played AS BIGINT), 0) AS ms_played,
+    CAST(q.ms_played AS BIGINT) AS ms_played,
     ISNULL(CAST(q.distinct_tracks AS BIGINT), 0) AS distinct_tracks,
     ISNULL(CAST(q.first_month AS BIT), 0) AS first_month
 FROM (

@@ -1,0 +1,1 @@
+"""The always-on collector (`tunelake collect`)."""
