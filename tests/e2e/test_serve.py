@@ -57,7 +57,7 @@ def service(demo_workspace: Path, fake_spotify: Any, tmp_path_factory: pytest.Te
     from werkzeug.serving import make_server
 
     from tunelake.dashboard.app import close_app
-    from tunelake.serve.app import create_service
+    from tunelake.serve.app import create_service, start_collector
     from tunelake.workspace import open_workspace
 
     from .conftest import free_port
@@ -69,6 +69,8 @@ def service(demo_workspace: Path, fake_spotify: Any, tmp_path_factory: pytest.Te
         'spotify_client_id = "tunelake-test"\n')
     _cli(root, "users", "add", "boss", "--role", "admin", "--password", PASSWORD)
     app = create_service(open_workspace(root))
+    said: list[str] = []
+    collector = start_collector(open_workspace(root), said.append)  # as `tunelake serve` runs it
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="serve-e2e", daemon=True)
@@ -76,6 +78,11 @@ def service(demo_workspace: Path, fake_spotify: Any, tmp_path_factory: pytest.Te
     yield f"http://127.0.0.1:{port}", root
     server.shutdown()
     thread.join(timeout=10)
+    collector.stop.set()
+    for t in threading.enumerate():
+        if t.name == "tunelake-serve-collector":
+            t.join(timeout=60)
+    assert said == []  # the collector started (no other one held the workspace)
     close_app(app.dash)
 
 
@@ -212,6 +219,13 @@ def test_invite_upload_insights_connect_download_delete(service: tuple[str, Path
     token = root / "secrets" / "tokens" / f"{HANDLE}.json"
     assert token.exists() and (token.stat().st_mode & 0o777) == 0o600
     assert json.loads(token.read_text())["refresh_token"]
+    state = root / "lake" / "_manifest" / "collect" / f"{HANDLE}.json"
+    page.wait_for_timeout(500)
+    for _ in range(120):  # the collector beside the server picks the new token up and polls it
+        if state.exists():
+            break
+        page.wait_for_timeout(500)
+    assert state.exists(), "the collector never polled the connected listener"
 
     # download my data: only this listener's rows
     with page.expect_download() as dl:
@@ -222,7 +236,8 @@ def test_invite_upload_insights_connect_download_delete(service: tuple[str, Path
         zf.extractall(tmp_path / "mine")
     fact = tmp_path / "mine" / "parquet" / "fact_play.parquet"
     keys = duckdb.sql(f"SELECT user_key, count(*) FROM '{fact}' GROUP BY 1").fetchall()
-    assert keys == [(user_key_for(HANDLE), cli["plays"])]
+    assert len(keys) == 1 and keys[0][0] == user_key_for(HANDLE)
+    assert keys[0][1] >= cli["plays"]  # the export's plays, and whatever the collector has added since
 
     # delete my data: then nothing of theirs is anywhere in the workspace
     page.fill("#delete-confirm", HANDLE)

@@ -18,15 +18,17 @@ def serve(
                              "any other address needs accounts (`tunelake users add`)"),
     port: int = typer.Option(None, "--port", "-p", min=1, max=65535,
                              help="Port to serve on (default 8050, setting dashboard_port)"),
+    collect: bool = typer.Option(True, "--collect/--no-collect", help="Run the collector beside the server "
+                                 "(polls every listener who connected Spotify; see `tunelake collect`)"),
 ) -> None:
     """Serve the dashboard with accounts: each listener sees only their own data, uploads exports, connects
-    Spotify, downloads or deletes their data; admins see everyone."""
+    Spotify, downloads or deletes their data; admins see everyone. The collector runs beside it."""
     from tunelake.cli.common import err_console, workspace
     from tunelake.serve.app import serve as run
 
     ws = workspace(ctx)
     run(ws, host=host or ws.settings.dashboard_host, port=port or ws.settings.dashboard_port,
-        say=lambda s: err_console.print(s, highlight=False))
+        say=lambda s: err_console.print(s, highlight=False), collect=collect)
 
 
 @users_app.command("add")

@@ -263,15 +263,41 @@ def _text(body: str, status: int) -> Any:
     return Response(body + "\n", status=status, mimetype="text/plain")
 
 
-def serve(ws: Workspace, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, say: Any = None) -> None:
-    """Serve until interrupted (werkzeug's threaded server; behind a TLS reverse proxy in production)."""
+def start_collector(ws: Workspace, say: Any) -> Any:
+    """The always-on collector in a thread beside the server: it polls every listener with a token (those who
+    connected Spotify here or with `tunelake auth login`), re-reading the token folder as it goes. None, with a
+    line said, when another collector already runs on this workspace."""
+    from tunelake.collect.collector import Collector
+
+    collector = Collector(ws)
+
+    def run() -> None:
+        try:
+            collector.run()
+        except TunelakeError as exc:
+            say(f"collector not started: {exc.one_line()}")
+
+    threading.Thread(target=run, name="tunelake-serve-collector", daemon=True).start()
+    return collector
+
+
+def serve(ws: Workspace, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, say: Any = None,
+          collect: bool = True) -> None:
+    """Serve until interrupted (werkzeug's threaded server; behind a TLS reverse proxy in production), with the
+    collector beside it unless `collect` is False."""
     say = say or (lambda s: print(s, file=sys.stderr))
     check_bind(ws, host)
     server = create_service(ws, host=host, warm=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    collector = start_collector(ws, say) if collect else None
     mode = "accounts on" if accounts.has_accounts(ws) else "no accounts: single-user dashboard"
-    say(f"tunelake serve on http://{host}:{port}/ ({mode}; Ctrl+C to stop)")
-    server.run(host=host, port=port, threaded=True, use_reloader=False)
+    say(f"tunelake serve on http://{host}:{port}/ ({mode}; collector {'on' if collector else 'off'}; "
+        "Ctrl+C to stop)")
+    try:
+        server.run(host=host, port=port, threaded=True, use_reloader=False)
+    finally:
+        if collector is not None:
+            collector.stop.set()  # polls in flight finish their commits
 
 
-__all__ = ["check_bind", "create_service", "is_loopback", "serve"]
+__all__ = ["check_bind", "create_service", "is_loopback", "serve", "start_collector"]

@@ -2,9 +2,9 @@
 
 Both work from the user key of the signed-in account only. Deleting removes, under the workspace lock and in one
 lake transaction, everything the lake holds for the listener — raw files, curated partitions, quarantine, name
-index contributions, manifest entries (batches, user, cursors) — then their token, uploads and account, and runs
-a build so the warehouse's rows go too; the warehouse file from before the build is removed as well, since it
-still holds them.
+index contributions, manifest entries (batches, user, consent, collector state, cursors) — then their token,
+account and collector log lines, and runs a build so the warehouse's rows go too; the warehouse file from before
+the build is removed as well, since it still holds them.
 """
 
 from __future__ import annotations
@@ -70,12 +70,34 @@ def _lake_paths(ws: Workspace, handle: str, user_key: int) -> list[str]:
             found.append(f"{zones.curated_table_dir(table)}/user_key={user_key}")
     found += [p for p in lake.glob(f"{zones.NAME_INDEX_PENDING}/{user_key}-*")]
     found += [zones.batch_entry(b.batch_id) for b in manifest.list_batches(lake, handle=handle)]
-    if lake.exists(zones.user_entry(handle)):
-        found.append(zones.user_entry(handle))
+    for folder in lake.listdir(zones.MANIFEST):  # users, consent, collect (collector state), …: <handle>.json
+        if folder != "batches" and f"{handle}.json" in lake.listdir(f"{zones.MANIFEST}/{folder}"):
+            found.append(f"{zones.MANIFEST}/{folder}/{handle}.json")
     for name in lake.listdir(f"{zones.MANIFEST}/cursors"):
-        if handle in name or str(user_key) in name:
+        if (handle in name or str(user_key) in name) and f"{zones.MANIFEST}/cursors/{name}" not in found:
             found.append(f"{zones.MANIFEST}/cursors/{name}")
     return found
+
+
+def _scrub_logs(ws: Workspace, handle: str, user_key: int) -> list[str]:
+    """Drop the log lines that name the listener (the collector's JSON-lines log and its rotated files), keeping
+    the rest; each file is replaced whole, mode 0600."""
+    import os
+    import secrets
+
+    changed = []
+    needles = (f'"{handle}"', str(user_key))
+    for path in sorted((ws.root / "logs").glob("*.jsonl*")):
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+        kept = [line for line in lines if not any(n in line for n in needles)]
+        if len(kept) == len(lines):
+            continue
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as fh:
+            fh.writelines(kept)
+        os.replace(tmp, path)
+        changed.append(str(path))
+    return changed
 
 
 def delete_my_data(ws: Workspace, handle: str) -> Deleted:
@@ -103,6 +125,7 @@ def delete_my_data(ws: Workspace, handle: str) -> Deleted:
             out.files.append(str(token))
         accounts.remove_account(ws, handle)
         out.files.append("account")
+        out.files += _scrub_logs(ws, handle, user_key)
         before = read_pointer(ws)
         if before is not None:
             build(ws)

@@ -315,7 +315,7 @@ def test_every_callback_of_an_admin_page_is_refused_to_a_listener(as_a: Any, ser
     listeners' data, and a listener gets 403 from every one that touches an admin page's components."""
     from tunelake.dashboard.pages import PAGES
 
-    (ka, _), (kb, hb) = listeners(serve_ws)[:2]
+    kb, hb = listeners(serve_ws)[1]
     admin_ids: set[str] = set()
     stack: list[Any] = [p.layout() for p in PAGES if p.admin_only]
     while stack:
