@@ -15,7 +15,7 @@ from tunelake.orchestrate.assets import LISTENERS, listener_plays
 from tunelake.orchestrate.resource import TunelakeResource
 from tunelake.settings import Settings
 
-collect_job = dg.define_asset_job("collect_job", selection=[listener_plays], partitions_def=LISTENERS,
+collect_job = dg.define_asset_job("collect_job", selection=[listener_plays],
                                   description="Pull one listener's recently played (a partition per listener)")
 warehouse_job = dg.define_asset_job("warehouse_job", selection=["warehouse", "segments", "recommendations", "report"],
                                     description="build → quality → analytics → commit, then the report")
