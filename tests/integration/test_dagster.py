@@ -217,3 +217,22 @@ def test_inbox_import_is_idempotent_and_schedules_ask_for_every_partition(
     job = defs.resolve_job_def("collect_job")
     assert all(dg.validate_run_config(job, r.run_config)["ops"]["listener_plays"]["config"]["what"]
                == list(pull.WHAT_ALL) for r in daily)
+
+
+def test_a_revoked_token_fails_only_that_partition(ws: Workspace, srv: FakeSpotify,
+                                                   instance: dg.DagsterInstance) -> None:
+    import requests
+
+    bad, good = HANDLES[2], HANDLES[1]
+    srv.visible_until_ms = times_after(srv, 0, 45)  # inside the 50-play horizon
+    assert requests.post(f"{srv.url}/_fault", json={"kind": "revoke_tokens", "user": bad}, timeout=10).ok
+    result = dg.materialize([listener_plays], partition_key=bad, instance=instance, resources=RESOURCES,
+                            raise_on_error=False)
+    assert not result.success and not result.asset_materializations_for_node("listener_plays")
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.cause.message if failure.step_failure_data.error.cause \
+        else failure.step_failure_data.error.message
+    assert "TokenRevokedError" in message and bad in message, message
+    assert api_plays(ws, bad) == []
+    assert collect(instance, good) > 0  # the other listeners go on
+    assert api_plays(ws, good) == [ms for ms, _ in srv.truth(good)]
