@@ -236,3 +236,27 @@ def test_a_revoked_token_fails_only_that_partition(ws: Workspace, srv: FakeSpoti
     assert api_plays(ws, bad) == []
     assert collect(instance, good) > 0  # the other listeners go on
     assert api_plays(ws, good) == [ms for ms, _ in srv.truth(good)]
+
+
+def test_segments_and_recommendations_materialise_when_there_is_enough_to_learn_from(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    generate_world(tmp_path / "world", users=8, days=45, seed=5)
+    root = tmp_path / "ws"
+    for folder in (tmp_path / "world" / "exports").iterdir():
+        shutil.copytree(folder, root / "inbox" / folder.name)
+    monkeypatch.setenv("TUNELAKE_HOME", str(root))
+    with dg.instance_for_test() as inst:
+        result = dg.materialize(ASSETS, instance=inst, resources=RESOURCES,
+                                selection=["imported_exports", "warehouse", "segments", "recommendations"])
+    assert result.success
+    meta = {e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+            for e in result.get_asset_materialization_events()}
+    assert meta["imported_exports"]["listeners"] == 8
+    with open_warehouse(open_workspace(root)) as con:
+        listeners = con.execute("SELECT count(DISTINCT user_key) FROM fact_play").fetchone()[0]
+        segmented = con.execute("SELECT count(*) FROM user_segment").fetchone()[0]
+        recommended = con.execute("SELECT count(*) FROM recommendations").fetchone()[0]
+        run_ids = {r[0] for r in con.execute("SELECT DISTINCT run_id FROM user_segment").fetchall()}
+    assert meta["segments"]["rows"] == segmented == listeners == 8
+    assert meta["recommendations"]["rows"] == recommended > 0
+    assert run_ids == {meta["warehouse"]["run_id"]} == {meta["segments"]["run_id"]}
