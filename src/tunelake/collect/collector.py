@@ -86,6 +86,7 @@ class Collector:
         self._dirty = False
         self._last_pipeline = 0.0
         self._mutex = threading.Lock()
+        self.workers = max(1, int(ws.settings.collect_concurrency))
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -100,8 +101,7 @@ class Collector:
     def run(self) -> CollectSummary:
         with lock.collector_lock(self.ws.root, "tunelake collect"):
             self.events.write("started", listeners=len(self.handles()), interval_s=self.base, once=self.once)
-            workers = max(1, int(self.ws.settings.collect_concurrency))
-            with ThreadPoolExecutor(workers, thread_name_prefix="collect") as pool:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="collect") as pool:
                 try:
                     self._loop(pool)
                 finally:
@@ -131,6 +131,8 @@ class Collector:
                     break
                 if handle in self._running or (self.once and handle in polled_once):
                     continue
+                if len(self._running) >= self.workers:
+                    break  # no queue: what waits is ordered by due time here, and a stop drops nothing in flight
                 if due <= now or (self.once and handle not in polled_once):
                     polled_once.add(handle)
                     self._running[handle] = pool.submit(self._poll, handle)
@@ -141,9 +143,12 @@ class Collector:
             cycles += 1
             if self.max_cycles is not None and cycles >= self.max_cycles and not self._running:
                 break
+            if len(self._running) >= self.workers:
+                self.stop.wait(0.05)  # every worker is busy: look again when one may have finished
+                continue
             upcoming = [d for h, d in self._due.items() if h not in self._running]
             wait = min([max(0.0, d - self.clock()) for d in upcoming] + [1.0])
-            self.stop.wait(min(wait, 1.0) if self._running else wait)
+            self.stop.wait(min(wait, 0.2) if self._running else wait)
 
     def _reap(self) -> None:
         for handle, fut in list(self._running.items()):

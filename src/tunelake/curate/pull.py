@@ -189,9 +189,12 @@ def _pull(ws: Workspace, client: SpotifyClient, handle: str, what: list[str],
     manifest entry and the cursor past it); each snapshot (top items, saved tracks, playlists, enrichment) is one
     commit of all its pages, so a pull stopped at any point keeps exactly what it finished."""
     lake = ws.lake
-    with lake.transaction(f"pull {handle}: user"):
-        user_key = manifest.register_user(lake, handle)["user_key"]
-        write_users_table(lake)  # the curated users table mirrors the manifest (dim_user)
+    if lake.exists(zones.user_entry(handle)):  # a known listener: nothing to register (the collector's case)
+        user_key = manifest.user_key_for(handle)
+    else:
+        with lake.transaction(f"pull {handle}: user"):
+            user_key = manifest.register_user(lake, handle)["user_key"]
+            write_users_table(lake)  # the curated users table mirrors the manifest (dim_user)
     result = PullResult(handle)
     seen_tracks: dict[str, dict[str, Any]] = {}
     top_artists: dict[str, dict[str, Any]] = {}
