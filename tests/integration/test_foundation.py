@@ -151,9 +151,14 @@ def test_synthetic_world_end_to_end(small_world, tmp_path):
         orphans = con.execute("SELECT count(*) FROM fact_play f LEFT JOIN dim_track t USING (track_id) "
                               "WHERE t.track_id IS NULL").fetchone()[0]
         assert orphans == 0
-        # Intermediate models lived in a scratch database that is gone: not in the warehouse, not on disk.
-        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        # Intermediate models lived in a scratch database that is gone: not among the warehouse's tables, not on
+        # disk. Only the per-listener summaries incremental builds need are kept, apart, in the `_build` schema.
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+                                            ).fetchall()}
         assert "fact_play" in tables and not any(t.startswith("int_") for t in tables)
+        kept = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = '_build' "
+                                          "AND table_name LIKE 'int_%'").fetchall()}
+        assert kept == {"int_user_track_names", "int_user_date_bounds"}
     finally:
         con.close()
     assert not list(cfg.warehouse_dir.rglob("scratch-*"))
