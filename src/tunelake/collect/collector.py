@@ -30,7 +30,7 @@ from typing import Any
 
 from tunelake.collect.events import EventLog
 from tunelake.collect.schedule import next_interval
-from tunelake.curate.listener_state import ListenerState, connected_handles, read_state, write_state
+from tunelake.curate.listener_state import ListenerState, connected_handles, read_state, token_state, write_state
 from tunelake.curate.pull import WHAT_ALL, pull
 from tunelake.errors import SourceError, TokenRevokedError, TransientSourceError, TunelakeError
 from tunelake.lake import lock
@@ -180,6 +180,9 @@ class Collector:
             self._schedule(handle, state, 0, now, error=state.last_error)
             return
         state.needs_login, state.needs_login_since = False, None
+        token = token_state(self.ws, handle, state, now)
+        if token["state"] in ("expiring", "expired"):  # Spotify's 6-month refresh-token lifetime
+            self.events.write("token_" + token["state"], handle=handle, message=token["message"])
         what = ["recent"]
         if not state.last_snapshot_at or (now - datetime.fromisoformat(state.last_snapshot_at).timestamp()
                                           >= self.ws.settings.collect_snapshot_interval_s):

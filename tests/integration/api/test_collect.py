@@ -265,6 +265,11 @@ def test_refresh_token_age_warns_14_days_before_6_months(ws: Workspace) -> None:
     assert warn["state"] == "expiring" and "12 days" in warn["message"]
     assert token_state(ws, h, state, now=issued + 183 * 86400)["state"] == "expired"
     assert (token_path(ws, h).stat().st_mode & 0o777) == 0o600
+    # the collector says so in its log when it polls a listener whose refresh token is about to expire
+    c = Collector(ws, users=[h], once=True, run_pipeline=False, clock=lambda: issued + 170 * 86400)
+    c.run()
+    events = [json.loads(x) for x in (ws.root / "logs" / "collect.jsonl").read_text().splitlines()]
+    assert [e["handle"] for e in events if e["event"] == "token_expiring"] == [h]
 
 
 def _collector(cfg: Workspace, srv: FakeSpotify, interval: str = "1") -> subprocess.Popen:
