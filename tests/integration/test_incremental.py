@@ -79,13 +79,18 @@ def assert_same_as_full_rebuild(ws: Workspace, tmp_path: Path) -> None:
             local = name if "." in name else f"main.{name}"
             n = a.execute(f"SELECT count(*) FROM {local}").fetchone()[0]
             assert n == a.execute(f"SELECT count(*) FROM full_build.{local}").fetchone()[0], name
-            extra = a.execute(f"SELECT count(*) FROM (SELECT * FROM {local} EXCEPT ALL "
-                              f"SELECT * FROM full_build.{local})").fetchone()[0]
-            missing = a.execute(f"SELECT count(*) FROM (SELECT * FROM full_build.{local} EXCEPT ALL "
-                                f"SELECT * FROM {local})").fetchone()[0]
-            assert (extra, missing) == (0, 0), f"{name}: {extra} rows only incremental, {missing} only full"
+            _assert_same_rows(a, name, local, "*")
     finally:
         a.close()
+
+
+def _assert_same_rows(a: duckdb.DuckDBPyConnection, name: str, local: str, sel: str) -> None:
+    """The same multiset of rows (of the selected columns) in this file's table and the full build's."""
+    extra = a.execute(f"SELECT count(*) FROM (SELECT {sel} FROM {local} EXCEPT ALL "
+                      f"SELECT {sel} FROM full_build.{local})").fetchone()[0]
+    missing = a.execute(f"SELECT count(*) FROM (SELECT {sel} FROM full_build.{local} EXCEPT ALL "
+                        f"SELECT {sel} FROM {local})").fetchone()[0]
+    assert (extra, missing) == (0, 0), f"{name}: {extra} rows only incremental, {missing} only full"
 
 
 def _last_build(ws: Workspace) -> dict:
@@ -197,11 +202,7 @@ def assert_same_as_full_rebuild_with_analytics(ws: Workspace, tmp_path: Path) ->
                              "schema_name = 'main' AND database_name = current_database() "
                              "AND column_name <> 'run_id'", [name]).fetchall()
             sel = ", ".join(f'round("{c}", 9)' if ty == "DOUBLE" else f'"{c}"' for c, ty in cols)
-            extra = a.execute(f"SELECT count(*) FROM (SELECT {sel} FROM main.{name} EXCEPT ALL "
-                              f"SELECT {sel} FROM full_build.main.{name})").fetchone()[0]
-            missing = a.execute(f"SELECT count(*) FROM (SELECT {sel} FROM full_build.main.{name} EXCEPT ALL "
-                                f"SELECT {sel} FROM main.{name})").fetchone()[0]
-            assert (extra, missing) == (0, 0), f"{name}: {extra} rows only incremental, {missing} only full"
+            _assert_same_rows(a, name, f"main.{name}", sel)
     finally:
         a.close()
 
