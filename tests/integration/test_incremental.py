@@ -93,6 +93,17 @@ def _assert_same_rows(a: duckdb.DuckDBPyConnection, name: str, local: str, sel: 
     assert (extra, missing) == (0, 0), f"{name}: {extra} rows only incremental, {missing} only full"
 
 
+def _three_built_then_a_fourth(world: Path, tmp_path: Path) -> tuple[Workspace, list[str]]:
+    """Three listeners imported and built, then a fourth imported (not built yet)."""
+    ws = open_workspace(tmp_path / "ws")
+    handles = _listeners(world)
+    for h in handles[:3]:
+        import_paths(ws, [str(world / "exports" / h)], h)
+    build(ws)
+    import_paths(ws, [str(world / "exports" / handles[3])], handles[3])
+    return ws, handles
+
+
 def _last_build(ws: Workspace) -> dict:
     steps = [s for r in read_run_logs(ws.lake) for s in r["steps"] if s["step"] == "build" and s["status"] == "ok"]
     return steps[-1]["details"]
@@ -145,12 +156,7 @@ def test_incremental_builds_equal_full_rebuilds(world: Path, tmp_path: Path) -> 
 
 
 def test_full_rebuild_when_asked_or_models_changed(world: Path, tmp_path: Path) -> None:
-    ws = open_workspace(tmp_path / "ws")
-    handles = _listeners(world)
-    for h in handles[:3]:
-        import_paths(ws, [str(world / "exports" / h)], h)
-    build(ws)
-    import_paths(ws, [str(world / "exports" / handles[3])], handles[3])
+    ws, handles = _three_built_then_a_fourth(world, tmp_path)
     build(ws, force=True)
     assert _last_build(ws)["mode"] == "full"
     assert "--force" in _last_build(ws)["why"]
@@ -214,12 +220,7 @@ def test_gates_after_an_incremental_build_check_the_rebuilt_listeners(world: Pat
     from tunelake.warehouse.engines import DuckDBEngine
     from tunelake.warehouse.quality import run_gates
 
-    ws = open_workspace(tmp_path / "ws")
-    handles = _listeners(world)
-    for h in handles[:3]:
-        import_paths(ws, [str(world / "exports" / h)], h)
-    build(ws)
-    import_paths(ws, [str(world / "exports" / handles[3])], handles[3])
+    ws, handles = _three_built_then_a_fourth(world, tmp_path)
     build(ws)
     quality = next(s for s in read_run_logs(ws.lake)[-1]["steps"] if s["step"] == "quality")
     assert quality["status"] == "ok" and "the 1 listeners" in quality["details"]["scope"]

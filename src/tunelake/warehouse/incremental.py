@@ -30,7 +30,16 @@ import pyarrow as pa
 from tunelake.lake import manifest, zones
 from tunelake.sources.types import CURATED
 from tunelake.warehouse.engines import Engine
-from tunelake.warehouse.model_graph import KEPT, MODEL_ORDER, PER_USER, READS, USER_SOURCES, model_text, render_model
+from tunelake.warehouse.model_graph import (
+    KEPT,
+    MODEL_ORDER,
+    PER_USER,
+    READS,
+    USER_SOURCES,
+    model_text,
+    render_model,
+    upstream,
+)
 from tunelake.warehouse.tables import TABLES
 from tunelake.workspace import Workspace
 
@@ -170,17 +179,6 @@ def build_incremental(ws: Workspace, engine: Engine, changed: set[int],
     return register_curated(engine, ws.lake), rows, rebuilt
 
 
-def _upstream(names: set[str]) -> set[str]:
-    out: set[str] = set()
-    todo = list(names)
-    while todo:
-        for d in READS.get(todo.pop(), ()):
-            if d in READS and d not in out:
-                out.add(d)
-                todo.append(d)
-    return out
-
-
 def update_models(ws: Workspace, engine: Engine, changed: set[int],
                   progress: Callable[[int, int, str], None] | None = None) -> tuple[dict[str, int], set[int]]:
     """Bring the copied warehouse up to date for `changed` listeners (and whoever a whole-model change touches).
@@ -194,7 +192,7 @@ def update_models(ws: Workspace, engine: Engine, changed: set[int],
         if name not in keep_tables:  # meta, analytics: the later steps write them anew, as after a full build
             con.execute(f"DROP TABLE {main}.{name}")
     whole = [n for n in MODEL_ORDER if n not in PER_USER]
-    first = set(whole) | set(KEPT) | (_upstream(set(KEPT)) & PER_USER)
+    first = set(whole) | set(KEPT) | (upstream(READS, KEPT) & PER_USER)
     total = len(first) + len(PER_USER) + 1
     step = 0
 
@@ -209,7 +207,7 @@ def update_models(ws: Workspace, engine: Engine, changed: set[int],
         con.execute("CREATE OR REPLACE TEMP TABLE _changed AS SELECT * FROM _changed_arrow")
         con.unregister("_changed_arrow")
 
-    for name, (_, _) in LINKS.items():
+    for name in LINKS:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _before_{name} AS SELECT * FROM {main}.{name}")
     # Pass 1: the kept summaries of the changed listeners, then every whole-warehouse model from all summaries.
     _register_sources(engine, ws, changed)

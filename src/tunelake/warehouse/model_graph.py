@@ -96,6 +96,18 @@ def declared_grain(name: str, text: str) -> str:
     return grains[0] if grains else "all"
 
 
+def upstream(reads: Mapping[str, Collection[str]], names: Collection[str]) -> set[str]:
+    """Every model the given models read, directly or through other models."""
+    out: set[str] = set()
+    todo = list(names)
+    while todo:
+        for d in reads.get(todo.pop(), ()):
+            if d in reads and d not in out:
+                out.add(d)
+                todo.append(d)
+    return out
+
+
 def kept_models(reads: Mapping[str, Collection[str]], per_user: Collection[str],
                 user_sources: Collection[str] = USER_SOURCES) -> frozenset[str]:
     """The per-listener models whole-warehouse models read (kept in the warehouse between builds), after checking
@@ -111,15 +123,8 @@ def kept_models(reads: Mapping[str, Collection[str]], per_user: Collection[str],
             problems.append(f"{name} (whole) reads per-listener tables {', '.join(bad)}")
     kept = frozenset(d for name, deps in reads.items() if name not in per_user for d in deps if d in per_user)
 
-    def upstream(name: str, seen: set[str]) -> set[str]:
-        for d in reads.get(name, ()):
-            if d in reads and d not in seen:
-                seen.add(d)
-                upstream(d, seen)
-        return seen
-
     for name in sorted(kept):
-        if whole := sorted(d for d in upstream(name, set()) if d not in per_user):
+        if whole := sorted(d for d in upstream(reads, {name}) if d not in per_user):
             problems.append(f"{name} (kept per listener) depends on whole-warehouse models {', '.join(whole)}")
     if problems:
         raise TunelakeError("model grains do not allow incremental builds: " + "; ".join(problems),
