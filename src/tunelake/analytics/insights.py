@@ -172,12 +172,13 @@ def _none_if_nan(x: Any) -> Any:
 
 
 def entropy_bits(counts: list[float] | pd.Series) -> float:
-    """Shannon entropy in bits of a distribution given as counts (zeros ignored); 0.0 for an empty one."""
+    """Shannon entropy in bits of a distribution given as counts (zeros ignored); 0.0 for an empty one. Summed with
+    `math.fsum`, so the result does not depend on the order of the counts (a GROUP BY returns them in any order)."""
     vals = [float(c) for c in counts if c and c > 0]
-    total = sum(vals)
+    total = math.fsum(vals)
     if total <= 0:
         return 0.0
-    return float(-sum((c / total) * math.log2(c / total) for c in vals))
+    return float(-math.fsum((c / total) * math.log2(c / total) for c in vals))
 
 
 # --- users and periods ------------------------------------------------------------------------------------------
