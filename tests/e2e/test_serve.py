@@ -207,6 +207,19 @@ def test_invite_upload_insights_connect_download_delete(service: tuple[str, Path
     assert _kpi(page, "listeners") == "1"
     assert page.locator("#nav-segments").count() == 0
 
+    # their own Year in review; Compare offers nobody until they switch it on, then nobody else agreed yet
+    page.click("#nav-wrapped")
+    page.wait_for_selector("#wrapped-title")
+    assert page.inner_text("#wrapped-title").startswith(f"{HANDLE} · ")
+    page.click("#nav-compare")
+    page.wait_for_selector("#compare-note:has-text('account page')")
+    page.goto(f"{base}/account")
+    page.click("#compare-on")
+    page.wait_for_url(f"{base}/account?m=compare-on")
+    assert "You agreed" in page.inner_text("#compare-state")
+    page.goto(f"{base}/compare")
+    page.wait_for_selector("#compare-note:has-text('0 other listeners agreed')")
+
     # connect Spotify through the fake accounts service
     page.goto(f"{base}/account")
     page.click("#connect")

@@ -134,9 +134,10 @@ def create_app(ws: Workspace, cache_size: int = 512, warm: bool = False, host: s
     def route(pathname: str | None) -> Any:
         # an unknown path shows the overview, whatever its type (a crafted one must not become a 500)
         page = pages.get(pathname if isinstance(pathname, str) else "/") or pages["/"]
-        if page.admin_only and page not in visible_pages(viewer_of()):
+        viewer = viewer_of()
+        if page.admin_only and page not in visible_pages(viewer):
             page = pages["/"]
-        return page.layout()
+        return page.layout(viewer)
 
     @app.callback(Output("filters", "data"), Output("f-summary", "children"),
                   Input("f-start", "value"), Input("f-end", "value"), Input("f-user", "value"),
@@ -160,9 +161,9 @@ def create_app(ws: Workspace, cache_size: int = 512, warm: bool = False, host: s
     fills = []
     for page in PAGES:
         for chart in page.charts:
-            fills.append(_register_chart(app, wh, chart, cache_size, viewer_of, page.admin_only))
+            fills.append(_register_chart(app, wh, chart, cache_size, viewer_of, page.admin_only or chart.admin_only))
         for click in page.clicks:
-            click(app, wh)
+            click(app, wh, viewer_of)
 
     @app.server.before_request
     def _read_only() -> Any:
@@ -175,7 +176,7 @@ def create_app(ws: Workspace, cache_size: int = 512, warm: bool = False, host: s
             abort(405)
         return None
 
-    admin_ids = _component_ids([p.layout() for p in PAGES if p.admin_only])
+    admin_ids = admin_component_ids()
 
     @app.server.before_request
     def _admin_components() -> Any:
@@ -202,18 +203,20 @@ def warm_charts(app: dash.Dash, viewer: Any = None) -> None:
     """Compute the unfiltered view of every chart `viewer` may see (None: everyone's) in a background thread, so
     the first request finds it cached: at start for everyone, at sign-in for a listener (`tunelake serve`), while
     the browser is still loading the page's scripts."""
-    fills = [f for f in app._tunelake_fills if viewer is None or viewer.is_admin or not f.admin_only]
-
-    def warm_up() -> None:
-        for fill in fills:
-            try:
-                fill({}, viewer)
-            except Exception:  # a chart that fails now fails again, visibly, when a browser asks for it
-                logging.getLogger(__name__).debug("warm-up of a chart failed", exc_info=True)
-
-    thread = threading.Thread(target=warm_up, name="tunelake-dashboard-warm", daemon=True)
+    thread = threading.Thread(target=warm_now, args=(app, viewer), name="tunelake-dashboard-warm", daemon=True)
     app._tunelake_warming = [t for t in getattr(app, "_tunelake_warming", []) if t.is_alive()] + [thread]
     thread.start()
+
+
+def warm_now(app: dash.Dash, viewer: Any = None) -> None:
+    """Compute (into the chart cache) the unfiltered view of every chart `viewer` may see, in this thread."""
+    for fill in app._tunelake_fills:
+        if viewer is not None and not viewer.is_admin and fill.admin_only:
+            continue
+        try:
+            fill({}, viewer)
+        except Exception:  # a chart that fails now fails again, visibly, when a browser asks for it
+            logging.getLogger(__name__).debug("warm-up of a chart failed", exc_info=True)
 
 
 def close_app(app: dash.Dash, timeout_s: float = 120.0) -> None:
@@ -221,6 +224,13 @@ def close_app(app: dash.Dash, timeout_s: float = 120.0) -> None:
     for thread in getattr(app, "_tunelake_warming", []):
         thread.join(timeout_s)
     app._tunelake_warehouse.close()
+
+
+def admin_component_ids() -> frozenset[str]:
+    """The components a listener's viewer may not touch: every id of an admin-only page, and the admin-only
+    charts of the pages listeners see too."""
+    return _component_ids([p.layout(None) for p in PAGES if p.admin_only]) | {
+        c.id for p in PAGES for c in p.charts if c.admin_only}
 
 
 def _component_ids(trees: list[Any]) -> frozenset[str]:
@@ -284,7 +294,9 @@ def _register_chart(app: dash.Dash, wh: Warehouse, chart: Any, cache_size: int,
     from collections import OrderedDict
 
     cache: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+    computing: dict[tuple[str, str, str], threading.Event] = {}  # one computation per key at a time
     lock = threading.Lock()
+    stats = {"hits": 0, "misses": 0}  # misses = computations; a wait for one under way is a hit
 
     def fill(data: dict[str, Any] | None, viewer: Any = None) -> Any:
         viewer = viewer if viewer is not None else viewer_of()
@@ -295,19 +307,34 @@ def _register_chart(app: dash.Dash, wh: Warehouse, chart: Any, cache_size: int,
             return chart.fn(wh, fs)
         who = "*" if viewer is None or viewer.is_admin else str(viewer.user_key)
         key = (wh.current_file(), who, json.dumps(fs.store(), sort_keys=True))
-        with lock:
-            if key in cache:
-                cache.move_to_end(key)
-                return cache[key]
-        out = chart.fn(wh, fs)
-        with lock:
-            cache[key] = out
-            while len(cache) > cache_size:
-                cache.popitem(last=False)
-        return out
+        while True:
+            with lock:
+                if key in cache:
+                    cache.move_to_end(key)
+                    stats["hits"] += 1
+                    return cache[key]
+                running = computing.get(key)
+                if running is None:
+                    computing[key] = done = threading.Event()
+                    stats["misses"] += 1
+                    break
+            # the same chart is being computed (a sign-in warm-up, another tab): wait for it, do not redo it
+            running.wait(120)
+        try:
+            out = chart.fn(wh, fs)
+            with lock:
+                cache[key] = out
+                while len(cache) > cache_size:
+                    cache.popitem(last=False)
+            return out
+        finally:
+            with lock:
+                computing.pop(key, None)
+            done.set()  # a failed computation leaves no entry: a waiter computes (and fails) itself
 
     fill.__name__ = f"fill_{chart.id.replace('-', '_')}"
     fill.admin_only = admin_only  # type: ignore[attr-defined]
+    fill.stats = stats  # type: ignore[attr-defined]
 
     def callback(data: dict[str, Any] | None) -> Any:  # Dash passes only the store; the viewer is the session's
         return fill(data)
@@ -338,4 +365,4 @@ def serve(ws: Workspace, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, say
     app.run(host=host, port=port, debug=debug, use_reloader=False, dev_tools_ui=False, dev_tools_props_check=False)
 
 
-__all__ = ["chart_functions", "close_app", "create_app", "serve", "warm_charts"]
+__all__ = ["admin_component_ids", "chart_functions", "close_app", "create_app", "serve", "warm_charts", "warm_now"]

@@ -21,11 +21,13 @@ from tunelake.dashboard import DEFAULT_HOST, DEFAULT_PORT
 from tunelake.errors import ConfigError, InputError, TunelakeError
 from tunelake.serve import accounts, auth, connect, mydata, views
 from tunelake.serve.upload import Uploads
+from tunelake.serve.warm import Warmer
 from tunelake.workspace import Workspace
 
 PUBLIC = ("/login", "/invite/")  # the only paths answered without a session
 CONNECT_TTL_S = 600  # as long as Spotify's authorization code lives
-FORM_POSTS = ("/login", "/logout", "/account/invite", "/upload", "/connect", "/disconnect", "/mydata/delete")
+FORM_POSTS = ("/login", "/logout", "/account/invite", "/upload", "/connect", "/disconnect", "/consent",
+              "/mydata/delete")
 log = logging.getLogger(__name__)
 NOBODY = listener_viewer(-1)  # no listener has a negative key (keys are 63-bit): sees nothing
 
@@ -46,9 +48,11 @@ def check_bind(ws: Workspace, host: str) -> None:
                           hint="add one with `tunelake users add NAME --role admin`, or bind 127.0.0.1")
 
 
-def create_service(ws: Workspace, host: str | None = None, cache_size: int = 4096, warm: bool = False) -> Any:
+def create_service(ws: Workspace, host: str | None = None, cache_size: int | None = None, warm: bool = False) -> Any:
     """The Flask app of `tunelake serve` (the Dash app is reachable as `app.dash`). The chart cache is larger
-    than the dashboard's: every listener's unfiltered view is its own entry (~17 charts each)."""
+    than the dashboard's: each listener's views are entries of their own (~19 charts a view), so by default it
+    holds four views of every account, at least 4,096 charts. `warm=True` keeps every account's unfiltered view
+    in it for each new warehouse file (`serve.warm`); close the app with `close_service`."""
     from flask import Flask, abort, has_request_context, jsonify, redirect, request, session
     from flask_login import current_user, login_user, logout_user
     from werkzeug.middleware.proxy_fix import ProxyFix
@@ -151,9 +155,15 @@ def create_service(ws: Workspace, host: str | None = None, cache_size: int = 409
         return redirect("/account")
 
     def account_page(**extra: Any) -> Any:
+        from tunelake.analytics.consent import has_consented
+        from tunelake.curate.listener_state import read_state, token_state
+
         acc = me()
-        return views.render(views.ACCOUNT, "account", is_admin=acc.is_admin,
-                            connected=not acc.is_admin and connect.connected(ws, acc.name),
+        connected = not acc.is_admin and connect.connected(ws, acc.name)
+        token = token_state(ws, acc.name, read_state(ws.lake, acc.name)) if connected else {}
+        return views.render(views.ACCOUNT, "account", is_admin=acc.is_admin, connected=connected,
+                            token_state=token.get("state"), token_expires=token.get("refresh_token_expires_at"),
+                            compare_ok=not acc.is_admin and has_consented(ws.lake, acc.name),
                             max_mb=ws.settings.serve_upload_max_mb, download_name=mydata.DOWNLOAD_NAME,
                             accounts=accounts.list_accounts(ws) if acc.is_admin else [], **extra)
 
@@ -221,6 +231,21 @@ def create_service(ws: Workspace, host: str | None = None, cache_size: int = 409
         connect.disconnect(ws, listener().name)
         return redirect("/account?m=disconnected")
 
+    @server.route("/consent", methods=["POST"])
+    def consent() -> Any:
+        """The listener's own switch for being compared (both sides must agree; it takes effect at once)."""
+        from tunelake.analytics.consent import set_consent
+
+        acc = listener()
+        granted = request.form.get("compare")
+        if granted not in ("on", "off"):
+            return account_page(error="compare must be on or off"), 400
+        try:
+            set_consent(ws, acc.name, "compare", granted=granted == "on")
+        except InputError:
+            return account_page(error="Upload your data first: there is nobody to compare yet."), 400
+        return redirect(f"/account?m=compare-{granted}")
+
     @server.route("/mydata/files/<path:name>")
     def download(name: str) -> Any:
         acc = listener()
@@ -246,15 +271,29 @@ def create_service(ws: Workspace, host: str | None = None, cache_size: int = 409
     if ws.settings.serve_proxies > 0:
         n = ws.settings.serve_proxies
         server.wsgi_app = ProxyFix(server.wsgi_app, x_for=n, x_proto=n, x_host=n)
-    app = create_app(ws, cache_size=cache_size, warm=warm, host=host, server=server, viewer_of=viewer_of,
+    if cache_size is None:
+        cache_size = max(4096, 4 * 20 * (len(accounts.list_accounts(ws)) + 1))
+    app = create_app(ws, cache_size=cache_size, host=host, server=server, viewer_of=viewer_of,
                      header_links=header_links, post_paths=(*FORM_POSTS, "/invite/"))
     server.dash = app
     server.uploads = uploads
+    server.warmer = Warmer(ws, app).start() if warm and cache_size > 0 else None
     return server
 
 
+def close_service(server: Any) -> None:
+    """Stop the warm-up pass, then close the dashboard (its warehouse connection)."""
+    from tunelake.dashboard.app import close_app
+
+    if server.warmer is not None:
+        server.warmer.close()
+    close_app(server.dash)
+
+
 _MESSAGES = {"connected": "Spotify connected: new plays are collected from your account.",
-             "disconnected": "Spotify disconnected: your token was removed."}
+             "disconnected": "Spotify disconnected: your token was removed.",
+             "compare-on": "You can now be compared with listeners who agreed too.",
+             "compare-off": "Nobody can compare with you any more."}
 
 
 def _text(body: str, status: int) -> Any:
@@ -296,8 +335,9 @@ def serve(ws: Workspace, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, say
     try:
         server.run(host=host, port=port, threaded=True, use_reloader=False)
     finally:
+        server.warmer.stop.set()
         if collector is not None:
             collector.stop.set()  # polls in flight finish their commits
 
 
-__all__ = ["check_bind", "create_service", "is_loopback", "serve", "start_collector"]
+__all__ = ["check_bind", "close_service", "create_service", "is_loopback", "serve", "start_collector"]

@@ -46,11 +46,27 @@ ACCOUNT = """<h1>Your account</h1>
 <p id="upload-state"></p><div id="upload-summary"></div></section>
 <section id="spotify"><h2>Spotify</h2>
 {% if connected %}<p id="spotify-state">Connected: new plays are collected from your account.</p>
+{% if token_state in ("expiring", "expired", "needs_login") %}<p class="err" id="spotify-token">
+{% if token_state == "expiring" %}Spotify's permission for tunelake ends on {{ token_expires[:10] }}: connect again
+before then, or collection stops.{% elif token_state == "expired" %}Spotify's permission for tunelake ended on
+{{ token_expires[:10] }}: connect again to resume collection.{% else %}Spotify no longer accepts tunelake's
+permission: connect again to resume collection.{% endif %}</p>
+<form method="post" action="/connect"><input type="hidden" name="csrf_token" value="{{ csrf_token() }}">
+<button id="reconnect">Connect Spotify again</button></form>{% endif %}
 <form method="post" action="/disconnect"><input type="hidden" name="csrf_token" value="{{ csrf_token() }}">
 <button id="disconnect">Disconnect Spotify</button></form>
 {% else %}<p id="spotify-state">Not connected.</p>
 <form method="post" action="/connect"><input type="hidden" name="csrf_token" value="{{ csrf_token() }}">
 <button id="connect">Connect Spotify</button></form>{% endif %}</section>
+<section id="compare"><h2>Compare</h2>
+<p>Comparing shows your favourite artists and tracks to the other listener, and theirs to you; it needs both of you
+to agree, and you can stop at any time.</p>
+<form method="post" action="/consent"><input type="hidden" name="csrf_token" value="{{ csrf_token() }}">
+{% if compare_ok %}<p id="compare-state">You agreed to be compared.</p>
+<input type="hidden" name="compare" value="off"><button id="compare-off">Stop being compared</button>
+{% else %}<p id="compare-state">Nobody can compare with you.</p>
+<input type="hidden" name="compare" value="on"><button id="compare-on">Let listeners who agree compare with me
+</button>{% endif %}</form></section>
 <section id="mydata"><h2>My data</h2>
 <p><a id="download" href="/mydata/files/{{ download_name }}">Download my data</a> (Parquet and CSV, one zip)</p>
 <form method="post" action="/mydata/delete"><input type="hidden" name="csrf_token" value="{{ csrf_token() }}">

@@ -20,7 +20,7 @@ from .conftest import PASSWORD, chart_body, csrf_of, dash_token, listeners, sign
 def _charts() -> list[tuple[str, str, bool]]:
     from tunelake.dashboard.pages import PAGES
 
-    return [(c.id, c.prop, p.admin_only) for p in PAGES for c in p.charts]
+    return [(c.id, c.prop, p.admin_only or c.admin_only) for p in PAGES for c in p.charts]
 
 
 @pytest.fixture()
@@ -123,6 +123,7 @@ def test_missing_or_forged_csrf_is_refused(as_a: Any, serve_ws: Path) -> None:
     assert _post_chart(as_a, "kpis", "children", {}, token=dash_token(other)).status_code == 400
     ha = listeners(serve_ws)[0][1]
     for path, data in (("/mydata/delete", {"confirm": ha}), ("/disconnect", {}), ("/connect", {}),
+                       ("/consent", {"compare": "on"}),
                        ("/logout", {}), ("/account/invite", {"name": "mallory"})):
         assert as_a.post(path, data=data).status_code == 400, path
         assert as_a.post(path, data={**data, "csrf_token": "forged"}).status_code == 400, path
@@ -311,13 +312,15 @@ def test_behind_tls_cookies_are_secure(serve_ws: Path) -> None:
 
 
 def test_every_callback_of_an_admin_page_is_refused_to_a_listener(as_a: Any, serve_ws: Path) -> None:
-    """Pages that register callbacks of their own (Wrapped, Compare) included: each is asked for the first two
-    listeners' data, and a listener gets 403 from every one that touches an admin page's components."""
+    """Callbacks a page registers itself (the segment map's clicks) included: each is asked for the second
+    listener's data, and a listener gets 403 from every one that touches an admin page's components or an
+    admin-only chart (the recommender evaluation)."""
     from tunelake.dashboard.pages import PAGES
 
     kb, hb = listeners(serve_ws)[1]
-    admin_ids: set[str] = set()
-    stack: list[Any] = [p.layout() for p in PAGES if p.admin_only]
+    admin_ids: set[str] = {c.id for p in PAGES for c in p.charts if c.admin_only}
+    assert admin_ids == {"rec-metrics", "rec-evaluation"}
+    stack: list[Any] = [p.layout(None) for p in PAGES if p.admin_only]
     while stack:
         node = stack.pop()
         if isinstance(node, list | tuple):
@@ -343,4 +346,5 @@ def test_every_callback_of_an_admin_page_is_refused_to_a_listener(as_a: Any, ser
         resp = as_a.post("/_dash-update-component", json=body, headers={"X-CSRFToken": dash_token(as_a)})
         assert resp.status_code == 403, (out, resp.status_code)
         assert hb.encode() not in resp.data
-    assert touched >= 10  # the chart callbacks of four pages, and the Wrapped and Compare callbacks
+    admin_charts = sum(1 for p in PAGES for c in p.charts if p.admin_only or c.admin_only)
+    assert touched >= admin_charts + 2  # every admin chart, and the two click callbacks of the segment map

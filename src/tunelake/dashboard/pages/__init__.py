@@ -1,5 +1,7 @@
 """The dashboard's pages, in navigation order. Each page module offers `layout()`, `CHARTS` (one callback each,
-filled from the filter store) and `CLICKS` (callbacks that turn a click into a filter)."""
+filled from the filter store) and `CLICKS` (callbacks of their own, registered with `(app, warehouse, viewer_of)`:
+clicks that turn into a filter, pickers that are not the filter bar). `layout(viewer)` gets the request's viewer
+(None: everyone), so a page can leave out what a listener may not see."""
 
 from __future__ import annotations
 
@@ -25,10 +27,10 @@ class Page:
     key: str
     name: str
     path: str
-    layout: Callable[[], Any]
+    layout: Callable[[Any], Any]
     charts: tuple[Chart, ...]
     clicks: tuple[Callable[..., None], ...] = field(default_factory=tuple)
-    admin_only: bool = False  # shows every listener's data (segments, evaluation, quality): admins only
+    admin_only: bool = False  # shows every listener's data (segments, quality): admins only
 
 
 def visible_pages(viewer: Any) -> tuple[Page, ...]:

@@ -1,6 +1,10 @@
 """Compare two listeners: the compatibility score and why, shared artists and tracks, what each might try. Opt-in:
 only listeners who agreed (`tunelake consent grant`) are offered, and every request checks consent again, so a
-revoked agreement holds at once (consent lives in the lake, not in the warehouse file the charts are cached on)."""
+revoked agreement holds at once (consent lives in the lake, not in the warehouse file the charts are cached on).
+
+Under `tunelake serve` a listener is always listener A, and is offered nobody until they agreed themselves (the
+switch on their account page); then only other listeners who agreed. Any other pair is refused (403) without
+naming anyone."""
 
 from __future__ import annotations
 
@@ -12,19 +16,26 @@ from tunelake.dashboard import FilterError, FilterState, Warehouse, parse_key
 from tunelake.dashboard.pages.common import card, table
 
 KEY, NAME, PATH = "compare", "Compare", "/compare"
-# its callbacks pick a listener themselves (not through a viewer): `tunelake serve` shows it to admins only
-ADMIN_ONLY = True
 
 
-def layout() -> html.Div:
-    def pick(cid: str, label: str) -> html.Div:
+def _me(viewer: Any) -> int | None:
+    """The listener's own key under `tunelake serve`; None for everyone's view (an admin, the dashboard)."""
+    return None if viewer is None or viewer.is_admin else int(viewer.user_key)
+
+
+def layout(viewer: Any = None) -> html.Div:
+    me = _me(viewer)
+
+    def pick(cid: str, label: str, **fixed: Any) -> html.Div:
         return html.Div([html.Label(label, htmlFor=cid),
-                         dcc.Dropdown(id=cid, placeholder="Pick a listener", className="dropdown")],
+                         dcc.Dropdown(id=cid, placeholder="Pick a listener", className="dropdown", **fixed)],
                         className="filter wide")
 
+    a = (pick("compare-a", "You", value=str(me), disabled=True, clearable=False) if me is not None
+         else pick("compare-a", "Listener A"))
     return html.Div([
         html.H1("Compare listeners"),
-        card(html.Div([pick("compare-a", "Listener A"), pick("compare-b", "Listener B")],
+        card(html.Div([a, pick("compare-b", "Listener B")],
                       style={"display": "flex", "gap": "16px", "flexWrap": "wrap"}),
              html.P(id="compare-note", className="hint"), width="full"),
         html.Div(id="compare-result", className="card full"),
@@ -40,6 +51,28 @@ def consenting(wh: Warehouse) -> tuple[list[dict[str, Any]], int]:
     return [{"label": h, "value": str(k)} for k, h in ok], len(users) - len(ok)
 
 
+def choices(wh: Warehouse, viewer: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """(options for A, options for B, the note under the pickers) as `viewer` may see them."""
+    from tunelake.analytics.consent import has_consented
+    from tunelake.analytics.insights import NotAllowed
+
+    options, missing = consenting(wh)
+    me = _me(viewer)
+    if me is None:
+        return options, options, (f"{len(options)} listeners agreed to be compared; {missing} have not "
+                                  "(`tunelake consent grant --user NAME`).")
+    mine = wh.table("dim_user", "user_key, handle", order="handle")
+    mine = mine[mine["user_key"] == me]
+    if mine.empty:
+        raise NotAllowed("no data of this listener in the warehouse yet")
+    own = [{"label": str(mine["handle"].iloc[0]), "value": str(me)}]
+    if not has_consented(wh.ws.lake, str(mine["handle"].iloc[0])):
+        return own, [], ("You have not agreed to be compared: turn it on under Compare on your account page; "
+                         "then you are offered the listeners who agreed too.")
+    others = [o for o in options if o["value"] != str(me)]
+    return own, others, f"{len(others)} other listeners agreed to be compared."
+
+
 def _key(wh: Warehouse, value: Any, field: str) -> int | None:
     key = parse_key(value, field)
     if key is not None and key not in wh.user_keys():
@@ -51,14 +84,23 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{x:.0%}"
 
 
-def result(wh: Warehouse, a: Any, b: Any) -> Any:
-    """The comparison of the two picked listeners, or a short note saying what is missing."""
+def result(wh: Warehouse, a: Any, b: Any, viewer: Any = None) -> Any:
+    """The comparison of the two picked listeners, or a short note saying what is missing. A listener's viewer
+    gets NotAllowed for any pair but themselves and a listener they were offered."""
     import pandas as pd
 
     from tunelake.analytics.compare import compare_with_consent
     from tunelake.analytics.consent import ConsentError
+    from tunelake.analytics.insights import NotAllowed
     from tunelake.errors import InputError
 
+    me = _me(viewer)
+    if me is not None:
+        if parse_key(a, "compare-a") != me:
+            raise NotAllowed("a listener compares only themselves")
+        kb_asked = parse_key(b, "compare-b")
+        if kb_asked is not None and str(kb_asked) not in {o["value"] for o in choices(wh, viewer)[1]}:
+            raise NotAllowed("that listener is not offered to compare with")
     ka, kb = _key(wh, a, "compare-a"), _key(wh, b, "compare-b")
     if ka is None or kb is None:
         return html.P("Pick two listeners.", className="hint")
@@ -95,19 +137,19 @@ def result(wh: Warehouse, a: Any, b: Any) -> Any:
     ])
 
 
-def _register(app: Any, wh: Warehouse) -> None:
+def _register(app: Any, wh: Warehouse, viewer_of: Any = None) -> None:
+    viewer_of = viewer_of or (lambda: None)
+
     @app.callback(Output("compare-a", "options"), Output("compare-b", "options"), Output("compare-note", "children"),
                   Input("filters", "data"))
     def fill_options(data: Any) -> Any:
-        FilterState.from_store(data).checked(wh)  # the store is checked like on every page
-        options, missing = consenting(wh)
-        note = (f"{len(options)} listeners agreed to be compared; {missing} have not "
-                "(`tunelake consent grant --user NAME`).")
-        return options, options, note
+        viewer = viewer_of()
+        FilterState.from_store(data).checked(wh, viewer)  # the store is checked like on every page
+        return choices(wh, viewer)
 
     @app.callback(Output("compare-result", "children"), Input("compare-a", "value"), Input("compare-b", "value"))
     def fill_result(a: Any, b: Any) -> Any:
-        return result(wh, a, b)
+        return result(wh, a, b, viewer_of())
 
 
 CHARTS: list[Any] = []

@@ -38,7 +38,7 @@ KPI_CARDS = (  # (key in insights.kpis, label, format)
 )
 
 
-def layout() -> html.Div:
+def layout(viewer: Any = None) -> html.Div:
     return html.Div([
         html.H1("Overview"),
         html.Div(id="kpis", className="kpis"),
@@ -140,7 +140,7 @@ CHARTS = [
 ]
 
 
-def _click_period(app: Any, wh: Warehouse) -> None:
+def _click_period(app: Any, wh: Warehouse, viewer_of: Any = None) -> None:
     @app.callback(Output("f-start", "value", allow_duplicate=True), Output("f-end", "value", allow_duplicate=True),
                   Input("over-time", "clickData"), prevent_initial_call=True)
     def zoom(click: Any) -> Any:

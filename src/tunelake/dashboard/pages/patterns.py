@@ -3,6 +3,8 @@ platforms, streaks."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import plotly.graph_objects as go
 from dash import html
@@ -26,7 +28,7 @@ KEY, NAME, PATH = "patterns", "Listening patterns", "/patterns"
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
-def layout() -> html.Div:
+def layout(viewer: Any = None) -> html.Div:
     return html.Div([
         html.H1("Listening patterns"),
         card(graph("heatmap"), width="full"),

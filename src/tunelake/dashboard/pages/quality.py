@@ -3,9 +3,11 @@ the quality gates of the last build."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
-from dash import html
+from dash import Input, Output, html
 
 from tunelake.dashboard import FilterState, Warehouse
 from tunelake.dashboard.pages.common import (
@@ -25,12 +27,13 @@ KEY, NAME, PATH = "quality", "Data quality", "/quality"
 ADMIN_ONLY = True  # every listener's data: `tunelake serve` shows it to admins only
 
 
-def layout() -> html.Div:
+def layout(viewer: Any = None) -> html.Div:
     return html.Div([
         html.H1("Data quality"),
         html.Div(id="quality-kpis", className="kpis"),
         card(graph("imports")),
         card(graph("quarantine")),
+        card(html.H3("Connected listeners (the collector)"), html.Div(id="collector-state"), width="full"),
         card(html.H3("Open gaps in listening histories"), html.Div(id="open-gaps"), width="full"),
         card(html.H3("Quality gates (last build)"), html.Div(id="quality-gates"), width="full"),
         card(html.H3("Pipeline run log"), html.Div(id="run-log"), width="full"),
@@ -123,6 +126,34 @@ def open_gaps(wh: Warehouse, fs: FilterState) -> object:
                      table(df[["handle", "from", "to", "fix"]], "open-gaps-table")])
 
 
+def collector_state(wh: Warehouse) -> object:
+    """Each connected listener's last poll, plays collected and token state, with what to do when the token
+    needs attention (14 days before Spotify's 6-month refresh-token expiry, or once refused). Read from the lake
+    and the token files on every request, not from the warehouse: a token can fail between two builds."""
+    from tunelake.curate.listener_state import listeners_status
+
+    rows = listeners_status(wh.ws)
+    if not rows:
+        return html.P("No listener is connected to Spotify (`tunelake auth login --user NAME`, or Connect Spotify "
+                      "on the account page of `tunelake serve`).", id="collector-summary", className="hint")
+    df = pd.DataFrame([{"listener": r["handle"], "last poll": (r["last_poll_at"] or "never")[:19],
+                        "next poll": (r["next_poll_at"] or "")[:19], "plays collected": r["plays_collected"],
+                        "token": r["token"]["state"], "to do": r["token"].get("message", "")} for r in rows])
+    attention = int((~df["token"].isin(["ok"])).sum())
+    head = html.P(f"{len(df):,} listener(s); {attention:,} token(s) need attention." if attention else
+                  f"{len(df):,} listener(s); every token is good.", id="collector-summary",
+                  className="bad" if attention else "good")
+    return html.Div([head, table(df, "collector-table")])
+
+
+def _register_collector(app: Any, wh: Warehouse, viewer_of: Any = None) -> None:
+    @app.callback(Output("collector-state", "children"), Input("filters", "data"))
+    def fill_collector(data: Any) -> Any:
+        # an admin page: the serve gate refuses a listener's request for this component before it gets here
+        FilterState.from_store(data).checked(wh, viewer_of() if viewer_of else None)
+        return collector_state(wh)
+
+
 def run_log(wh: Warehouse, fs: FilterState) -> object:
     df = wh.table("meta_run", order="started_at DESC" if wh.has("meta_run") else "")
     if df.empty:
@@ -141,3 +172,4 @@ CHARTS = [
     Chart("quality-gates", quality_gates, "children"),
     Chart("run-log", run_log, "children"),
 ]
+CLICKS = [_register_collector]

@@ -1,7 +1,10 @@
 """Recommendations: one listener's list with the reason for each track, and the offline evaluation of every
-method (the best one is the default)."""
+method (the best one is the default). Under `tunelake serve` a listener sees their own list only; the evaluation,
+made from every listener's plays, is for admins."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import plotly.graph_objects as go
 from dash import html
@@ -20,24 +23,28 @@ from tunelake.dashboard.pages.common import (
 )
 
 KEY, NAME, PATH = "recommendations", "Recommendations", "/recommendations"
-ADMIN_ONLY = True  # every listener's data: `tunelake serve` shows it to admins only
 NO_RECS = "No recommendations yet: run `tunelake recommend` (or `tunelake run`)"
 
 
-def layout() -> html.Div:
+def layout(viewer: Any = None) -> html.Div:
+    mine = [card(html.H3(id="recs-title"), html.Div(id="recs-list"), width="full")]
+    if viewer is not None and not viewer.is_admin:
+        return html.Div([html.H1("Recommendations"), *mine], className="grid")
     return html.Div([
-        html.H1("Recommendations"),
-        card(html.H3(id="recs-title"), html.Div(id="recs-list"), width="full"),
+        html.H1("Recommendations"), *mine,
         card(graph("rec-metrics"), width="full"),
         card(html.H3("Offline evaluation (time split)"), html.Div(id="rec-evaluation"), width="full"),
     ], className="grid")
 
 
 def _listener(wh: Warehouse, fs: FilterState) -> tuple[int | None, str]:
-    """The filtered listener, else the first listener (of the selected segment) that has recommendations."""
+    """A listener's own key; for everyone's view the filtered listener, else the first listener (of the
+    selected segment) that has recommendations."""
     users = wh.table("dim_user", "user_key, handle", order="handle")
-    if fs.user is not None:
-        key: int | None = int(fs.user)
+    if fs.viewer is not None and not fs.viewer.is_admin:
+        key: int | None = fs.viewer.user_key
+    elif fs.user is not None:
+        key = int(fs.user)
     else:
         keys = set(wh.table("recommendations", "DISTINCT user_key")["user_key"])
         if fs.segment is not None:
@@ -58,7 +65,8 @@ def recs_list(wh: Warehouse, fs: FilterState) -> object:
                               FROM recommendations r LEFT JOIN dim_track t USING (track_id)
                               WHERE r.user_key = ? ORDER BY r.rank LIMIT 25""", [key]).df()
     title = f"Recommended for {handle}" if handle else "Recommended"
-    note = html.P("Pick a listener in the filter bar to see their list." if fs.user is None else "",
+    everyone = fs.viewer is None or fs.viewer.is_admin
+    note = html.P("Pick a listener in the filter bar to see their list." if fs.user is None and everyone else "",
                   className="hint")
     return html.Div([html.H4(title, id="recs-for"), note, table(mine, "recs-table", formats={"score": ".3f"})])
 
@@ -110,6 +118,6 @@ def rec_evaluation(wh: Warehouse, fs: FilterState) -> object:
 CHARTS = [
     Chart("recs-title", recs_title, "children"),
     Chart("recs-list", recs_list, "children"),
-    Chart("rec-metrics", rec_metrics),
-    Chart("rec-evaluation", rec_evaluation, "children"),
+    Chart("rec-metrics", rec_metrics, admin_only=True),
+    Chart("rec-evaluation", rec_evaluation, "children", admin_only=True),
 ]

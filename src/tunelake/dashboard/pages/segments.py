@@ -50,7 +50,7 @@ def segment_names(wh: Warehouse) -> dict[int, str]:
     return {int(r[0]): (str(r[1]) if name else f"segment {r[0]}") for r in pairs.itertuples(index=False)}
 
 
-def layout() -> html.Div:
+def layout(viewer: Any = None) -> html.Div:
     return html.Div([
         html.H1("Segments"),
         card(graph("segment-map"), html.P("Click a listener's point or a bar to filter by segment.",
@@ -208,7 +208,7 @@ def _segment_of(wh: Warehouse, click: Any) -> Any:
     return FilterState(segment=parse_key(data[0], "segment")).checked(wh).segment
 
 
-def _click_segment(app: Any, wh: Warehouse) -> None:
+def _click_segment(app: Any, wh: Warehouse, viewer_of: Any = None) -> None:
     @app.callback(Output("f-segment", "value", allow_duplicate=True), Input("segment-map", "clickData"),
                   prevent_initial_call=True)
     def from_map(click: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import plotly.graph_objects as go
 from dash import html
 
@@ -24,7 +26,7 @@ KEY, NAME, PATH = "taste", "Taste", "/taste"
 UNIT_FEATURES = ("danceability", "energy", "valence", "acousticness", "instrumentalness", "speechiness", "liveness")
 
 
-def layout() -> html.Div:
+def layout(viewer: Any = None) -> html.Div:
     return html.Div([
         html.H1("Taste"),
         card(graph("genres")),

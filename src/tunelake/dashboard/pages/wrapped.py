@@ -1,5 +1,6 @@
-"""Year in review: the listener of the filter bar (or the first one), a year picker, the shareable card (PNG and
-SVG to download) and its figures. The date filter does not apply: a review is always one whole calendar year."""
+"""Year in review: the listener of the filter bar (or the first one; under `tunelake serve` a listener's own), a
+year picker, the shareable card (PNG and SVG to download) and its figures. The date filter does not apply: a
+review is always one whole calendar year."""
 
 from __future__ import annotations
 
@@ -14,20 +15,21 @@ from tunelake.dashboard import FilterError, FilterState, Warehouse
 from tunelake.dashboard.pages.common import card
 
 KEY, NAME, PATH = "wrapped", "Year in review", "/wrapped"
-# its callbacks pick a listener themselves (not through a viewer): `tunelake serve` shows it to admins only
-ADMIN_ONLY = True
 _CARDS: OrderedDict[tuple[str, int, int], tuple[dict[str, Any], bytes | None, bytes | None]] = OrderedDict()
 _CARDS_LOCK = threading.Lock()
 
 
-def layout() -> html.Div:
+def layout(viewer: Any = None) -> html.Div:
+    hint = ("Your own year; the date filter does not apply: a review is a whole calendar year."
+            if viewer is not None and not viewer.is_admin else
+            "The listener comes from the filter bar (the first listener when none is picked); the date filter "
+            "does not apply: a review is a whole calendar year.")
     return html.Div([
         html.H1("Year in review"),
         card(html.Div([html.Label("Year", htmlFor="wrapped-year"),
                        dcc.Dropdown(id="wrapped-year", clearable=False, placeholder="Latest year",
                                     className="dropdown")], className="filter", style={"maxWidth": "220px"}),
-             html.P("The listener comes from the filter bar (the first listener when none is picked); the date "
-                    "filter does not apply: a review is a whole calendar year.", className="hint"), width="full"),
+             html.P(hint, className="hint"), width="full"),
         html.Div(id="wrapped-card", className="card full"),
     ], className="grid")
 
@@ -42,6 +44,8 @@ def parse_year(value: Any) -> int | None:
 
 
 def _listener(wh: Warehouse, fs: FilterState) -> int | None:
+    if fs.viewer is not None and not fs.viewer.is_admin:
+        return int(fs.viewer.user_key)  # `checked` already refused any other listener
     if fs.user is not None:
         return int(fs.user)
     users = wh.table("dim_user", "user_key, handle", order="handle")
@@ -85,11 +89,12 @@ def _facts(r: dict[str, Any]) -> html.Dl:
     return html.Dl(items, className="stats", id="wrapped-facts")
 
 
-def fill(wh: Warehouse, data: Any, year_value: Any) -> tuple[Any, list[dict[str, Any]], Any]:
-    """(card children, year options, the year shown) for the filter store and the picked year."""
+def fill(wh: Warehouse, data: Any, year_value: Any, viewer: Any = None) -> tuple[Any, list[dict[str, Any]], Any]:
+    """(card children, year options, the year shown) for the filter store and the picked year, as `viewer`
+    (None: everyone) may see them."""
     from tunelake.analytics.wrapped import years
 
-    fs = FilterState.from_store(data).checked(wh)
+    fs = FilterState.from_store(data).checked(wh, viewer)
     year = parse_year(year_value)
     user_key = _listener(wh, fs)
     if user_key is None:
@@ -124,11 +129,11 @@ def fill(wh: Warehouse, data: Any, year_value: Any) -> tuple[Any, list[dict[str,
     return children, options, shown
 
 
-def _register(app: Any, wh: Warehouse) -> None:
+def _register(app: Any, wh: Warehouse, viewer_of: Any = None) -> None:
     @app.callback(Output("wrapped-card", "children"), Output("wrapped-year", "options"),
                   Output("wrapped-year", "value"), Input("filters", "data"), Input("wrapped-year", "value"))
     def fill_wrapped(data: Any, year: Any) -> Any:
-        return fill(wh, data, year)
+        return fill(wh, data, year, viewer_of() if viewer_of else None)
 
 
 CHARTS: list[Any] = []
