@@ -6,8 +6,9 @@ same bytes imported again are recognised by their hash and add nothing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +18,9 @@ import pyarrow.compute as pc
 from tunelake import duck
 from tunelake.curate import library, resolve
 from tunelake.curate import plays as curated_plays
+from tunelake.curate.lookahead import lookahead
 from tunelake.curate.privacy import PII_COLUMNS, apply_pii_policy, workspace_salt
-from tunelake.curate.raw import display_origin, store_raw, write_quarantine
+from tunelake.curate.raw import compress_raw, display_origin, store_raw, write_quarantine
 from tunelake.errors import InputError
 from tunelake.lake import manifest, zones
 from tunelake.lake.manifest import Batch, utcnow
@@ -26,7 +28,7 @@ from tunelake.lake.store import Lake
 from tunelake.sources import library as library_files
 from tunelake.sources import names
 from tunelake.sources.account import parse_account
-from tunelake.sources.export import PARSERS, Parsed, find_export_files, source_of_kind
+from tunelake.sources.export import PARSERS, ExportFile, Parsed, find_export_files, source_of_kind
 from tunelake.sources.lastfm import parse_lastfm_csv, parse_lastfm_json
 from tunelake.sources.listenbrainz import parse_listenbrainz
 from tunelake.sources.maloja import parse_maloja
@@ -275,6 +277,47 @@ def import_paths(
             return _import_user(ws, lake, paths, handle, timezone=timezone, pii=pii, progress=progress)
 
 
+def _parse_and_compress(parser: Callable[..., Parsed], data: bytes, origin: str, user_key: int | None,
+                        compression: str) -> tuple[Parsed, bytes]:
+    """A file's rows and its bytes as the raw zone keeps them: the work `lookahead` may run in a thread."""
+    parsed = parser(data, origin) if user_key is None else parser(data, origin, user_key=user_key)
+    return parsed, compress_raw(data, compression)
+
+
+def _staged(lake: Lake, files: list[ExportFile], paths: list[str], handle: str, user_key: int, compression: str,
+            summary: ImportSummary) -> Iterator[tuple[tuple[ExportFile, FileResult, tuple | None],
+                                                    Callable[[], Parsed] | None]]:
+    """Each file with its result and, when it is new and readable, its bytes, hash, batch id and shown origin and
+    the parse still to run (`lookahead` runs it in a thread ahead of the loop). Runs in the caller's thread: it
+    reads the manifest, so files already imported are never parsed."""
+    for f in files:
+        result = FileResult(f.origin, f.kind, "imported", table=TABLE_OF_KIND.get(f.kind, "plays"))
+        summary.files.append(result)
+        parser = ALL_PARSERS.get(f.kind)
+        if parser is None:
+            result.status = "not supported"
+            result.error = f"{f.origin}: {f.kind} files are not imported by this version"
+            yield (f, result, None), None
+            continue
+        try:
+            data = f.read()
+        except InputError as exc:
+            result.status, result.error = "failed", exc.one_line()
+            yield (f, result, None), None
+            continue
+        content_hash = hashlib.sha256(data).hexdigest()
+        batch_id = manifest.batch_id_for(source_of_kind(f.kind), handle, content_hash)
+        result.batch_id = batch_id
+        if manifest.find_batch(lake, batch_id) is not None:
+            result.status = "already imported"
+            yield (f, result, None), None
+            continue
+        parse = functools.partial(_parse_and_compress, parser, data, f.origin, user_key if f.kind in PARSERS else None,
+                                  compression)
+        yield (f, result, (data, content_hash, batch_id, display_origin(f.origin, paths))), parse
+        del data, parse
+
+
 def _import_user(
     ws: Workspace,
     lake: Lake,
@@ -301,32 +344,13 @@ def _import_user(
     pending: list[tuple[Batch, FileResult, Parsed]] = []
     now = utcnow()
 
-    for f in files:
-        result = FileResult(f.origin, f.kind, "imported", table=TABLE_OF_KIND.get(f.kind, "plays"))
-        summary.files.append(result)
-        parser = ALL_PARSERS.get(f.kind)
-        if parser is None:
-            result.status = "not supported"
-            result.error = f"{f.origin}: {f.kind} files are not imported by this version"
-            done += f.size
-            if progress:
-                progress(done, total_bytes, f.name)
-            continue
-        origin = display_origin(f.origin, paths)
-        try:
-            data = f.read()
-        except InputError as exc:
-            result.status, result.error = "failed", exc.one_line()
-            continue
-        content_hash = hashlib.sha256(data).hexdigest()
-        source = source_of_kind(f.kind)
-        batch_id = manifest.batch_id_for(source, handle, content_hash)
-        result.batch_id = batch_id
-        if manifest.find_batch(lake, batch_id) is not None:
-            result.status = "already imported"
-        else:
+    staged_files = _staged(lake, files, paths, handle, user_key, ws.settings.raw_compression, summary)
+    for (f, result, staged), parse in lookahead(staged_files, duck.import_threads()):
+        if staged is not None:
+            data, content_hash, batch_id, origin = staged
+            source = source_of_kind(f.kind)
             try:
-                parsed = parser(data, f.origin, user_key=user_key) if f.kind in PARSERS else parser(data, f.origin)
+                parsed, stored = parse()
             except InputError as exc:
                 result.status = "failed"
                 result.error = exc.one_line()
@@ -335,7 +359,8 @@ def _import_user(
                                   [{"record_no": None, "reason": "invalid_file", "message": message}])
             else:
                 raw = store_raw(lake, f, data, source, handle, batch_id, content_hash, now, ws.settings.raw_compression,
-                                origin=origin)
+                                origin=origin, stored=stored)
+                del stored
                 rows = parsed.rows
                 rows = _put(rows, "user_key", pa.array([user_key] * rows.num_rows, pa.int64()))
                 rows = _put(rows, "batch_id", pa.array([batch_id] * rows.num_rows, pa.string()))
@@ -356,7 +381,7 @@ def _import_user(
                     unknown_fields=result.unknown_fields,
                 )
                 pending.append((batch, result, parsed))
-        del data
+            del data, staged
         done += f.size
         if progress:
             progress(done, total_bytes, f.name)

@@ -194,11 +194,13 @@ def merge_plays(
         if kept["content_type"][i].as_py() != "track":
             excluded[kept["batch_id"][i].as_py()] -= 1
     kept = conform(kept)
-    if new_rows.num_rows or upgraded:
-        lake.write_parquet(zones.curated_user_file(TABLE, user_key), kept, **PARQUET_OPTIONS)
-    # Ids these rows carry resolve name-only rows of later imports (any source, any user).
+    # Ids these rows carry resolve name-only rows of later imports (any source, any user). Recorded before the
+    # rows are written: a lake without a name index yet builds it from the plays it holds, and these rows must not
+    # be read there and then added a second time.
     if new_rows.num_rows and record_names:
         resolve.record_known(lake, [new_rows])
+    if new_rows.num_rows or upgraded:
+        lake.write_parquet(zones.curated_user_file(TABLE, user_key), kept, **PARQUET_OPTIONS)
     return MergeResult(existing.num_rows, kept.num_rows, dups, merged_by, replaced, upgraded, excluded)
 
 

@@ -70,17 +70,23 @@ def display_origin(origin: str, roots: list[str]) -> str:
     return os.path.basename(disk) + origin[len(disk):]
 
 
-def store_raw(lake: Lake, f: ExportFile, data: bytes, source: str, handle: str, batch_id: str,
-              content_hash: str, when, compression: str = "zstd", origin: str | None = None) -> str:
-    """Keep the bytes exactly as received, with an envelope saying what they are.
+def compress_raw(data: bytes, compression: str = "zstd") -> bytes:
+    """The bytes as the raw zone stores them: zstd (level 1) by default — extended history shrinks 8–20×, and
+    compressing costs less CPU than writing the plain bytes did (gzip cost more than parsing the file). Apart
+    from `store_raw` so an import can compress one file in a thread while it stores another."""
+    return pa.Codec("zstd", compression_level=1).compress(data, asbytes=True) if compression == "zstd" else data
 
-    zstd (level 1) by default: extended history shrinks 8–20×, and compressing costs less CPU than writing the
-    plain bytes did (gzip cost more than parsing the file); `read_raw` gives the received bytes back."""
+
+def store_raw(lake: Lake, f: ExportFile, data: bytes, source: str, handle: str, batch_id: str,
+              content_hash: str, when, compression: str = "zstd", origin: str | None = None,
+              stored: bytes | None = None) -> str:
+    """Keep the bytes exactly as received, with an envelope saying what they are (`stored`: the bytes already
+    through `compress_raw`); `read_raw` gives the received bytes back."""
     suffix = next((s for s in (".jsonl", ".json", ".csv") if f.name.lower().endswith(s)), "")
-    stored = data
+    if stored is None:
+        stored = compress_raw(data, compression)
     if compression == "zstd":
         suffix += ".zst"
-        stored = pa.Codec("zstd", compression_level=1).compress(data, asbytes=True)
     raw = zones.raw_path(source, handle, when, batch_id, suffix)
     lake.write_bytes(raw, stored, private=True)
     lake.write_json(zones.envelope_path(raw), {
