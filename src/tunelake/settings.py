@@ -48,6 +48,9 @@ class Settings:
                                     "eval_split = percent, 1-45")
     eval_min_train_plays: int = _s(20, "Plays a listener needs before a period to be evaluated in it")
     eval_bootstrap: int = _s(1000, "Bootstrap resamples of listeners behind each confidence interval (>= 100)")
+    eval_refresh_hours: int = _s(24, "How old the recommender evaluation may be and still be kept by a pipeline run "
+                                     "after an incremental build (that run refits the chosen method on every play); "
+                                     "a full build always evaluates again; 0: every run")
     pii: str = _s("drop", "Personal fields (IP, user agent, username): drop or pseudonymize", ("drop", "pseudonymize"))
     raw_compression: str = _s("zstd", "How export files are stored in the raw zone (lossless; SHA-256 is of the "
                                       "bytes received)", ("zstd", "none"))

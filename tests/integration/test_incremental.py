@@ -171,8 +171,9 @@ def test_full_rebuild_when_asked_or_models_changed(world: Path, tmp_path: Path) 
 
 def test_incremental_run_keeps_analytics_and_readers_see_whole_builds(world: Path, tmp_path: Path) -> None:
     """Through `tunelake run`: the analytics tables are rewritten for the new data, and the file readers had open
-    is untouched by the update (it works on a copy)."""
-    ws = open_workspace(tmp_path / "ws")
+    is untouched by the update (it works on a copy). With eval_refresh_hours = 0 the run evaluates the recommenders
+    again, so every table can be compared with a full rebuild's (the kept evaluation has its own test below)."""
+    ws = open_workspace(tmp_path / "ws", {"eval_refresh_hours": 0})
     handles = _listeners(world)
     run(ws, jobs=[(h, [str(world / "exports" / h)]) for h in handles[:-1]], catalog=world / "catalog",
         report=False)
@@ -241,3 +242,49 @@ def test_gates_after_an_incremental_build_check_the_rebuilt_listeners(world: Pat
         assert whole == failed
     finally:
         engine.close()
+
+
+def _analytics_details(ws: Workspace) -> dict:
+    steps = [s for r in read_run_logs(ws.lake) for s in r["steps"] if s["step"] == "analytics" and s["status"] == "ok"]
+    return steps[-1]["details"]
+
+
+def test_an_incremental_run_keeps_a_recent_evaluation_and_refits_on_every_play(world: Path, tmp_path: Path) -> None:
+    """The evaluation is most of a run at 10M plays; after an incremental build a recent one stands (with the id of
+    the run that made it) while the recommendations are refitted on every play, the new listener's included. An
+    evaluation older than eval_refresh_hours, made with another split, or a full build evaluates again."""
+    import dataclasses
+    from datetime import timedelta
+
+    from tunelake.analytics.steps import evaluated_at, kept_evaluation
+
+    ws = open_workspace(tmp_path / "ws")
+    handles = _listeners(world)
+    run(ws, jobs=[(h, [str(world / "exports" / h)]) for h in handles[:-1]], catalog=world / "catalog", report=False)
+    first = read_run_logs(ws.lake)[-1]["run_id"]
+    with open_warehouse(ws) as con:
+        ev_before = con.execute("SELECT * FROM rec_evaluation ORDER BY method").df()
+    assert set(ev_before["run_id"]) == {first} and int(ev_before["is_default"].sum()) == 1
+    run(ws, paths=[str(world / "exports" / handles[-1])], user=handles[-1], report=False)
+    second = read_run_logs(ws.lake)[-1]["run_id"]
+    assert _last_build(ws)["mode"] == "incremental"
+    rec = _analytics_details(ws)["recommendations"]
+    assert rec["evaluation"].startswith("kept") and rec["evaluated_by"] == first
+    new_key = manifest.user_key_for(handles[-1])
+    with open_warehouse(ws) as con:
+        ev_after = con.execute("SELECT * FROM rec_evaluation ORDER BY method").df()
+        recs = con.execute("SELECT DISTINCT run_id FROM recommendations").fetchall()
+        new_recs = con.execute("SELECT count(*) FROM recommendations WHERE user_key = ?", [new_key]).fetchone()[0]
+    made = evaluated_at(first)
+    assert made is not None
+    assert kept_evaluation(ev_after, ws.settings, now=made + timedelta(hours=23)) is not None
+    assert kept_evaluation(ev_after, ws.settings, now=made + timedelta(hours=24)) is None
+    assert kept_evaluation(ev_after, dataclasses.replace(ws.settings, eval_test_weeks=2), now=made) is None
+    assert kept_evaluation(ev_after, dataclasses.replace(ws.settings, eval_refresh_hours=0), now=made) is None
+    assert ev_after.equals(ev_before)
+    assert recs == [(second,)] and new_recs == 20
+    run(ws, force=True, report=False)
+    third = read_run_logs(ws.lake)[-1]["run_id"]
+    assert _analytics_details(ws)["recommendations"]["evaluation"] == "new"
+    with open_warehouse(ws) as con:
+        assert {r[0] for r in con.execute("SELECT DISTINCT run_id FROM rec_evaluation").fetchall()} == {third}

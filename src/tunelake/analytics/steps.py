@@ -7,9 +7,11 @@ warehouse switch) and ``tunelake segment`` / ``tunelake recommend`` can run it t
 from __future__ import annotations
 
 import json
+import re
 import time
 import warnings
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -97,16 +99,46 @@ def _num(v: Any) -> float | None:
     return None if v is None or pd.isna(v) else round(float(v), 4)
 
 
+def kept_evaluation(ev: pd.DataFrame | None, settings: Settings, now: datetime | None = None) -> pd.DataFrame | None:
+    """The last evaluation (the previous warehouse file's ``rec_evaluation``) when a run may keep it: younger than
+    ``eval_refresh_hours`` and made with the split the settings ask for. The evaluation (parameters chosen on
+    validation, every method on the test period, bootstrap intervals) is most of a pipeline run at 10M plays
+    (~340 s of ~360 s), and the plays of one poll do not change which method wins; the chosen method is still
+    refitted on every play."""
+    if ev is None or settings.eval_refresh_hours <= 0 or not len(ev) or "run_id" not in ev:
+        return None
+    if int(ev["is_default"].sum()) != 1 or set(ev["split"]) != {split_spec(settings).describe()}:
+        return None
+    made = evaluated_at(str(ev["run_id"].iloc[0]))
+    now = now or datetime.now(UTC)
+    if made is None or not timedelta(0) <= now - made < timedelta(hours=settings.eval_refresh_hours):
+        return None
+    return ev
+
+
+def evaluated_at(run_id: str) -> datetime | None:
+    """When the run that wrote an evaluation started: pipeline run ids and `tunelake recommend`'s begin with it."""
+    m = re.search(r"(\d{8}T\d{6})(\d{6})?", run_id)
+    if m is None:
+        return None
+    return datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+
+
 def run_recommendations(con: duckdb.DuckDBPyConnection, run_id: str, segments: pd.DataFrame | None,
-                        n: int = 20, settings: Settings | None = None) -> dict[str, Any]:
+                        n: int = 20, settings: Settings | None = None,
+                        previous_evaluation: pd.DataFrame | None = None) -> dict[str, Any]:
     """Evaluate every method on the per-listener split, and write the default method's recommendations for
     every listener (fitted on the whole history with its validation-chosen parameters) into ``recommendations``.
 
-    The default is popularity unless a method beats it with a bootstrap interval above zero (evaluate.py)."""
+    The default is popularity unless a method beats it with a bootstrap interval above zero (evaluate.py).
+    ``previous_evaluation`` (after an incremental build) stands instead of a new one when it is recent
+    (`kept_evaluation`), with the run id of the run that made it."""
     settings = settings or Settings()
     t0 = time.perf_counter()
-    ev = evaluate(con, segments, spec=split_spec(settings), rounds=settings.eval_bootstrap)
-    write_table(con, "rec_evaluation", ev, run_id)
+    kept = kept_evaluation(previous_evaluation, settings)
+    ev = kept if kept is not None else evaluate(con, segments, spec=split_spec(settings),
+                                                rounds=settings.eval_bootstrap)
+    write_table(con, "rec_evaluation", ev, run_id if kept is None else str(kept["run_id"].iloc[0]))
     chosen = ev.loc[ev["is_default"]].iloc[0]
     best = str(chosen["method"])
     data = load_interactions(con, segments=segments)
@@ -135,22 +167,26 @@ def run_recommendations(con: duckdb.DuckDBPyConnection, run_id: str, segments: p
         "params": {str(m): json.loads(p) for m, p in by["params"].items()},
         "users_evaluated": users, "val_users": int(ev["val_users"].iloc[0]), "split": str(ev["split"].iloc[0]),
         "decision": str(chosen["decision"]), "seconds": round(time.perf_counter() - t0, 3), "summary": summary,
+        "evaluated_by": run_id if kept is None else str(kept["run_id"].iloc[0]),
+        "evaluation": "new" if kept is None else "kept (younger than eval_refresh_hours)",
     }
 
 
 def run_analytics(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, progress: Progress | None = None,
-                  k: int | str = "auto") -> dict[str, Any]:
-    """Compute features → segments → recommendations + evaluation into ``con``; return headline figures."""
+                  k: int | str = "auto", previous_evaluation: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Compute features → segments → recommendations + evaluation into ``con``; return headline figures.
+    ``previous_evaluation``: after an incremental build, the last evaluation, which may stand (`kept_evaluation`)."""
     from threadpoolctl import threadpool_limits  # ships with scikit-learn
 
     say = progress or (lambda done, total, what: None)
     # implicit's ALS parallelises itself; a threaded BLAS underneath only oversubscribes the cores.
     with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _run(ws, con, run_id, say, k)
+        return _run(ws, con, run_id, say, k, previous_evaluation)
 
 
-def _run(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, say: Progress, k: int | str) -> dict[str, Any]:
+def _run(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, say: Progress, k: int | str,
+         previous_evaluation: pd.DataFrame | None) -> dict[str, Any]:
     say(0, 3, "features")
     if not table_exists(con, "fact_play") or con.execute("SELECT count(*) FROM fact_play").fetchone()[0] == 0:
         return {"features": {"rows": 0, "summary": "skipped: no music plays"}}
@@ -164,7 +200,8 @@ def _run(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, say: Progre
     seg_info, user_segment = run_segments(con, features, run_id, k=k, truth=truth_file(ws), engine=ws.settings.engine)
     out["segments"] = seg_info
     say(2, 3, "recommendations")
-    out["recommendations"] = run_recommendations(con, run_id, user_segment, settings=ws.settings)
+    out["recommendations"] = run_recommendations(con, run_id, user_segment, settings=ws.settings,
+                                                 previous_evaluation=previous_evaluation)
     say(3, 3, "done")
     rec = out["recommendations"]
     out.update({"k": seg_info.get("k"), "silhouette": seg_info.get("silhouette"),

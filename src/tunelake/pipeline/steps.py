@@ -208,6 +208,21 @@ def quality_step(ctx: RunContext) -> StepInfo:
                                                 for r in results if r.check_name.startswith("reconcile")}})
 
 
+def _previous_evaluation(ctx: RunContext) -> Any:
+    """After an incremental build, the recommender evaluation of the file it started from (the build leaves the
+    analytics tables to this step); None after a full build, which always evaluates."""
+    if ctx.rebuilt_users is None or ctx.previous is None or ctx.engine is None:
+        return None
+    con = ctx.engine.serving
+    con.execute("ATTACH ? AS _previous (READ_ONLY)", [str(ctx.previous)])
+    try:
+        found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = '_previous' "
+                            "AND schema_name = 'main' AND table_name = 'rec_evaluation'").fetchone()[0]
+        return con.execute("SELECT * FROM _previous.main.rec_evaluation").df() if found else None
+    finally:
+        con.execute("DETACH _previous")
+
+
 def analytics_step(ctx: RunContext) -> StepInfo:
     """Features → segments → recommendations, into the new file."""
     from tunelake.analytics.steps import run_analytics
@@ -218,7 +233,8 @@ def analytics_step(ctx: RunContext) -> StepInfo:
     t0 = time.perf_counter()
     try:
         with ctx.bar("Analytics") as update:
-            out = run_analytics(ctx.ws, ctx.engine.serving, ctx.run.run_id, progress=update) or {}
+            out = run_analytics(ctx.ws, ctx.engine.serving, ctx.run.run_id, progress=update,
+                                previous_evaluation=_previous_evaluation(ctx)) or {}
     except InputError as exc:
         # Not enough data to learn from (one listener, a few days) is no reason to withhold a good warehouse.
         return ctx.skipped(exc.one_line(), seconds=round(time.perf_counter() - t0, 3))
