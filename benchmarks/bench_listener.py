@@ -56,7 +56,7 @@ _w = time.perf_counter()
 ws = open_workspace(sys.argv[2])
 s = import_paths(ws, [sys.argv[1]], "heavy")
 result = {"plays": s.total("read"), "accepted": s.total("accepted"), "duplicates": s.total("duplicates"),
-          "quarantined": s.quarantined_total, "work_s": round(time.perf_counter() - _w, 3)}
+          "quarantined": sum(f.quarantined_total for f in s.files), "work_s": round(time.perf_counter() - _w, 3)}
 """
 
 PANDAS = """
