@@ -59,12 +59,41 @@ def _path(ws: Workspace) -> Path:
     return ws.secrets_dir / FILE
 
 
+def _parse(raw: bytes) -> dict[str, Any]:
+    data = orjson.loads(raw)
+    return {"users": data.get("users", {}), "invites": data.get("invites", {})}
+
+
 def _load(ws: Workspace) -> dict[str, Any]:
+    """The document, freshly read, for a writer to change (under the writer lock) and `_save`."""
     try:
-        data = orjson.loads(_path(ws).read_bytes())
+        return _parse(_path(ws).read_bytes())
     except FileNotFoundError:
         return {"users": {}, "invites": {}}
-    return {"users": data.get("users", {}), "invites": data.get("invites", {})}
+
+
+_SNAPSHOTS: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+
+
+def _snapshot(ws: Workspace) -> dict[str, Any]:
+    """The document for reading only, parsed again only when the file changed. Every signed-in request looks its
+    account up, and parsing the file each time was a measurable part of a dashboard callback; `_save` replaces the
+    file, so any change gives a new (inode, size, mtime) and the next read sees it. Callers must not change it."""
+    path = _path(ws)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return {"users": {}, "invites": {}}
+    key = (st.st_ino, st.st_size, st.st_mtime_ns)
+    hit = _SNAPSHOTS.get(str(path))
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    try:
+        data = _parse(path.read_bytes())
+    except FileNotFoundError:  # removed between stat and read (a workspace being deleted)
+        return {"users": {}, "invites": {}}
+    _SNAPSHOTS[str(path)] = (key, data)  # replaced whole: a reader holding the old one keeps a consistent copy
+    return data
 
 
 def _save(ws: Workspace, data: dict[str, Any]) -> None:
@@ -88,16 +117,16 @@ def _check_password(password: str) -> str:
 
 
 def list_accounts(ws: Workspace) -> list[Account]:
-    return [Account(**u) for _, u in sorted(_load(ws)["users"].items())]
+    return [Account(**u) for _, u in sorted(_snapshot(ws)["users"].items())]
 
 
 def get_account(ws: Workspace, name: str) -> Account | None:
-    user = _load(ws)["users"].get(name)
+    user = _snapshot(ws)["users"].get(name)
     return Account(**user) if user else None
 
 
 def has_accounts(ws: Workspace) -> bool:
-    return bool(_load(ws)["users"])
+    return bool(_snapshot(ws)["users"])
 
 
 def add_account(ws: Workspace, name: str, role: str, password: str) -> Account:
@@ -178,10 +207,10 @@ def invite_for(ws: Workspace, token: str) -> dict[str, Any] | None:
     """The open, unexpired invite for this token, or None."""
     if not isinstance(token, str) or not token:
         return None
-    inv = _load(ws)["invites"].get(_token_id(token))
+    inv = _snapshot(ws)["invites"].get(_token_id(token))
     if inv is None or datetime.fromisoformat(inv["expires_at"]) <= _now():
         return None
-    return inv
+    return dict(inv)
 
 
 def accept_invite(ws: Workspace, token: str, password: str) -> Account:
@@ -204,7 +233,7 @@ def accept_invite(ws: Workspace, token: str, password: str) -> Account:
 
 
 def pending_invites(ws: Workspace) -> list[dict[str, Any]]:
-    return sorted(_load(ws)["invites"].values(), key=lambda v: v["name"])
+    return sorted((dict(v) for v in _snapshot(ws)["invites"].values()), key=lambda v: v["name"])
 
 
 __all__ = ["ROLES", "Account", "accept_invite", "add_account", "get_account", "has_accounts", "invite",

@@ -348,3 +348,21 @@ def test_every_callback_of_an_admin_page_is_refused_to_a_listener(as_a: Any, ser
         assert hb.encode() not in resp.data
     admin_charts = sum(1 for p in PAGES for c in p.charts if p.admin_only or c.admin_only)
     assert touched >= admin_charts + 2  # every admin chart, and the two click callbacks of the segment map
+
+
+def test_a_removed_account_is_signed_out_at_its_next_request(service: Any, serve_ws: Path) -> None:
+    """The service reads accounts from a cached snapshot of accounts.json: removing an account (from another
+    process, as `tunelake users remove` does) must still end its session at once."""
+    from tunelake.serve import accounts
+    from tunelake.workspace import open_workspace
+
+    ws = open_workspace(serve_ws)
+    accounts.add_account(ws, "short-stay", "listener", PASSWORD)
+    client = service.test_client()
+    assert sign_in(client, "short-stay").status_code == 302
+    assert client.get("/account").status_code == 200  # signed in: the snapshot now holds the account
+    assert accounts.remove_account(ws, "short-stay")
+    resp = client.get("/account")
+    assert resp.status_code in (302, 401) and b"short-stay" not in resp.data
+    resp = _post_chart(client, "kpis", "children", {})
+    assert resp.status_code in (400, 401) and b'"response"' not in resp.data

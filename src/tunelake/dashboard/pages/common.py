@@ -107,12 +107,19 @@ def plain_fig(data: list[dict[str, Any]], layout: dict[str, Any], title: str = "
 
 
 def empty_fig(title: str, message: str = "No data for these filters") -> Fig:
-    fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                       font={"size": 14, "color": "#888"})
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return layout_fig(fig, title)
+    hidden = {"visible": False}
+    return plain_fig([], {"annotations": [{"text": message, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper",
+                                           "yref": "paper", "font": {"size": 14, "color": "#888"}}],
+                          "xaxis": hidden, "yaxis": hidden}, title)
+
+
+def values(series: Any) -> list[Any]:
+    """A column as JSON-ready values for a plain trace: numbers as Python numbers, missing as None (Plotly's gap),
+    dates as ISO strings (what Plotly's own encoder makes of them)."""
+    s = pd.Series(series)
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return [None if pd.isna(v) else v.isoformat() for v in s]
+    return [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v for v in s.tolist()]
 
 
 def guarded(title: str) -> Callable[[Callable[..., Fig]], Callable[..., Fig]]:

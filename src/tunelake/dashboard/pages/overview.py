@@ -6,7 +6,6 @@ from datetime import date
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
 from dash import Input, Output, html, no_update
 
 from tunelake.dashboard import FilterState, Warehouse, clicked, parse_date
@@ -20,8 +19,9 @@ from tunelake.dashboard.pages.common import (
     graph,
     guarded,
     hbar,
-    layout_fig,
     metric,
+    plain_fig,
+    values,
 )
 
 KEY, NAME, PATH = "overview", "Overview", "/"
@@ -87,19 +87,19 @@ def over_time(wh: Warehouse, fs: FilterState) -> Fig:
     periods = pd.to_datetime(df["period"])
     ends = {"day": periods, "week": periods + pd.Timedelta(days=6),
             "month": periods + pd.offsets.MonthEnd(0)}[grain]
-    fig = go.Figure(go.Bar(
-        x=periods, y=df["hours"], marker_color=PALETTE[0], name="hours",
-        customdata=list(zip(periods.dt.strftime("%Y-%m-%d"), ends.dt.strftime("%Y-%m-%d"), df["plays"],
-                            strict=True)),
-        hovertemplate="%{customdata[0]} – %{customdata[1]}<br>%{y:,.1f} h · %{customdata[2]:,} plays<extra></extra>",
-    ))
-    fig.add_trace(go.Scatter(x=periods, y=df["listeners"], yaxis="y2", name="listeners", mode="lines+markers",
-                             line={"color": PALETTE[1]}))
-    fig.update_layout(yaxis={"title": "hours"},
-                      yaxis2={"title": "listeners", "overlaying": "y", "side": "right", "rangemode": "tozero",
-                              "showgrid": False},
-                      legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"}, bargap=0.1)
-    return layout_fig(fig, f"Listening over time (per {grain})")
+    bars = {"type": "bar", "x": values(periods), "y": values(df["hours"]), "marker": {"color": PALETTE[0]},
+            "name": "hours",
+            "customdata": [list(c) for c in zip(periods.dt.strftime("%Y-%m-%d"), ends.dt.strftime("%Y-%m-%d"),
+                                                values(df["plays"]), strict=True)],
+            "hovertemplate": "%{customdata[0]} – %{customdata[1]}<br>%{y:,.1f} h · %{customdata[2]:,} plays"
+                             "<extra></extra>"}
+    line = {"type": "scatter", "x": values(periods), "y": values(df["listeners"]), "yaxis": "y2",
+            "name": "listeners", "mode": "lines+markers", "line": {"color": PALETTE[1]}}
+    layout = {"yaxis": {"title": {"text": "hours"}},
+              "yaxis2": {"title": {"text": "listeners"}, "overlaying": "y", "side": "right", "rangemode": "tozero",
+                         "showgrid": False},
+              "legend": {"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"}, "bargap": 0.1}
+    return plain_fig([bars, line], layout, f"Listening over time (per {grain})")
 
 
 @guarded("Top artists")
@@ -124,11 +124,9 @@ def top_genres(wh: Warehouse, fs: FilterState) -> Fig:
         df = as_frame(metric("top_genres", con, fs, 15))
     if df.empty:
         raise EmptyResult()
-    fig = go.Figure(go.Bar(x=df["genre"], y=df["share"], marker_color=PALETTE[2],
-                           customdata=df["hours"],
-                           hovertemplate="%{x}: %{y:.1%} (%{customdata:,.1f} h)<extra></extra>"))
-    fig.update_yaxes(tickformat=".0%")
-    return layout_fig(fig, "Top genres (share of hours)")
+    bars = {"type": "bar", "x": values(df["genre"]), "y": values(df["share"]), "marker": {"color": PALETTE[2]},
+            "customdata": values(df["hours"]), "hovertemplate": "%{x}: %{y:.1%} (%{customdata:,.1f} h)<extra></extra>"}
+    return plain_fig([bars], {"yaxis": {"tickformat": ".0%"}}, "Top genres (share of hours)")
 
 
 CHARTS = [

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 from dash import html
 
 from tunelake.dashboard import FilterState, Warehouse
@@ -19,9 +18,10 @@ from tunelake.dashboard.pages.common import (
     card,
     graph,
     guarded,
-    layout_fig,
     metric,
+    plain_fig,
     table,
+    values,
 )
 
 KEY, NAME, PATH = "patterns", "Listening patterns", "/patterns"
@@ -47,11 +47,11 @@ def heatmap(wh: Warehouse, fs: FilterState) -> Fig:
     if df.empty or df["plays"].sum() == 0:
         raise EmptyResult()
     grid = df.pivot(index="weekday", columns="hour", values="hours").reindex(index=range(1, 8), columns=range(24))
-    fig = go.Figure(go.Heatmap(z=grid.values, x=[f"{h:02d}" for h in range(24)], y=WEEKDAYS,
-                               colorscale="Greens", colorbar={"title": "hours"},
-                               hovertemplate="%{y} %{x}:00 — %{z:,.1f} h<extra></extra>"))
-    fig.update_yaxes(autorange="reversed")
-    return layout_fig(fig, "When listening happens (local hour × weekday, hours)", height=320)
+    heat = {"type": "heatmap", "z": [values(row) for row in grid.to_numpy()], "x": [f"{h:02d}" for h in range(24)],
+            "y": list(WEEKDAYS), "colorscale": "Greens", "colorbar": {"title": {"text": "hours"}},
+            "hovertemplate": "%{y} %{x}:00 — %{z:,.1f} h<extra></extra>"}
+    return plain_fig([heat], {"yaxis": {"autorange": "reversed"}},
+                     "When listening happens (local hour × weekday, hours)", height=320)
 
 
 @guarded("Session lengths")
@@ -62,11 +62,11 @@ def session_lengths(wh: Warehouse, fs: FilterState) -> Fig:
         raise EmptyResult()
     minutes = df["duration_min"].clip(upper=240).to_numpy()
     counts, edges = np.histogram(minutes, bins=np.arange(0, 250, 10))
-    fig = go.Figure(go.Bar(x=edges[:-1] + 5, y=counts, width=9, marker_color=PALETTE[1],
-                           hovertemplate="%{x:.0f} min: %{y:,} sessions<extra></extra>"))
-    fig.update_xaxes(title="session length (minutes; 240 = 4 h or more)")
-    fig.update_yaxes(title="sessions")
-    return layout_fig(fig, "Session lengths (a gap over 30 min starts a new session)")
+    bars = {"type": "bar", "x": values(edges[:-1] + 5), "y": values(counts), "width": 9,
+            "marker": {"color": PALETTE[1]}, "hovertemplate": "%{x:.0f} min: %{y:,} sessions<extra></extra>"}
+    layout = {"xaxis": {"title": {"text": "session length (minutes; 240 = 4 h or more)"}},
+              "yaxis": {"title": {"text": "sessions"}}}
+    return plain_fig([bars], layout, "Session lengths (a gap over 30 min starts a new session)")
 
 
 def session_stats(wh: Warehouse, fs: FilterState) -> html.Div:
@@ -98,14 +98,13 @@ def skip_completion(wh: Warehouse, fs: FilterState) -> Fig:
         df = as_frame(metric("skip_completion", con, fs))
     if df.empty:
         raise EmptyResult()
-    fig = go.Figure()
-    for col, name, color in (("skip_rate", "skip rate", PALETTE[2]), ("mean_completion", "mean completion",
-                                                                       PALETTE[0]),
-                             ("full_listen_rate", "full listens (≥ 90 %)", PALETTE[1])):
-        fig.add_trace(go.Scatter(x=df["month"], y=df[col], name=name, mode="lines+markers", line={"color": color}))
-    fig.update_yaxes(tickformat=".0%", range=[0, 1])
-    fig.update_layout(legend={"orientation": "h", "y": -0.2})
-    return layout_fig(fig, "Skips and completion per month")
+    lines = [{"type": "scatter", "x": values(df["month"]), "y": values(df[col]), "name": name,
+              "mode": "lines+markers", "line": {"color": color}}
+             for col, name, color in (("skip_rate", "skip rate", PALETTE[2]),
+                                      ("mean_completion", "mean completion", PALETTE[0]),
+                                      ("full_listen_rate", "full listens (≥ 90 %)", PALETTE[1]))]
+    layout = {"yaxis": {"tickformat": ".0%", "range": [0, 1]}, "legend": {"orientation": "h", "y": -0.2}}
+    return plain_fig(lines, layout, "Skips and completion per month")
 
 
 @guarded("Platforms")
@@ -114,9 +113,9 @@ def platforms(wh: Warehouse, fs: FilterState) -> Fig:
         df = as_frame(metric("platforms", con, fs))
     if df.empty:
         raise EmptyResult()
-    fig = go.Figure(go.Pie(labels=df["platform"], values=df["plays"], hole=0.5, sort=False,
-                           marker={"colors": PALETTE}, textinfo="label+percent"))
-    return layout_fig(fig, "Platforms (share of plays)")
+    pie = {"type": "pie", "labels": values(df["platform"]), "values": values(df["plays"]), "hole": 0.5,
+           "sort": False, "marker": {"colors": PALETTE}, "textinfo": "label+percent"}
+    return plain_fig([pie], {}, "Platforms (share of plays)")
 
 
 CHARTS = [

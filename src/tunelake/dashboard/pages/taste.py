@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import plotly.graph_objects as go
 from dash import html
 
 from tunelake.dashboard import FilterState, Warehouse
@@ -18,8 +17,9 @@ from tunelake.dashboard.pages.common import (
     graph,
     guarded,
     hbar,
-    layout_fig,
     metric,
+    plain_fig,
+    values,
 )
 
 KEY, NAME, PATH = "taste", "Taste", "/taste"
@@ -51,11 +51,10 @@ def eras(wh: Warehouse, fs: FilterState) -> Fig:
         df = as_frame(metric("eras", con, fs, by="decade"))
     if df.empty:
         raise EmptyResult("No release years known for these plays")
-    fig = go.Figure(go.Bar(x=[f"{int(e)}s" for e in df["era"]], y=df["share"], marker_color=PALETTE[3],
-                           customdata=df["plays"],
-                           hovertemplate="%{x}: %{y:.1%} (%{customdata:,} plays)<extra></extra>"))
-    fig.update_yaxes(tickformat=".0%")
-    return layout_fig(fig, "Eras (release decade, share of plays)")
+    bars = {"type": "bar", "x": [f"{int(e)}s" for e in df["era"]], "y": values(df["share"]),
+            "marker": {"color": PALETTE[3]}, "customdata": values(df["plays"]),
+            "hovertemplate": "%{x}: %{y:.1%} (%{customdata:,} plays)<extra></extra>"}
+    return plain_fig([bars], {"yaxis": {"tickformat": ".0%"}}, "Eras (release decade, share of plays)")
 
 
 @guarded("Audio profile")
@@ -65,16 +64,22 @@ def audio_profile(wh: Warehouse, fs: FilterState) -> Fig:
     feats = [f for f in UNIT_FEATURES if prof.get(f) is not None]
     if not feats:
         raise EmptyResult("No audio features known for these plays")
-    values = [prof[f] for f in feats]
-    fig = go.Figure(go.Scatterpolar(r=values + values[:1], theta=feats + feats[:1], fill="toself",
-                                    line={"color": PALETTE[0]}, name="profile"))
+    vals = [prof[f] for f in feats]
+    polar = {"type": "scatterpolar", "r": vals + vals[:1], "theta": feats + feats[:1], "fill": "toself",
+             "line": {"color": PALETTE[0]}, "name": "profile"}
     cov = prof.get("coverage")
     tempo = prof.get("tempo")
     sub = f"features known for {cov:.0%} of plays" if cov is not None else ""
     if tempo is not None:
         sub += f" · tempo {tempo:.0f} BPM"
-    fig.update_layout(polar={"radialaxis": {"range": [0, 1]}}, showlegend=False)
-    return layout_fig(fig, f"Audio-feature profile<br><sup>{sub}</sup>")
+    return plain_fig([polar], {"polar": {"radialaxis": {"range": [0, 1]}}, "showlegend": False},
+                     f"Audio-feature profile<br><sup>{sub}</sup>")
+
+
+def _gauge(column: int, value: Any, title: str, top: float, color: str, fmt: str) -> dict[str, Any]:
+    return {"type": "indicator", "mode": "gauge+number", "value": value,
+            "title": {"text": title, "font": {"size": 13}}, "number": {"valueformat": fmt},
+            "domain": {"row": 0, "column": column}, "gauge": {"axis": {"range": [0, top]}, "bar": {"color": color}}}
 
 
 @guarded("Diversity and mainstreamness")
@@ -84,27 +89,18 @@ def diversity(wh: Warehouse, fs: FilterState) -> Fig:
         main = metric("mainstreamness", con, fs)
     if not div.get("artists"):
         raise EmptyResult()
-    fig = go.Figure()
-    fig.add_trace(go.Indicator(
-        mode="gauge+number", value=div["artist_entropy_bits"],
-        title={"text": "artists (entropy, bits)", "font": {"size": 13}},
-        number={"valueformat": ".2f"}, domain={"row": 0, "column": 0},
-        gauge={"axis": {"range": [0, max(div["artist_entropy_max_bits"], 1)]}, "bar": {"color": PALETTE[0]}}))
-    fig.add_trace(go.Indicator(
-        mode="gauge+number", value=div["genre_entropy_bits"],
-        title={"text": "genres (entropy, bits)" if div["genres"] else "genres: unknown (no genre known)",
-               "font": {"size": 13}},
-        number={"valueformat": ".2f"}, domain={"row": 0, "column": 1},
-        gauge={"axis": {"range": [0, max(div["genre_entropy_max_bits"] or 0, 1)]}, "bar": {"color": PALETTE[1]}}))
-    fig.add_trace(go.Indicator(
-        mode="gauge+number", value=main.get("mean_popularity"),
-        title={"text": "mainstreamness (0–100)" if main.get("mean_popularity") is not None
-               else "mainstreamness: unknown (no popularity known)", "font": {"size": 13}},
-        number={"valueformat": ".1f"}, domain={"row": 0, "column": 2},
-        gauge={"axis": {"range": [0, 100]}, "bar": {"color": PALETTE[2]}}))
-    fig.update_layout(grid={"rows": 1, "columns": 3})
-    return layout_fig(fig, f"Diversity and mainstreamness ({div['artists']:,} artists, {div['genres']:,} genres)",
-                      height=300)
+    gauges = [
+        _gauge(0, div["artist_entropy_bits"], "artists (entropy, bits)", max(div["artist_entropy_max_bits"], 1),
+              PALETTE[0], ".2f"),
+        _gauge(1, div["genre_entropy_bits"],
+              "genres (entropy, bits)" if div["genres"] else "genres: unknown (no genre known)",
+              max(div["genre_entropy_max_bits"] or 0, 1), PALETTE[1], ".2f"),
+        _gauge(2, main.get("mean_popularity"),
+              "mainstreamness (0–100)" if main.get("mean_popularity") is not None
+              else "mainstreamness: unknown (no popularity known)", 100, PALETTE[2], ".1f"),
+    ]
+    title = f"Diversity and mainstreamness ({div['artists']:,} artists, {div['genres']:,} genres)"
+    return plain_fig(gauges, {"grid": {"rows": 1, "columns": 3}}, title, height=300)
 
 
 @guarded("Discovery")
@@ -113,14 +109,12 @@ def discovery(wh: Warehouse, fs: FilterState) -> Fig:
         df = as_frame(metric("discovery_rate", con, fs))
     if df.empty:
         raise EmptyResult()
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=df["month"], y=df["artist_discovery_rate"], name="new artists", mode="lines+markers",
-                             line={"color": PALETTE[4]}))
-    fig.add_trace(go.Scatter(x=df["month"], y=df["track_discovery_rate"], name="new tracks", mode="lines+markers",
-                             line={"color": PALETTE[1]}))
-    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
-    fig.update_layout(legend={"orientation": "h", "y": -0.2})
-    return layout_fig(fig, "Discovery rate (share of plays of artists/tracks first heard that month)")
+    lines = [{"type": "scatter", "x": values(df["month"]), "y": values(df[col]), "name": name,
+              "mode": "lines+markers", "line": {"color": color}}
+             for col, name, color in (("artist_discovery_rate", "new artists", PALETTE[4]),
+                                      ("track_discovery_rate", "new tracks", PALETTE[1]))]
+    layout = {"yaxis": {"tickformat": ".0%", "rangemode": "tozero"}, "legend": {"orientation": "h", "y": -0.2}}
+    return plain_fig(lines, layout, "Discovery rate (share of plays of artists/tracks first heard that month)")
 
 
 @guarded("Top albums")
