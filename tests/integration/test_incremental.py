@@ -10,13 +10,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tunelake.analytics.features import KEPT_INPUTS, compute_features
 from tunelake.curate.catalog import import_catalog
 from tunelake.curate.ingest import import_paths
 from tunelake.lake import manifest
 from tunelake.pipeline import build, run
 from tunelake.pipeline.runlog import read_run_logs
 from tunelake.synthetic.world import generate_world
-from tunelake.warehouse.incremental import STATE
+from tunelake.warehouse.incremental import REBUILT, STATE
 from tunelake.warehouse.store import current_warehouse_file, open_warehouse
 from tunelake.workspace import Workspace, open_workspace
 
@@ -73,9 +74,11 @@ def assert_same_as_full_rebuild(ws: Workspace, tmp_path: Path) -> None:
         assert tables == sorted(r[0] for r in a.execute(
             "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND database_name = 'full_build'"
         ).fetchall() if r[0] not in SKIP_TABLES)
+        # the state, and the record of what incremental builds recomputed, differ by definition
         kept = sorted(r[0] for r in a.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = ? "
-                                              "AND database_name = current_database()", [STATE]).fetchall())
-        for name in [*tables, *(f"{STATE}.{k}" for k in kept if k not in ("state", "inputs"))]:
+                                              "AND database_name = current_database()", [STATE]).fetchall()
+                      if r[0] not in ("state", "inputs", REBUILT, KEPT_INPUTS))
+        for name in [*tables, *(f"{STATE}.{k}" for k in kept)]:
             local = name if "." in name else f"main.{name}"
             n = a.execute(f"SELECT count(*) FROM {local}").fetchone()[0]
             assert n == a.execute(f"SELECT count(*) FROM full_build.{local}").fetchone()[0], name
@@ -204,12 +207,13 @@ def assert_same_as_full_rebuild_with_analytics(ws: Workspace, tmp_path: Path) ->
     a = duckdb.connect(str(current_warehouse_file(ws)), read_only=True)
     a.execute(f"ATTACH '{current_warehouse_file(fws)}' AS full_build (READ_ONLY)")
     try:
-        for name in _tables(a):
+        for schema, name in [*(("main", t) for t in _tables(a)), (STATE, KEPT_INPUTS)]:
             cols = a.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? AND "
-                             "schema_name = 'main' AND database_name = current_database() "
-                             "AND column_name <> 'run_id'", [name]).fetchall()
+                             "schema_name = ? AND database_name = current_database() "
+                             "AND column_name <> 'run_id'", [name, schema]).fetchall()
+            assert cols, f"{schema}.{name}"
             sel = ", ".join(f'round("{c}", 9)' if ty == "DOUBLE" else f'"{c}"' for c, ty in cols)
-            _assert_same_rows(a, name, f"main.{name}", sel)
+            _assert_same_rows(a, name, f"{schema}.{name}", sel)
     finally:
         a.close()
 
@@ -288,3 +292,36 @@ def test_an_incremental_run_keeps_a_recent_evaluation_and_refits_on_every_play(w
     assert _analytics_details(ws)["recommendations"]["evaluation"] == "new"
     with open_warehouse(ws) as con:
         assert {r[0] for r in con.execute("SELECT DISTINCT run_id FROM rec_evaluation").fetchall()} == {third}
+
+
+def test_features_after_builds_without_analytics_aggregate_every_listener_they_rebuilt(world: Path,
+                                                                                      tmp_path: Path) -> None:
+    """The feature inputs kept in the file are brought up to date for every listener rebuilt since they were
+    computed, also across plain builds (which do not run analytics): after run → build → build → run, the features
+    equal those computed from scratch on the same file, and only the listeners those builds rebuilt were
+    aggregated again."""
+    ws = open_workspace(tmp_path / "ws", {"eval_refresh_hours": 0})
+    handles = _listeners(world)
+    run(ws, jobs=[(h, [str(world / "exports" / h)]) for h in handles[:4]], catalog=world / "catalog", report=False)
+    assert _analytics_details(ws)["features"]["listeners_aggregated"] == 4
+    import_paths(ws, [str(world / "exports" / handles[4])], handles[4])
+    build(ws)
+    cut = _last_day(world, handles[5])
+    import_paths(ws, [str(_truncated(world, handles[5], cut, tmp_path / "cut"))], handles[5])
+    build(ws)
+    with open_warehouse(ws) as con:
+        pending = {r[0] for r in con.execute(f"SELECT user_key FROM {STATE}.{REBUILT}").fetchall()}
+    assert pending == {manifest.user_key_for(handles[4]), manifest.user_key_for(handles[5])}
+    import_paths(ws, [str(world / "exports" / handles[5])], handles[5])  # their last day
+    run(ws, report=False)
+    assert _last_build(ws)["mode"] == "incremental"
+    assert _analytics_details(ws)["features"]["listeners_aggregated"] == 2
+    with open_warehouse(ws) as con:
+        stored = con.execute("SELECT * EXCLUDE (run_id) FROM user_features ORDER BY user_key").df()
+        fresh = compute_features(con)
+        assert con.execute(f"SELECT count(*) FROM {STATE}.{REBUILT}").fetchone()[0] == 0
+    assert len(stored) == 6
+    assert list(stored["user_key"]) == list(fresh["user_key"])
+    for col in fresh.columns:
+        assert stored[col].round(9).tolist() == fresh[col].round(9).tolist(), col
+    assert_same_as_full_rebuild_with_analytics(ws, tmp_path)

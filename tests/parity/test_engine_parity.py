@@ -128,9 +128,9 @@ def test_feature_sql_runs_on_spark_itself(built, spark_session):
         session.read.parquet(str(out / table)).createOrReplaceTempView(table)
     audio = ",\n       ".join(f"avg(d.{a}) FILTER (WHERE d.has_audio_features) AS {a}" for a in features.AUDIO)
     queries = {
-        "plays": features._PLAYS_SQL.format(audio=audio),
+        "plays": features._PLAYS_SQL.format(audio=audio, fact_play="fact_play"),
         "artist_entropy": features._ENTROPY_SQL.format(key="artist_id", src="fact_play", name="artist_entropy"),
-        "discovery": features._DISCOVERY_SQL,
+        "discovery": features._DISCOVERY_SQL.format(agg_user_track_month="agg_user_track_month"),
     }
     con = open_warehouse(built["duckdb"][0])
     try:

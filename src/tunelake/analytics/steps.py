@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from tunelake.analytics.evaluate import evaluate
-from tunelake.analytics.features import FEATURE_NAMES, compute_features, write_features, write_table
+from tunelake.analytics.features import FEATURE_NAMES, update_features, write_features, write_table
 from tunelake.analytics.insights import table_exists
 from tunelake.analytics.recommend import load_interactions, make_recommender, recommendations_frame
 from tunelake.analytics.segments import ListenerSegmenter, segment_tables
@@ -191,9 +191,10 @@ def _run(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, say: Progre
     if not table_exists(con, "fact_play") or con.execute("SELECT count(*) FROM fact_play").fetchone()[0] == 0:
         return {"features": {"rows": 0, "summary": "skipped: no music plays"}}
     t0 = time.perf_counter()
-    features = compute_features(con)
+    features, aggregated = update_features(con)
     write_features(con, features, run_id)
     out: dict[str, Any] = {"features": {"rows": len(features), "features": len(FEATURE_NAMES),
+                                        "listeners_aggregated": aggregated,
                                         "seconds": round(time.perf_counter() - t0, 3),
                                         "summary": f"{len(features)} listeners × {len(FEATURE_NAMES)} features"}}
     say(1, 3, "segments")

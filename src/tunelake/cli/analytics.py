@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compute user features and K-means listener segments; writes user_features, user_segment,
         segment_profile and segment_selection into the warehouse."""
-        from tunelake.analytics.features import compute_features, write_features
+        from tunelake.analytics.features import update_features, write_features
         from tunelake.analytics.steps import run_segments, truth_file
         from tunelake.cli.common import console, emit, progress_bar, workspace
         from tunelake.errors import InputError
@@ -117,7 +117,7 @@ def register(app: typer.Typer) -> None:
         run_id = "segment-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         with progress_bar("Segmenting") as update, warehouse_writer(ws, "segment") as con:
             update(0, 2, "features")
-            features = compute_features(con)
+            features, _ = update_features(con)
             write_features(con, features, run_id)
             update(1, 2, "segments")
             info, _ = run_segments(con, features, run_id, k=k if k == "auto" else int(k), truth=truth_file(ws),

@@ -50,6 +50,10 @@ FORMAT = "1"  # bump when what the state means changes
 # a date's row is a function of the date alone, so a rebuilt dim_date only gains or loses whole days.
 LINKS: dict[str, tuple[str, str]] = {"dim_track": ("track_id", "fact_play")}
 STABLE: frozenset[str] = frozenset({"dim_date"})
+# Every listener an incremental build recomputed, added to by each such build, for what keeps its own per-listener
+# results in the file (the analytics step's feature inputs): it recomputes them and empties the table. A full
+# build writes a new file, which has neither the table nor those results.
+REBUILT = "rebuilt"
 # Above this share of listeners changed, a full build is cheaper than replacing their rows.
 MAX_CHANGED_SHARE = 0.5
 _USER_DIR = re.compile(r"/user_key=(-?\d+)/")
@@ -258,6 +262,9 @@ def update_models(ws: Workspace, engine: Engine, changed: set[int],
     for name in shadowing:  # the temp views over this build's new rows hid the real tables from later steps
         con.execute(f"DROP VIEW temp.main.{name}")
     tick("done")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {STATE}.{REBUILT} (user_key BIGINT)")
+    con.execute(f"INSERT INTO {STATE}.{REBUILT} SELECT user_key FROM _changed "
+                f"WHERE user_key NOT IN (SELECT user_key FROM {STATE}.{REBUILT})")
     con.execute("DROP TABLE _changed")
     rows = {n: con.execute(f"SELECT count(*) FROM {main}.{n}").fetchone()[0] for n in MODEL_ORDER
             if not n.startswith("int_")}
