@@ -131,8 +131,9 @@ def _sum(summaries: list[Any]) -> dict[str, Any]:
 
 def build_step(ctx: RunContext) -> StepInfo:
     """Curated zone → star schema in a new warehouse file, unless nothing changed since the current one. On an
-    engine that allows it, the new file starts as a copy of the current one and only the listeners whose data
-    changed are recomputed (`warehouse.incremental`); `--force` rebuilds everything."""
+    engine that allows it, the new file starts from the file before the current one when no reader holds it, or
+    else from a copy of the current one, and only the listeners whose data changed since the file it started
+    from are recomputed (`warehouse.incremental`); `--force` rebuilds everything."""
     from tunelake.warehouse import incremental
     from tunelake.warehouse.build import MODEL_SETTINGS, build_models, input_fingerprint
     from tunelake.warehouse.engines import engine_class, make_engine
@@ -149,9 +150,17 @@ def build_step(ctx: RunContext) -> StepInfo:
     plan = incremental.plan(ws, ctx.previous, supported=supported, force=ctx.force)
     ctx.new_file = new_warehouse_file(ws, ctx.run.run_id)
     t0 = time.perf_counter()
+    start = None
     if plan.incremental:
-        assert ctx.previous is not None
-        incremental.copy_warehouse(ctx.previous, ctx.new_file)
+        assert ctx.previous is not None and pointer is not None
+        older = ws.warehouse_dir / pointer["previous"] if pointer.get("previous") else None
+        recycled = incremental.recycle(ws, older, ctx.new_file, plan.signatures)
+        if recycled is not None:
+            assert older is not None
+            plan, start = recycled, f"{older.name} (the file before the current one, updated in place)"
+        else:
+            incremental.copy_warehouse(ctx.previous, ctx.new_file)
+            start = f"a copy of {ctx.previous.name}"
     ctx.engine = make_engine(ws, ctx.new_file)
     rebuilt = None
     with ctx.bar("Updating warehouse" if plan.incremental else "Building warehouse") as update:
@@ -167,6 +176,7 @@ def build_step(ctx: RunContext) -> StepInfo:
     mode = {"mode": "incremental" if plan.incremental else "full", "why": plan.reason}
     if rebuilt is not None:
         mode["listeners_rebuilt"] = len(rebuilt)
+        mode["started_from"] = start
     ctx.rebuilt_users = rebuilt
     return ctx.info(rows_in=rows_in, rows_out=sum(out.values()),
                     details={"warehouse": ctx.new_file.name, "rows": out, "fingerprint": ctx.fingerprint,

@@ -1,4 +1,5 @@
-"""Incremental builds: recompute only the listeners whose data changed, in a copy of the current warehouse.
+"""Incremental builds: recompute only the listeners whose data changed, in the file before the current one or a
+copy of the current one.
 
 Why this is exact: every model says whether its rows are per listener (`-- grain: user`) or whole-warehouse
 (`model_graph`). Per-listener rows depend on that listener's curated data and on whole-warehouse models; the whole
@@ -18,6 +19,7 @@ Readers never see it half-done: the work happens in a new file that only the com
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -96,9 +98,11 @@ def user_signatures(ws: Workspace) -> dict[int, str]:
     return {k: hashlib.sha256("\n".join(sorted(v)).encode()).hexdigest()[:20] for k, v in parts.items()}
 
 
-def plan(ws: Workspace, previous: Path | None, *, supported: bool, force: bool) -> Plan:
-    """Compare the lake with the state kept in the current warehouse file."""
-    signatures = user_signatures(ws)
+def plan(ws: Workspace, previous: Path | None, *, supported: bool, force: bool,
+         signatures: dict[int, str] | None = None) -> Plan:
+    """Compare the lake (its listeners' `signatures`, read when not given) with the state kept in a warehouse
+    file: the current one, or the one before it (`recycle`)."""
+    signatures = user_signatures(ws) if signatures is None else signatures
     if force:
         return Plan(False, "a full rebuild was asked for (--force)", signatures)
     if not supported:
@@ -133,6 +137,49 @@ def copy_warehouse(src: Path, dst: Path) -> None:
     wal = Path(str(src) + ".wal")
     if wal.exists():
         shutil.copyfile(wal, Path(str(dst) + ".wal"))
+
+
+def recycle(ws: Workspace, older: Path | None, new_file: Path, signatures: dict[int, str]) -> Plan | None:
+    """Start the build from the file before the current one, renamed to `new_file`, instead of a copy of the
+    current one → the plan against that file's own state, or None (then the build copies the current file).
+
+    Copying the serving file was most of an incremental build (2.3 GB, ~6 s at 10M plays). The older file is as
+    good a start: it holds its own state, so the listeners changed since it (the last build's and this one's) are
+    what gets rebuilt, and every table still ends equal to a full build's. It is taken only when no reader holds
+    it: another process's read-only connection holds a lock DuckDB's read-write open refuses; one in this process
+    (a dashboard serving builds in-process) is seen among this process's open files. Once renamed, no reader can
+    open it by name (the pointer never names the new name before the commit), and a build that stops half-way
+    leaves a file no pointer names, which the next writer prunes."""
+    if older is None or not older.exists() or Path(str(older) + ".wal").exists():
+        return None
+    planned = plan(ws, older, supported=True, force=False, signatures=signatures)
+    if not planned.incremental:
+        return None
+    os.replace(older, new_file)
+    try:
+        if not _open_in_this_process(new_file):
+            duckdb.connect(str(new_file)).close()  # refused while another process reads it
+            return planned
+    except duckdb.IOException:
+        pass
+    os.replace(new_file, older)
+    return None
+
+
+def _open_in_this_process(path: Path) -> bool:
+    """Whether this process has `path` open (by any name); True where that cannot be told (no /proc)."""
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        return True
+    target = path.stat()
+    for fd in fds.iterdir():
+        try:
+            st = os.stat(fd)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+            return True
+    return False
 
 
 def save_state(engine: Engine, ws: Workspace, signatures: dict[int, str], *, full: bool) -> None:

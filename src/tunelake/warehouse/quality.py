@@ -23,9 +23,9 @@ import duckdb
 import pyarrow as pa
 
 from tunelake.errors import QualityGateError
-from tunelake.lake import manifest
+from tunelake.lake import manifest, zones
 from tunelake.lake.store import Lake
-from tunelake.sources.types import SCROBBLE_SOURCES
+from tunelake.sources.types import CURATED, SCROBBLE_SOURCES
 from tunelake.warehouse.engines import Engine
 from tunelake.warehouse.model_graph import PER_USER
 from tunelake.warehouse.tables import TABLES, Table
@@ -171,7 +171,10 @@ def reconcile(q: Query, lake: Lake, users: set[int] | None = None) -> list[GateR
                and (users is None or int(b.user_key) in users)]
     if users is not None:
         scoped = "(SELECT * FROM {t} WHERE user_key IN (SELECT user_key FROM _gate_users))"
-        q = _scoped_query(q, {t: scoped.format(t=t) for t in ("cur_plays", "fact_play", "fact_episode_play")})
+        # the curated plays of those listeners only (`run_gates` registers them): filtering the view over the
+        # whole zone read every listener's file, four times
+        q = _scoped_query(q, {"cur_plays": "_gate_cur_plays",
+                              **{t: scoped.format(t=t) for t in ("fact_play", "fact_episode_play")}})
     handles = {int(u["user_key"]): u["handle"] for u in manifest.list_users(lake)}
     expected: dict[int, int] = {}
     for b in batches:
@@ -227,6 +230,10 @@ def run_gates(engine: Engine, lake: Lake | None, *, now: datetime | None = None,
     present = _existing(q)
     if users is not None:
         engine.register_arrow("_gate_users", pa.table({"user_key": pa.array(sorted(users), pa.int64())}))
+        if lake is not None:
+            files = [zones.curated_user_file("plays", k) for k in sorted(users)]
+            engine.register_parquet("_gate_cur_plays", [lake.read_uri(f) for f in files if lake.exists(f)],
+                                    CURATED["plays"])
     results: list[GateResult] = []
     for spec in TABLES.values():
         if spec.layer == "meta" or spec.name not in present:
