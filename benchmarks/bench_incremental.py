@@ -108,6 +108,7 @@ rows = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tab
         if not t.startswith("meta_")}
 con.close()
 result = {"mode": build.get("mode"), "why": build.get("why"), "listeners_rebuilt": build.get("listeners_rebuilt"),
+          "started_from": build.get("started_from"),
           "steps_s": steps, "features_s": features,
           "warehouse_up_to_date_s": round(steps["build"] + steps["quality"] + steps["commit"] + features, 2),
           "run_s": round(total, 2), "import": imported, "plays": rows.get("fact_play"), "rows": rows}
