@@ -128,7 +128,9 @@ def delete_my_data(ws: Workspace, handle: str) -> Deleted:
         out.files += _scrub_logs(ws, handle, user_key)
         before = read_pointer(ws)
         if before is not None:
-            build(ws)
+            # From scratch, not incrementally: rows DELETEd from a DuckDB file stay in its blocks, so a file
+            # updated in place (or a copy of one) would still hold the listener's bytes.
+            build(ws, force=True)
             out.warehouse_rebuilt = True
             after = read_pointer(ws) or {}
             stale = before.get("file")
