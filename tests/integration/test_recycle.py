@@ -47,8 +47,13 @@ def _add(ws: Workspace, world: Path, handle: str) -> dict:
     import_paths(ws, [str(world / "exports" / handle)], handle)
     before = read_pointer(ws)
     build(ws)
-    details = next(s for s in read_run_logs(ws.lake)[-1]["steps"] if s["step"] == "build")["details"]
-    return {"before": before, **details}
+    step = next(s for s in read_run_logs(ws.lake)[-1]["steps"] if s["step"] == "build")
+    return {"before": before, "rows_in": step["rows_in"], **step["details"]}
+
+
+def _curated_plays(ws: Workspace, *handles: str) -> int:
+    files = [ws.lake.read_uri(zones.curated_user_file("plays", manifest.user_key_for(h))) for h in handles]
+    return duckdb.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchone()[0]
 
 
 def _files(ws: Workspace) -> set[str]:
@@ -65,11 +70,13 @@ def test_builds_alternate_between_two_files_and_equal_full_rebuilds(world: Path,
     # No file before the current one yet: a copy of the current one.
     d = _add(ws, world, h[3])
     assert (d["mode"], d["started_from"], d["listeners_rebuilt"]) == ("incremental", f"a copy of {first}", 1)
+    assert d["rows_in"] == _curated_plays(ws, h[3])  # what it read: the rebuilt listener's curated plays
     second = read_pointer(ws)["file"]
     # Now the first file is recycled: the listeners changed since it (this build's and the last one's) rebuilt.
     d = _add(ws, world, h[4])
     assert d["started_from"].startswith(f"{first} (the file before the current one")
     assert d["listeners_rebuilt"] == 2 and d["why"] == "2 of 5 listeners changed"
+    assert d["rows_in"] == _curated_plays(ws, h[3], h[4])
     third = read_pointer(ws)
     assert third["previous"] == second and _files(ws) == {second, third["file"]}  # the first is renamed, not kept
     assert_same_as_full_rebuild(ws, tmp_path)
