@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from tunelake.lake import zones
 from tunelake.lake.store import Lake
@@ -77,14 +78,27 @@ def insert_meta_rows(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> Non
     rows = [(run_id, s["step"], _ts(s["started_at"]), _ts(s.get("ended_at")), s.get("rows_in"), s.get("rows_out"),
              s["status"], (s.get("error") or None) and str(s["error"])[:4000],
              json.dumps(s.get("details") or {}, default=str)[:4000]) for s in run.get("steps", [])]
-    if rows:
-        con.executemany("INSERT INTO meta_run VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    _insert(con, "meta_run", rows)
     if run.get("quality"):
         con.execute("DELETE FROM meta_quality WHERE run_id = ?", [run_id])
         checked = _ts(run.get("quality_checked_at")) or _ts(run.get("ended_at")) or _ts(run.get("started_at"))
-        con.executemany("INSERT INTO meta_quality VALUES (?, ?, ?, ?, ?, ?, ?)", [
+        _insert(con, "meta_quality", [
             (run_id, q["check_name"], q["table_name"], q["status"], q["failing_rows"],
              json.dumps(q.get("sample_keys") or [], default=str)[:4000], checked) for q in run["quality"]])
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple[Any, ...]]) -> None:
+    """Rows in the table's column order, inserted as one Arrow table: `executemany` binds row by row, and every
+    build reloads every logged run (~0.8 s of a 5 s incremental build at 10M plays, growing with the log)."""
+    if not rows:
+        return
+    names = [c.name for c in TABLES[table].columns]
+    batch = pa.table({n: pa.array([r[i] for r in rows]) for i, n in enumerate(names)})
+    con.register("_meta_rows", batch)
+    try:
+        con.execute(f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(names)} FROM _meta_rows")
+    finally:
+        con.unregister("_meta_rows")
 
 
 def carry_meta(con: duckdb.DuckDBPyConnection, previous: Path | None, lake: Lake) -> None:
