@@ -56,16 +56,22 @@ def _curated_plays(ws: Workspace, *handles: str) -> int:
     return duckdb.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchone()[0]
 
 
-def _files(ws: Workspace) -> set[str]:
-    return {p.name for p in ws.warehouse_dir.glob("wh-*.duckdb")}
-
-
-def test_builds_alternate_between_two_files_and_equal_full_rebuilds(world: Path, tmp_path: Path) -> None:
+def _three_built(world: Path, tmp_path: Path) -> tuple[Workspace, list[str]]:
+    """A workspace with the first three listeners imported and built once: one warehouse file, none before it."""
     ws = open_workspace(tmp_path / "ws")
     h = _handles(world)
     for handle in h[:3]:
         import_paths(ws, [str(world / "exports" / handle)], handle)
     build(ws)
+    return ws, h
+
+
+def _files(ws: Workspace) -> set[str]:
+    return {p.name for p in ws.warehouse_dir.glob("wh-*.duckdb")}
+
+
+def test_builds_alternate_between_two_files_and_equal_full_rebuilds(world: Path, tmp_path: Path) -> None:
+    ws, h = _three_built(world, tmp_path)
     first = read_pointer(ws)["file"]
     # No file before the current one yet: a copy of the current one.
     d = _add(ws, world, h[3])
@@ -89,11 +95,7 @@ def test_builds_alternate_between_two_files_and_equal_full_rebuilds(world: Path,
 def test_a_reader_of_the_older_file_makes_the_build_copy(world: Path, tmp_path: Path) -> None:
     """Held in another process (DuckDB's lock refuses the read-write open) or in this one (seen among this
     process's open files): the build copies the current file and the reader's file is left as it was."""
-    ws = open_workspace(tmp_path / "ws")
-    h = _handles(world)
-    for handle in h[:3]:
-        import_paths(ws, [str(world / "exports" / handle)], handle)
-    build(ws)
+    ws, h = _three_built(world, tmp_path)
     _add(ws, world, h[3])
     older = ws.warehouse_dir / read_pointer(ws)["previous"]
     current = read_pointer(ws)["file"]
@@ -128,11 +130,7 @@ def test_a_reader_of_the_older_file_makes_the_build_copy(world: Path, tmp_path: 
 def test_a_failed_build_in_the_recycled_file_leaves_the_current_one(world: Path, tmp_path: Path) -> None:
     """The build fails half-way (a curated file of the new listener is unreadable): the pointer and the current
     file are as before; the recycled file is gone (nothing names it), and the next build copies the current one."""
-    ws = open_workspace(tmp_path / "ws")
-    h = _handles(world)
-    for handle in h[:3]:
-        import_paths(ws, [str(world / "exports" / handle)], handle)
-    build(ws)
+    ws, h = _three_built(world, tmp_path)
     _add(ws, world, h[3])
     pointer = read_pointer(ws)
     current = ws.warehouse_dir / pointer["file"]
