@@ -144,13 +144,12 @@ def recycle(ws: Workspace, older: Path | None, new_file: Path, signatures: dict[
     current one → the plan against that file's own state, or None (then the build copies the current file).
 
     Copying the serving file (850 MB to 2.3 GB at 10M plays; 2.3 GB took ~6 s here) was much of an incremental
-    build. The older file is as
-    good a start: it holds its own state, so the listeners changed since it (the last build's and this one's) are
-    what gets rebuilt, and every table still ends equal to a full build's. It is taken only when no reader holds
-    it: another process's read-only connection holds a lock DuckDB's read-write open refuses; one in this process
-    (a dashboard serving builds in-process) is seen among this process's open files. Once renamed, no reader can
-    open it by name (the pointer never names the new name before the commit), and a build that stops half-way
-    leaves a file no pointer names, which the next writer prunes."""
+    build. The older file is as good a start: it holds its own state, so the listeners changed since it (the last
+    build's and this one's) are what gets rebuilt, and every table still ends equal to a full build's. It is
+    taken only when no reader holds it: another process's read-only connection holds a lock DuckDB's read-write
+    open refuses; one in this process (a dashboard serving builds in-process) is seen among its open files. Once
+    renamed, no reader can open it by name (the pointer never names the new name before the commit), and a build
+    that stops half-way leaves a file no pointer names, which the next writer prunes."""
     if older is None or not older.exists() or Path(str(older) + ".wal").exists():
         return None
     planned = plan(ws, older, supported=True, force=False, signatures=signatures)
