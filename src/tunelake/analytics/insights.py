@@ -25,6 +25,7 @@ import duckdb
 import pandas as pd
 
 from tunelake.errors import InputError, TunelakeError
+from tunelake.warehouse import rollups
 from tunelake.warehouse.metrics import AUDIO_FEATURES, kpi_sql
 
 MS_PER_HOUR = 3_600_000.0
@@ -237,8 +238,12 @@ def kpis(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> dict[str, Any]:
     The SQL of each comes from the metric registry (`warehouse/metrics.py`), which also writes the Power BI measures,
     so the two cannot drift apart."""
     exprs = kpi_sql()
-    row = con.execute(f"SELECT {', '.join(exprs.values())} FROM fact_play {_where(con, f)}").fetchone()
-    out: dict[str, Any] = dict(zip(exprs, row, strict=True))
+    if _wide(con, f):
+        out = _kpis_from_rollups(con, f)
+        assert out.keys() == exprs.keys(), "the rollup KPIs must be the registry's"
+    else:
+        row = con.execute(f"SELECT {', '.join(exprs.values())} FROM fact_play {_where(con, f)}").fetchone()
+        out = dict(zip(exprs, row, strict=True))
     for key in ("listeners", "plays", "streams", "distinct_tracks", "distinct_artists", "skips"):
         out[key] = int(out[key])
     out["hours"] = float(out["hours"])
@@ -246,6 +251,38 @@ def kpis(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> dict[str, Any]:
     out["mean_completion"] = _none_if_nan(out["mean_completion"])
     out["first_date"], out["last_date"] = _from_dkey(out["first_date"]), _from_dkey(out["last_date"])
     return out
+
+
+def _wide(con: duckdb.DuckDBPyConnection, f: Filters) -> bool:
+    """True when `f` reads every listener (an admin with no listener or segment filter) and the file's rollups
+    were built from its rows: those questions are answered from the rollups (`warehouse/rollups.py`)."""
+    return f.viewer.is_admin and f.user_keys is None and f.segment is None and rollups.fresh(con)
+
+
+def _kpis_from_rollups(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, Any]:
+    """The registry's KPIs for every listener from agg_user_day (additive totals, listeners, first and last date),
+    the days rollup (completion) and the track and artist rollups (distinct counts: one period's row count, or a
+    DISTINCT over the periods' rows and fact_play's rows of the ragged days at the ends of the range)."""
+    where = _where(con, f)
+    listeners, plays, streams, skips, hours, first, last = con.execute(f"""
+        SELECT count(DISTINCT user_key), coalesce(sum(plays), 0), coalesce(sum(streams), 0), coalesce(sum(skips), 0),
+               coalesce(sum(ms_played), 0) / {MS_PER_HOUR}, min(date_key), max(date_key)
+        FROM agg_user_day {where}""").fetchone()
+    completion = con.execute(f"SELECT sum(completion_sum) / nullif(sum(completion_n), 0) FROM {rollups.SCHEMA}.days "
+                             f"{where}").fetchone()[0]
+    cover = rollups.cover(con, f.start, f.end)
+    distinct = []
+    for table, key in (("tracks", "track_id"), ("artists", "artist_id")):
+        rows = f"SELECT {key} FROM {rollups.SCHEMA}.{table} WHERE {cover.where()}"
+        if cover.single:
+            sql = f"SELECT count(*) FROM ({rows})"
+        else:
+            days = f" UNION ALL SELECT {key} FROM fact_play WHERE {cover.day_where()}" if cover.days else ""
+            sql = f"SELECT count(DISTINCT {key}) FROM ({rows}{days})"
+        distinct.append(con.execute(sql).fetchone()[0])
+    return {"plays": plays, "streams": streams, "hours": hours, "listeners": listeners,
+            "distinct_tracks": distinct[0], "distinct_artists": distinct[1], "skips": skips, "first_date": first,
+            "last_date": last, "skip_rate": skips / plays if plays else None, "mean_completion": completion}
 
 
 def _from_dkey(k: int | None) -> date | None:
@@ -267,16 +304,22 @@ def listening_over_time(con: duckdb.DuckDBPyConnection, f: Filters = ALL, grain:
 # --- top lists ----------------------------------------------------------------------------------------------------
 
 def _top(con: duckdb.DuckDBPyConnection, f: Filters, n: int, key: str, select: str, join: str,
-         src: str | None = None) -> pd.DataFrame:
-    src = src or _track_month_source(con, f)
+         src: str | None = None, rollup: tuple[str, str] | None = None) -> pd.DataFrame:
+    """The top `n` of `key` by time listened. `rollup` (table, key column): the rollup that holds the totals and
+    listeners of one period, used when `f` is exactly one period for every listener."""
+    one = rollups.cover(con, f.start, f.end).single if rollup and _wide(con, f) else None
+    if one and rollup:
+        table, col = rollup
+        t = f"""SELECT {col} AS k, plays, streams, ms_played AS ms, listeners FROM {rollups.SCHEMA}.{table}
+                WHERE grain = '{one[0]}' AND period_start = DATE '{one[1].isoformat()}' AND {col} IS NOT NULL"""
+    else:
+        t = f"""SELECT {key} AS k, CAST(sum(plays) AS BIGINT) AS plays, CAST(sum(streams) AS BIGINT) AS streams,
+                       sum(ms_played) AS ms, count(DISTINCT user_key) AS listeners
+                FROM {src or _track_month_source(con, f)} AS m {join}
+                WHERE {key} IS NOT NULL
+                GROUP BY 1"""
     return con.execute(f"""
-        WITH t AS (
-            SELECT {key} AS k, CAST(sum(plays) AS BIGINT) AS plays, CAST(sum(streams) AS BIGINT) AS streams,
-                   sum(ms_played) AS ms,
-                   count(DISTINCT user_key) AS listeners
-            FROM {src} AS m {join}
-            WHERE {key} IS NOT NULL
-            GROUP BY 1)
+        WITH t AS ({t})
         SELECT CAST(row_number() OVER (ORDER BY t.ms DESC, t.plays DESC, t.k) AS INTEGER) AS rank, {select},
                t.plays, t.streams, t.ms / {MS_PER_HOUR} AS hours, t.listeners
         FROM t
@@ -290,12 +333,12 @@ def top_artists(con: duckdb.DuckDBPyConnection, f: Filters = ALL, n: int = 10) -
         src = f"(SELECT * FROM agg_user_artist_month {_where_month(con, f)})"
     return _top(con, f, n, "m.artist_id",
                 "t.k AS artist_id, (SELECT artist_name FROM dim_artist a WHERE a.artist_id = t.k) AS artist_name", "",
-                src)
+                src, rollup=("artists", "artist_id"))
 
 
 def top_tracks(con: duckdb.DuckDBPyConnection, f: Filters = ALL, n: int = 10) -> pd.DataFrame:
     """Tracks ranked by time listened: rank, track_id, track_name, artist_name, plays, streams, hours, listeners."""
-    df = _top(con, f, n, "m.track_id", "t.k AS track_id", "")
+    df = _top(con, f, n, "m.track_id", "t.k AS track_id", "", rollup=("tracks", "track_id"))
     names = con.execute("SELECT track_id, track_name, artist_name, album_name FROM dim_track WHERE track_id IN "
                         "(SELECT unnest(?))", [list(df["track_id"])]).df()
     out = df.merge(names, on="track_id", how="left")

@@ -16,6 +16,7 @@ import pytz
 from tunelake.lake import manifest, zones
 from tunelake.lake.store import Lake
 from tunelake.sources.types import CURATED
+from tunelake.warehouse import rollups
 from tunelake.warehouse.engines import Engine
 from tunelake.warehouse.model_graph import MODEL_ORDER, render_model
 from tunelake.warehouse.tables import TABLES
@@ -62,7 +63,8 @@ def input_fingerprint(lake: Lake, ws: Workspace) -> str:
 
 def build_models(ws: Workspace, engine: Engine, progress: Callable[[int, int, str], None] | None = None
                  ) -> tuple[int, dict[str, int]]:
-    """Register the curated views and run every model on `engine` → (curated plays read, rows per model)."""
+    """Register the curated views, run every model on `engine` and write the serving file's rollups → (curated
+    plays read, rows per model)."""
     rows_in = register_curated(engine, ws.lake)
     rows: dict[str, int] = {}
     total = len(MODEL_ORDER)
@@ -71,6 +73,7 @@ def build_models(ws: Workspace, engine: Engine, progress: Callable[[int, int, st
             progress(i, total, name)
         sql = render_model(name, engine.macros, ws.settings)
         rows[name] = engine.materialize(name, sql, TABLES.get(name), temp=name.startswith("int_"))
+    rollups.refresh(engine.serving)
     if progress:
         progress(total, total, "done")
     return rows_in, rows

@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from tunelake.lake import manifest, zones
 from tunelake.sources.types import CURATED
+from tunelake.warehouse import rollups
 from tunelake.warehouse.engines import Engine
 from tunelake.warehouse.model_graph import (
     KEPT,
@@ -75,7 +76,7 @@ def code_hash(ws: Workspace) -> str:
     """Everything besides the data that decides the models' output: their SQL, the table specs, the settings."""
     from tunelake.warehouse.build import MODEL_SETTINGS
 
-    parts = [FORMAT, *(model_text(n) for n in sorted(READS)), *(repr(TABLES[n]) for n in sorted(TABLES)),
+    parts = [FORMAT, rollups.VERSION, *(model_text(n) for n in sorted(READS)), *(repr(TABLES[n]) for n in sorted(TABLES)),
              repr([(k, ws.settings.as_dict()[k]) for k in MODEL_SETTINGS])]
     return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:24]
 
@@ -288,6 +289,7 @@ def update_models(ws: Workspace, engine: Engine, changed: set[int],
     # Pass 2: every per-listener model for those listeners, replacing their rows.
     _register_sources(engine, ws, touched)
     users_table(touched)
+    rollups.snapshot(con, main, "_changed")
     for name in KEPT:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {STATE}.{name} "
                     "WHERE user_key IN (SELECT user_key FROM _changed)")
@@ -303,11 +305,14 @@ def update_models(ws: Workspace, engine: Engine, changed: set[int],
         target = f"{STATE}.{name}" if name in KEPT else (None if name.startswith("int_") else f"{main}.{name}")
         if target:
             con.execute(f"DELETE FROM {target} WHERE user_key IN (SELECT user_key FROM _changed)")
-            con.execute(f"INSERT INTO {target} SELECT * FROM {name}")
+            spec = TABLES.get(name)
+            rows = spec.ordered(f"SELECT * FROM {name}") if spec else f"SELECT * FROM {name}"
+            con.execute(f"INSERT INTO {target} {rows}")
             if target.startswith(main):
                 shadowing.append(name)
     for name in shadowing:  # the temp views over this build's new rows hid the real tables from later steps
         con.execute(f"DROP VIEW temp.main.{name}")
+    rollups.update(con, main, "_changed")
     tick("done")
     con.execute(f"CREATE TABLE IF NOT EXISTS {STATE}.{REBUILT} (user_key BIGINT)")
     con.execute(f"INSERT INTO {STATE}.{REBUILT} SELECT user_key FROM _changed "

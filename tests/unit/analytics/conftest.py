@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from tunelake.warehouse import rollups
 from tunelake.warehouse.tables import TABLES
 
 MODELS = Path(__file__).resolve().parents[3] / "src" / "tunelake" / "warehouse" / "models"
@@ -91,8 +92,13 @@ def build_tiny(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"INSERT INTO {agg} BY NAME {(MODELS / f'{agg}.sql').read_text()}")
 
 
-@pytest.fixture(scope="session")
-def tiny_con() -> duckdb.DuckDBPyConnection:
+@pytest.fixture(scope="session", params=["star schema", "rollups"])
+def tiny_con(request: pytest.FixtureRequest) -> duckdb.DuckDBPyConnection:
+    """The tiny warehouse, once as the star schema alone and once with the rollups a build writes beside it: every
+    metric test checks the same hand-worked values on both (questions about every listener read the rollups)."""
     con = duckdb.connect(":memory:")
     build_tiny(con)
+    if request.param == "rollups":
+        rollups.refresh(con)
+        assert rollups.fresh(con)
     return con

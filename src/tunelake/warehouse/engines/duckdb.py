@@ -93,6 +93,8 @@ class DuckDBEngine(Engine):
             self.con.execute(f"CREATE OR REPLACE TABLE {self._scratch_db()}.{name} AS {sql}")
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM _scratch.{name}")
         else:
+            if spec and not temp:
+                sql = spec.ordered(sql)
             self.con.execute(f"CREATE OR REPLACE {'TEMP TABLE' if temp else 'TABLE'} {name} AS {sql}")
         return self.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
 

@@ -377,7 +377,7 @@ class SparkEngine(Engine):
             source = "read_parquet([" + ", ".join(_quote(f) for f in files) + "])"
             if spec:
                 cols = ", ".join(f"CAST({c.name} AS {c.sql_type('duckdb')}) AS {c.name}" for c in spec.columns)
-                self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {cols} FROM {source}")
+                self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {spec.ordered(f'SELECT {cols} FROM {source}')}")
             else:
                 self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {source}")
         elif spec:  # Spark writes no file for an empty result
