@@ -6,7 +6,6 @@ data, a range with no data."""
 from __future__ import annotations
 
 from datetime import date, timedelta
-from pathlib import Path
 
 import duckdb
 import pandas as pd

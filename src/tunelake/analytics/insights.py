@@ -17,6 +17,8 @@ from __future__ import annotations
 import calendar
 import math
 import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -549,19 +551,24 @@ def wrapped(con: duckdb.DuckDBPyConnection, user: int | str, period: str | int |
     if k["plays"] == 0:
         raise InputError(f"{handle} has no plays in {period or 'the warehouse'}", field="period",
                          hint="pick a period with listening (see `tunelake insights --user NAME` for all time)")
-    over = listening_over_time(con, f, "month")
+    # The dozen metric queries below are independent and each is mostly fixed cost (planning, result conversion:
+    # 2–12 ms on a few thousand rows), so they run two at a time on cursors of the same database: 85–103 ms one
+    # after the other at 10.3M plays, 55–67 ms so.
+    parts: dict[str, Callable[[duckdb.DuckDBPyConnection], Any]] = {
+        "over": lambda c: listening_over_time(c, f, "month"), "heat": lambda c: hour_weekday_heatmap(c, f),
+        "streaks": lambda c: streaks(c, f), "disc": lambda c: discovery_rate(c, f), "eras": lambda c: eras(c, f),
+        "platforms": lambda c: platforms(c, f), "sessions": lambda c: session_stats(c, f),
+        "diversity": lambda c: diversity(c, f), "mainstreamness": lambda c: mainstreamness(c, f),
+        "audio": lambda c: audio_profile(c, f), "artists": lambda c: top_artists(c, f, 5),
+        "tracks": lambda c: top_tracks(c, f, 5), "genres": lambda c: top_genres(c, f, 5),
+        "segment": lambda c: _segment_of(c, user_key)}
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(_on_cursor, con, fn) for name, fn in parts.items()}
+        r = {name: fut.result() for name, fut in futures.items()}
+    over, heat, st, disc, era, plat = r["over"], r["heat"], r["streaks"], r["disc"], r["eras"], r["platforms"]
     top_month = over.sort_values(["hours", "period"], ascending=[False, True]).iloc[0]
-    heat = hour_weekday_heatmap(con, f)
     by_hour = heat.groupby("hour")["plays"].sum()
     by_day = heat.groupby("weekday")["plays"].sum()
-    st = streaks(con, f)
-    disc = discovery_rate(con, f)
-    era = eras(con, f)
-    plat = platforms(con, f)
-    seg = None
-    if table_exists(con, "user_segment"):
-        row = con.execute("SELECT segment, segment_name FROM user_segment WHERE user_key = ?", [user_key]).fetchone()
-        seg = {"segment": int(row[0]), "name": row[1]} if row else None
     new_artists = int(disc["new_artists"].sum()) if len(disc) else 0
     return {
         "user_key": user_key, "handle": handle, "period": str(period) if period else "all time",
@@ -569,24 +576,40 @@ def wrapped(con: duckdb.DuckDBPyConnection, user: int | str, period: str | int |
         "minutes": round(k["hours"] * 60), "hours": k["hours"], "plays": k["plays"], "streams": k["streams"],
         "distinct_tracks": k["distinct_tracks"], "distinct_artists": k["distinct_artists"],
         "skip_rate": k["skip_rate"], "mean_completion": k["mean_completion"],
-        "top_artists": top_artists(con, f, 5)[["artist_name", "hours", "plays"]].to_dict("records"),
-        "top_tracks": top_tracks(con, f, 5)[["track_name", "artist_name", "hours", "plays"]].to_dict("records"),
-        "top_genres": top_genres(con, f, 5)[["genre", "hours", "share"]].to_dict("records"),
+        "top_artists": r["artists"][["artist_name", "hours", "plays"]].to_dict("records"),
+        "top_tracks": r["tracks"][["track_name", "artist_name", "hours", "plays"]].to_dict("records"),
+        "top_genres": r["genres"][["genre", "hours", "share"]].to_dict("records"),
         "top_month": {"month": pd.Timestamp(top_month["period"]).date(), "hours": float(top_month["hours"])},
         "peak_hour": int(by_hour.idxmax()), "peak_weekday": calendar.day_name[int(by_day.idxmax()) - 1],
         "longest_streak": ({"days": int(st.iloc[0]["days"]), "start": pd.Timestamp(st.iloc[0]["start"]).date(),
                             "end": pd.Timestamp(st.iloc[0]["end"]).date()} if len(st) else None),
-        "sessions": session_stats(con, f),
+        "sessions": r["sessions"],
         "new_artists": new_artists,
         "artist_discovery_rate": (float((disc["artist_discovery_rate"] * disc["plays"]).sum() / disc["plays"].sum())
                                   if len(disc) else None),
-        "diversity": diversity(con, f),
-        "mainstreamness": mainstreamness(con, f),
+        "diversity": r["diversity"],
+        "mainstreamness": r["mainstreamness"],
         "top_decade": int(era.sort_values("plays", ascending=False).iloc[0]["era"]) if len(era) else None,
         "top_platform": plat.iloc[0]["platform"] if len(plat) else None,
-        "audio_profile": audio_profile(con, f),
-        "segment": seg,
+        "audio_profile": r["audio"],
+        "segment": r["segment"],
     }
+
+
+def _on_cursor(con: duckdb.DuckDBPyConnection, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+    """`fn` on a cursor of its own (a DuckDB connection is not for two threads at once), closed afterwards."""
+    cur = con.cursor()
+    try:
+        return fn(cur)
+    finally:
+        cur.close()
+
+
+def _segment_of(con: duckdb.DuckDBPyConnection, user_key: int) -> dict[str, Any] | None:
+    if not table_exists(con, "user_segment"):
+        return None
+    row = con.execute("SELECT segment, segment_name FROM user_segment WHERE user_key = ?", [user_key]).fetchone()
+    return {"segment": int(row[0]), "name": row[1]} if row else None
 
 
 def last_days(con: duckdb.DuckDBPyConnection, days: int, f: Filters = ALL) -> Filters:
