@@ -20,6 +20,7 @@ from tunelake.synthetic.world import generate_world
 from tunelake.warehouse import rollups
 from tunelake.warehouse.incremental import REBUILT, STATE
 from tunelake.warehouse.store import current_warehouse_file, open_warehouse, read_pointer
+from tunelake.warehouse.tables import TABLES
 from tunelake.workspace import Workspace, open_workspace
 
 SKIP_TABLES = {"meta_run", "meta_quality"}  # run ids and times: they differ between any two runs
@@ -79,6 +80,14 @@ def assert_same_as_full_rebuild(ws: Workspace, tmp_path: Path) -> None:
         kept = sorted(r[0] for r in a.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = ? "
                                               "AND database_name = current_database()", [STATE]).fetchall()
                       if r[0] not in ("state", "inputs", REBUILT, KEPT_INPUTS))
+        # tables stored in user_key order keep each listener's rows together (a listener's filter skips the rest)
+        for spec in (t for t in TABLES.values() if t.cluster_by == ("user_key",)):
+            for db in ("main", "full_build.main"):
+                runs, users = a.execute(f"""
+                    SELECT count(*) FILTER (WHERE prev IS DISTINCT FROM user_key), count(DISTINCT user_key)
+                    FROM (SELECT user_key, lag(user_key) OVER (ORDER BY rowid) AS prev FROM {db}.{spec.name})
+                    """).fetchone()
+                assert runs == users > 0, (db, spec.name)
         # the rollups too: an incremental build recomputes only the tracks and artists whose monthly rows changed
         assert rollups.fresh(a)
         for name in [*tables, *(f"{STATE}.{k}" for k in kept), *(f"{rollups.SCHEMA}.{t}" for t in rollups.TABLES)]:

@@ -73,11 +73,12 @@ class Plan:
 
 
 def code_hash(ws: Workspace) -> str:
-    """Everything besides the data that decides the models' output: their SQL, the table specs, the settings."""
+    """Everything besides the data that decides the models' output: their SQL, the table specs, the settings and
+    the rollups' layout."""
     from tunelake.warehouse.build import MODEL_SETTINGS
 
-    parts = [FORMAT, rollups.VERSION, *(model_text(n) for n in sorted(READS)), *(repr(TABLES[n]) for n in sorted(TABLES)),
-             repr([(k, ws.settings.as_dict()[k]) for k in MODEL_SETTINGS])]
+    parts = [FORMAT, rollups.VERSION, *(model_text(n) for n in sorted(READS)),
+             *(repr(TABLES[n]) for n in sorted(TABLES)), repr([(k, ws.settings.as_dict()[k]) for k in MODEL_SETTINGS])]
     return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:24]
 
 

@@ -21,8 +21,12 @@ from datetime import date, timedelta
 import duckdb
 
 SCHEMA = "rollup"
-GRAINS = ("month", "year", "all")
+TABLES = ("tracks", "artists", "days")
+VERSION = "1"  # part of the incremental build's code hash: a change here makes the next build full
 ALL_TIME = date(1, 1, 1)  # period_start of the one 'all' period
+# rollup table → the per-listener monthly aggregate it sums, and its key
+_SOURCES = {"tracks": ("agg_user_track_month", "track_id"), "artists": ("agg_user_artist_month", "artist_id")}
+_COLS = "user_key, month_start, {key}, plays, streams, skips, ms_played"
 
 
 def _periods(source: str, key: str) -> str:
@@ -42,15 +46,8 @@ def _periods(source: str, key: str) -> str:
     return " UNION ALL ".join(parts)
 
 
-TABLES = ("tracks", "artists", "days")
-VERSION = "1"  # part of the incremental build's code hash: a change here makes the next build full
-_SOURCES = {"tracks": ("agg_user_track_month", "track_id"), "artists": ("agg_user_artist_month", "artist_id")}
-_COLS = "user_key, month_start, {key}, plays, streams, skips, ms_played"
-
-
-
-
 def _finish(con: duckdb.DuckDBPyConnection, main: str) -> dict[str, int]:
+    """The days rollup (in full: one small GROUP BY over fact_play) and the counts `fresh` compares."""
     # Completion is a per-play ratio no aggregate keeps: its sum and count per day make any range's mean.
     con.execute(f"""CREATE OR REPLACE TABLE {SCHEMA}.days AS
                     SELECT date_key, count(*) AS plays, sum(completion) AS completion_sum,
