@@ -6,7 +6,8 @@
 For each workspace in BENCH_WS (comma list; default the workspace `bench_incremental` leaves, so `make bench` runs
 this after it): when it has no warehouse yet (an imported lake, e.g. the 100M one `bench_fullrun` imports), first
 `tunelake build` in a child process (build → quality gates → commit, no analytics; its seconds and peak RSS are
-recorded, with BENCH_DUCKDB_MEMORY_LIMIT, default 4GB); then the ten questions of `bench_scale` (one cold call, then
+recorded, with BENCH_DUCKDB_MEMORY_LIMIT, default 4GB; BENCH_CATALOG: a catalogue folder imported first, untimed
+by the steps); then the ten questions of `bench_scale` (one cold call, then
 p50/p95 over BENCH_QUERY_RUNS ≥ 20 warm runs) on a read-only connection, as the dashboard opens it. Results by play
 count in benchmarks/results/metrics.json, merged with earlier runs at other sizes.
 """
@@ -27,9 +28,13 @@ TARGETS_MS = {"10m": 100.0, "100m": 250.0}  # worst p95 (issue 16)
 BUILD = """
 from tunelake.workspace import open_workspace
 from datetime import datetime
+from pathlib import Path
 from tunelake.pipeline import build
 from tunelake.pipeline.runlog import read_run_logs
 ws = open_workspace(sys.argv[1], {"duckdb_memory_limit": sys.argv[2]})
+if sys.argv[3]:
+    from tunelake.curate.catalog import import_catalog
+    import_catalog(ws, Path(sys.argv[3]))
 build(ws)
 seconds = lambda s: (datetime.fromisoformat(s["ended_at"]) - datetime.fromisoformat(s["started_at"])).total_seconds()
 result = {"steps": {s["step"]: {"seconds": round(seconds(s), 1), "status": s["status"]}
@@ -55,7 +60,9 @@ def measure(ws: Path) -> dict[str, Any]:
     if not (ws / "warehouse" / "CURRENT.json").exists():
         mem = os.environ.get("BENCH_DUCKDB_MEMORY_LIMIT", "4GB")
         print(f"[metrics] {ws}: no warehouse yet, building it (duckdb_memory_limit {mem})", file=sys.stderr)
-        out["build"] = in_child(BUILD, str(ws), mem, timeout=4 * 3600) | {"duckdb_memory_limit": mem}
+        catalog = os.environ.get("BENCH_CATALOG", "")
+        out["build"] = in_child(BUILD, str(ws), mem, catalog, timeout=4 * 3600) | {
+            "duckdb_memory_limit": mem, "catalog_imported_first": catalog or None}
         out["warehouse_mb"] = dir_mb(ws / "warehouse")
     out |= in_child(COUNT, str(ws))
     runs = max(20, int(os.environ.get("BENCH_QUERY_RUNS", "25")))
