@@ -107,3 +107,34 @@ def test_a_first_import_counts_each_play_once_in_the_name_index(real_dir, tmp_pa
     assert set(got) == set(expected)
     assert all(got[k] >= expected[k] for k in expected)
     assert sum(got.values()) - sum(expected.values()) == summary.total("duplicates")
+
+
+def test_a_big_file_parsed_in_parts_stores_what_parsing_it_whole_stores(real_dir, tmp_path):
+    """A history file big enough to be cut (`sources/extended_parts`), with bad records on both sides of the cut,
+    imported on two threads (parsed in two parts) and on one (parsed whole): the same rows, record numbers,
+    quarantine, batches and name index."""
+    import json
+
+    from tunelake.sources import extended_parts
+
+    src = json.loads((real_dir / "Efrrowini__spotify-music-analysis" / "Streaming_History_Audio_2024.json")
+                     .read_bytes())
+    records = []
+    for back in range(4):  # the same year four times over, a year earlier each time: distinct plays
+        records += [{**r, "ts": f"{int(r['ts'][:4]) - back}{r['ts'][4:]}"} for r in src]
+    records[10]["ms_played"] = -1
+    records[-10]["spotify_track_uri"] = "spotify:album:0"
+    data = json.dumps(records, indent=2).encode()
+    assert len(data) >= 2 * extended_parts.MIN_PART_BYTES and extended_parts.cut_points(data, 2) is not None
+    root = tmp_path / "export"
+    root.mkdir()
+    (root / "Streaming_History_Audio_2020-2024.json").write_bytes(data)
+    one = open_workspace(tmp_path / "one", {"import_threads": 1})
+    two = open_workspace(tmp_path / "two", {"import_threads": 2})
+    s1 = import_paths(one, [str(root)], "erin")
+    s2 = import_paths(two, [str(root)], "erin")
+    assert s2.as_dict() == s1.as_dict()
+    assert s2.total("read") == len(records) and sum(f.quarantined_total for f in s2.files) == 2
+    assert _stored(two, "erin") == _stored(one, "erin")
+    numbers = read_user_plays(two.lake, manifest.user_key_for("erin"))["record_no"].to_pylist()
+    assert sorted(numbers)[-1] == len(records) - 1 and 10 not in numbers and len(records) - 10 not in numbers

@@ -86,3 +86,25 @@ def test_a_tie_in_time_is_ordered_by_playback_id():
     assert times == sorted(times)
     tied = kept["play_id"].to_pylist()[1:]
     assert tied == sorted(tied) and kept["track_id"].to_pylist()[0] == "b"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 20_000), min_size=0, max_size=60), st.booleans())
+def test_the_final_order_is_a_take_whether_stitched_from_slices_or_taken(cuts, shuffled):
+    """`_taken` stitches runs of consecutive rows together as zero-copy slices and takes the rows when the order is
+    fragmented (more than `_MAX_RUNS` runs): both give exactly `take`."""
+    import numpy as np
+
+    n = 20_000
+    table = pa.table({"i": pa.array(np.arange(n)), "s": pa.array([f"r{i}" for i in range(n)])})
+    table = pa.Table.from_batches(table.to_batches(max_chunksize=7_000))
+    dropped = set(cuts)
+    order = np.array([i for i in range(n) if i not in dropped])
+    if shuffled:
+        order = np.random.default_rng(len(cuts)).permutation(order)
+    got = plays._taken(table, pa.array(order))
+    assert got.equals(table.take(pa.array(order)))
+    assert got["i"].to_pylist() == order.tolist()
+    if not shuffled:  # a few runs: the rows are not copied, the result shares the table's buffers
+        data = {b.address for c in table.column("i").chunks for b in c.buffers() if b is not None}
+        assert got.column("i").chunk(0).buffers()[1].address in data

@@ -29,6 +29,7 @@ from tunelake.sources import library as library_files
 from tunelake.sources import names
 from tunelake.sources.account import parse_account
 from tunelake.sources.export import PARSERS, ExportFile, Parsed, find_export_files, source_of_kind
+from tunelake.sources.extended_parts import parse_in_parts
 from tunelake.sources.lastfm import parse_lastfm_csv, parse_lastfm_json
 from tunelake.sources.listenbrainz import parse_listenbrainz
 from tunelake.sources.maloja import parse_maloja
@@ -277,16 +278,25 @@ def import_paths(
             return _import_user(ws, lake, paths, handle, timezone=timezone, pii=pii, progress=progress)
 
 
-def _parse_and_compress(parser: Callable[..., Parsed], data: bytes, origin: str, user_key: int | None,
-                        compression: str) -> tuple[Parsed, bytes]:
-    """A file's rows and its bytes as the raw zone keeps them: the work `lookahead` may run in a thread."""
-    parsed = parser(data, origin) if user_key is None else parser(data, origin, user_key=user_key)
-    return parsed, compress_raw(data, compression)
+def _work(parser: Callable[..., Parsed], kind: str, data: bytes, origin: str, user_key: int, compression: str,
+          width: int) -> tuple[list[Callable[[], Any]], Callable[[list[Any]], tuple[Parsed, bytes]]]:
+    """A file's work as pieces `lookahead` runs on its threads — the parse (a big extended-history file's in
+    parts: `sources/extended_parts`) and the compression of its bytes for the raw zone — and how their results
+    make (rows, stored bytes). Any error is raised where the results are taken."""
+    if kind in PARSERS:
+        jobs, finish = parse_in_parts(data, origin, width, user_key=user_key)
+    else:
+        jobs, finish = [functools.partial(parser, data, origin)], _first
+    return [*jobs, functools.partial(compress_raw, data, compression)], lambda r: (finish(r[:-1]), r[-1])
+
+
+def _first(results: list[Parsed]) -> Parsed:
+    return results[0]
 
 
 def _staged(lake: Lake, files: list[ExportFile], paths: list[str], handle: str, user_key: int, compression: str,
-            summary: ImportSummary) -> Iterator[tuple[tuple[ExportFile, FileResult, tuple | None],
-                                                    Callable[[], Parsed] | None]]:
+            summary: ImportSummary, width: int) -> Iterator[tuple[tuple[ExportFile, FileResult, tuple | None],
+                                                                list[Callable[[], Any]] | None]]:
     """Each file with its result and, when it is new and readable, its bytes, hash, batch id and shown origin and
     the parse still to run (`lookahead` runs it in a thread ahead of the loop). Runs in the caller's thread: it
     reads the manifest, so files already imported are never parsed."""
@@ -312,10 +322,9 @@ def _staged(lake: Lake, files: list[ExportFile], paths: list[str], handle: str, 
             result.status = "already imported"
             yield (f, result, None), None
             continue
-        parse = functools.partial(_parse_and_compress, parser, data, f.origin, user_key if f.kind in PARSERS else None,
-                                  compression)
-        yield (f, result, (data, content_hash, batch_id, display_origin(f.origin, paths))), parse
-        del data, parse
+        jobs, finish = _work(parser, f.kind, data, f.origin, user_key, compression, width)
+        yield (f, result, (data, content_hash, batch_id, display_origin(f.origin, paths), finish)), jobs
+        del data, jobs, finish
 
 
 def _import_user(
@@ -344,13 +353,14 @@ def _import_user(
     pending: list[tuple[Batch, FileResult, Parsed]] = []
     now = utcnow()
 
-    staged_files = _staged(lake, files, paths, handle, user_key, ws.settings.raw_compression, summary)
-    for (f, result, staged), parse in lookahead(staged_files, duck.import_threads()):
+    width = duck.import_threads()
+    staged_files = _staged(lake, files, paths, handle, user_key, ws.settings.raw_compression, summary, width)
+    for (f, result, staged), parse in lookahead(staged_files, width):
         if staged is not None:
-            data, content_hash, batch_id, origin = staged
+            data, content_hash, batch_id, origin, finish = staged
             source = source_of_kind(f.kind)
             try:
-                parsed, stored = parse()
+                parsed, stored = finish(parse())
             except InputError as exc:
                 result.status = "failed"
                 result.error = exc.one_line()
@@ -362,8 +372,9 @@ def _import_user(
                                 origin=origin, stored=stored)
                 del stored
                 rows = parsed.rows
-                rows = _put(rows, "user_key", pa.array([user_key] * rows.num_rows, pa.int64()))
-                rows = _put(rows, "batch_id", pa.array([batch_id] * rows.num_rows, pa.string()))
+                # pa.repeat, not a Python list of n values: 45 ms per 100k rows less
+                rows = _put(rows, "user_key", pa.repeat(pa.scalar(user_key, pa.int64()), rows.num_rows))
+                rows = _put(rows, "batch_id", pa.repeat(pa.scalar(batch_id, pa.string()), rows.num_rows))
                 if result.table == "plays":
                     rows = _pii(rows, policy, salt)
                     result.ms_played = pc.sum(rows["ms_played"]).as_py() or 0
@@ -381,7 +392,7 @@ def _import_user(
                     unknown_fields=result.unknown_fields,
                 )
                 pending.append((batch, result, parsed))
-            del data, staged
+            del data, staged, finish
         done += f.size
         if progress:
             progress(done, total_bytes, f.name)
