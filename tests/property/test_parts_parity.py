@@ -60,7 +60,7 @@ def history(draw):
         elif kind == "bad_uri":
             r["spotify_track_uri"] = "spotify:album:x"
         elif kind == "missing":
-            r.pop("ms_played")
+            r.pop("ms_played", None)
         elif kind == "unknown":
             r["new_field"] = "x"
         elif kind == "nested":
