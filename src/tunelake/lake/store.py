@@ -283,3 +283,11 @@ class Lake:
             return
         if self.fs.exists(self.path(rel)):
             self.fs.rm(self.path(rel), recursive=True)
+
+
+def parquet_bytes(table: pa.Table, compression: str = "zstd", **options: Any) -> bytes:
+    """A table encoded as a Parquet file in memory. The encoding releases the GIL, so a caller can run it on a thread
+    beside other work and write the bytes itself (`Lake.write_bytes`): the lake itself is only touched there."""
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression=compression, **options)
+    return buf.getvalue()
