@@ -5,7 +5,7 @@ timed in the same run.
 The listener is the hard world's heaviest of its first 300 (index 83: activity ×9.9 over ~8 years); the benchmark
 generates it once, keeps its last 300,000 plays in time order and writes them as Spotify does (a JSON array per
 file, 100,000 records each). Each phase runs in its own process with the files in the page cache (read once,
-untimed); the phases take turns BENCH_LISTENER_RUNS times (3) and the median run's figures are reported, every
+untimed); the phases take turns BENCH_LISTENER_RUNS times (5) and the median run's figures are reported, every
 run's beside them. The ratios are of the work after each process has imported its modules (`work_s`); the
 wall time with process start and imports is reported beside them.
 
@@ -20,7 +20,7 @@ import sys
 from benchmarks.common import WORK, in_child, save, warm_page_cache
 
 PLAYS, FILES = 300_000, 3
-REPEAT = int(os.environ.get("BENCH_LISTENER_RUNS") or 3)
+REPEAT = int(os.environ.get("BENCH_LISTENER_RUNS") or 5)
 
 GENERATE = """
 import shutil
