@@ -108,3 +108,16 @@ def test_the_final_order_is_a_take_whether_stitched_from_slices_or_taken(cuts, s
     if not shuffled:  # a few runs: the rows are not copied, the result shares the table's buffers
         data = {b.address for c in table.column("i").chunks for b in c.buffers() if b is not None}
         assert got.column("i").chunk(0).buffers()[1].address in data
+
+
+@pytest.mark.parametrize("n", [1_000, plays._DUCKDB_COUNTS + 1_000])
+def test_repeated_ids_are_found_alike_by_either_counter(n):
+    """Small listeners' ids are counted by Arrow, big ones' by DuckDB: both give exactly the ids seen twice or more
+    (a null id among them too)."""
+    ids = pa.array([None if i == 7 or i == 9 else f"id{i % (n - 40)}" for i in range(n)], pa.string())
+    got = sorted(plays._repeated(ids).to_pylist(), key=str)
+    seen: dict = {}
+    for v in ids.to_pylist():
+        seen[v] = seen.get(v, 0) + 1
+    assert got == sorted((v for v, c in seen.items() if c > 1), key=str)
+    assert len(got) == 39  # the 40 ids that wrap around but the 2 whose first place holds a null, and the null
