@@ -80,7 +80,7 @@ def _choose(method: str, grid: list[dict[str, Any]], data: Interactions, relevan
         return grid[0], None
     best: tuple[float, dict[str, Any]] | None = None
     for params in grid:
-        recs = _fit(method, params, data).recommend(rows, k)
+        recs = _fit(method, params, data).recommend(rows, k, reasons=False)
         ndcg = float(per_listener(recs.items, relevant, rows, k)["ndcg"].mean())
         if best is None or ndcg > best[0]:
             best = (ndcg, params)
@@ -137,7 +137,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, segments: pd.DataFrame | None = Non
         row: dict[str, Any] = {"method": method, "k": k, "params": json.dumps(params, sort_keys=True),
                                "val_ndcg": val_ndcg, "val_users": len(rel_val), "users": len(rows)}
         if len(rows):
-            recs = _fit(method, params, fit_test).recommend(rows, k)
+            recs = _fit(method, params, fit_test).recommend(rows, k, reasons=False)
             m = per_listener(recs.items, rel_test, rows, k)
             ndcgs[method] = m["ndcg"]
             for name, key in (("precision", "precision_at_k"), ("recall", "recall_at_k"), ("ndcg", "ndcg_at_k"),

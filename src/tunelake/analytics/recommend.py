@@ -99,13 +99,15 @@ class Recs:
 
 
 def _top_n(scores: np.ndarray, seen: sparse.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best ``n`` columns per row of a dense score matrix, excluding already-played items."""
-    scores = scores.astype(np.float64, copy=True)
+    """Best ``n`` columns per row of a dense score matrix, excluding already-played items. ``scores`` is a writable
+    float64 array the caller gives up: it is negated and masked in place (each copy of a 512-listener batch over a
+    large catalogue is ~100 MB to write and read back)."""
     coo = seen.tocoo()
-    scores[coo.row, coo.col] = -np.inf
+    np.negative(scores, out=scores)
+    scores[coo.row, coo.col] = np.inf
     n = min(n, scores.shape[1])
-    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
-    part_scores = np.take_along_axis(scores, part, axis=1)
+    part = np.argpartition(scores, n - 1, axis=1)[:, :n]
+    part_scores = -np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-part_scores, axis=1, kind="stable")
     items = np.take_along_axis(part, order, axis=1)
     top = np.take_along_axis(part_scores, order, axis=1)
@@ -120,26 +122,34 @@ class Recommender:
         self.data_ = data
         return self
 
-    def score(self, rows: np.ndarray) -> np.ndarray:  # (len(rows) × items)
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows) × items) scores: a new array, or a read-only view; `recommend` writes into a writable one."""
         raise NotImplementedError
 
     def reason(self, row: int, item: int, score: float) -> str:
         return ""
 
-    def recommend(self, rows: np.ndarray, n: int = 10, batch: int = 512) -> Recs:
-        items_all, scores_all, reasons = [], [], []
+    def recommend(self, rows: np.ndarray, n: int = 10, batch: int = 512, reasons: bool = True) -> Recs:
+        """The top ``n`` unplayed candidates of each row. ``reasons=False`` (the evaluation, which reads only the
+        items) leaves out the sentence explaining each one."""
+        items_all, scores_all, why = [], [], []
         for lo in range(0, len(rows), batch):
             chunk = rows[lo:lo + batch]
             scores = self.score(chunk)
+            if not scores.flags.writeable or scores.dtype != np.float64:
+                scores = scores.astype(np.float64)  # a broadcast view (popularity), or another dtype
             if self.data_.candidates is not None:
-                scores = np.where(self.data_.candidates[None, :], scores, -np.inf)
+                scores[:, ~self.data_.candidates] = -np.inf
             items, scores = _top_n(scores, self.data_.plays[chunk], n)
             items_all.append(items)
             scores_all.append(scores)
-            for r, its, scs in zip(chunk, items, scores, strict=True):
-                reasons.append([self.reason(int(r), int(i), float(s)) if i >= 0 else "" for i, s in zip(its, scs,
-                                                                                                    strict=True)])
-        return Recs(np.vstack(items_all), np.vstack(scores_all), reasons)
+            if reasons:
+                for r, its, scs in zip(chunk, items, scores, strict=True):
+                    why.append([self.reason(int(r), int(i), float(s)) if i >= 0 else "" for i, s in zip(its, scs,
+                                                                                                     strict=True)])
+            else:
+                why += [[""] * items.shape[1] for _ in range(len(chunk))]
+        return Recs(np.vstack(items_all), np.vstack(scores_all), why)
 
 
 class PopularityRecommender(Recommender):

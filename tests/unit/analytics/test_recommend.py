@@ -157,3 +157,20 @@ def test_als_never_offers_a_track_nobody_played() -> None:
     assert list(rec.active_) == list(range(20))
     items = rec.recommend(np.arange(20), n=12).items
     assert not (items == 20).any() and items[0][0] == 9
+
+
+def test_recommendations_without_reasons_are_the_same_items_and_leave_the_model_as_it_was():
+    """The evaluation asks for items only (`reasons=False`): the same items and scores as with reasons, and the
+    in-place masking of a batch's scores never writes into what the model keeps (a popularity row is a broadcast
+    view of one vector)."""
+    from tunelake.analytics.recommend import ALSRecommender, PopularityRecommender
+
+    data = tiny_interactions()
+    for rec in (PopularityRecommender().fit(data), ALSRecommender(factors=4, iterations=3).fit(data)):
+        rows = np.arange(len(data.user_keys))
+        before = rec.score(rows).copy()
+        full = rec.recommend(rows, n=3)
+        bare = rec.recommend(rows, n=3, reasons=False)
+        assert (full.items == bare.items).all() and np.allclose(full.scores, bare.scores)
+        assert any(r for rs in full.reasons for r in rs) and not any(r for rs in bare.reasons for r in rs)
+        assert np.array_equal(rec.score(rows), before)
