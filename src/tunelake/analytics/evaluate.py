@@ -24,6 +24,7 @@ test item), so its behaviour features see a little of the test period.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import duckdb
@@ -50,6 +51,10 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
             for f in (16, 32) for r in (1.0, 0.1, 10.0) for a in (1.0, 5.0, 20.0)],
 }
 MIN_LISTENERS = 5  # a bootstrap over fewer listeners says nothing; popularity stays the default below it
+
+
+# Batches of listeners scored at once: every method's scoring and top-n are NumPy/BLAS calls that release the GIL.
+_THREADS = os.cpu_count() or 1
 
 
 def ranking_metrics(recommended: np.ndarray, relevant: dict[int, set[int]], rows: np.ndarray,
@@ -80,7 +85,7 @@ def _choose(method: str, grid: list[dict[str, Any]], data: Interactions, relevan
         return grid[0], None
     best: tuple[float, dict[str, Any]] | None = None
     for params in grid:
-        recs = _fit(method, params, data).recommend(rows, k, reasons=False)
+        recs = _fit(method, params, data).recommend(rows, k, reasons=False, threads=_THREADS)
         ndcg = float(per_listener(recs.items, relevant, rows, k)["ndcg"].mean())
         if best is None or ndcg > best[0]:
             best = (ndcg, params)
@@ -137,7 +142,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, segments: pd.DataFrame | None = Non
         row: dict[str, Any] = {"method": method, "k": k, "params": json.dumps(params, sort_keys=True),
                                "val_ndcg": val_ndcg, "val_users": len(rel_val), "users": len(rows)}
         if len(rows):
-            recs = _fit(method, params, fit_test).recommend(rows, k, reasons=False)
+            recs = _fit(method, params, fit_test).recommend(rows, k, reasons=False, threads=_THREADS)
             m = per_listener(recs.items, rel_test, rows, k)
             ndcgs[method] = m["ndcg"]
             for name, key in (("precision", "precision_at_k"), ("recall", "recall_at_k"), ("ndcg", "ndcg_at_k"),

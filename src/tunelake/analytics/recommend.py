@@ -11,6 +11,7 @@ It uses the ``implicit`` package when installed and a small closed-form numpy AL
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -129,27 +130,38 @@ class Recommender:
     def reason(self, row: int, item: int, score: float) -> str:
         return ""
 
-    def recommend(self, rows: np.ndarray, n: int = 10, batch: int = 512, reasons: bool = True) -> Recs:
+    def recommend(self, rows: np.ndarray, n: int = 10, batch: int = 512, reasons: bool = True,
+                  threads: int = 1) -> Recs:
         """The top ``n`` unplayed candidates of each row. ``reasons=False`` (the evaluation, which reads only the
-        items) leaves out the sentence explaining each one."""
-        items_all, scores_all, why = [], [], []
-        for lo in range(0, len(rows), batch):
-            chunk = rows[lo:lo + batch]
-            scores = self.score(chunk)
-            if not scores.flags.writeable or scores.dtype != np.float64:
-                scores = scores.astype(np.float64)  # a broadcast view (popularity), or another dtype
-            if self.data_.candidates is not None:
-                scores[:, ~self.data_.candidates] = -np.inf
-            items, scores = _top_n(scores, self.data_.plays[chunk], n)
-            items_all.append(items)
-            scores_all.append(scores)
+        items) leaves out the sentence explaining each one. ``threads`` > 1 scores that many batches at once, each
+        ``batch / threads`` rows (the same memory as one batch): the scoring and the top-n selection are NumPy and
+        BLAS calls that release the GIL, ~40 % of an evaluation at 10M plays."""
+        size = max(1, batch // max(1, threads))
+        chunks = [rows[lo:lo + size] for lo in range(0, len(rows), size)]
+        if threads > 1 and len(chunks) > 1:
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tunelake-recommend") as pool:
+                tops = list(pool.map(lambda chunk: self._top(chunk, n), chunks))
+        else:
+            tops = [self._top(chunk, n) for chunk in chunks]
+        why: list[list[str]] = []
+        for chunk, (items, scores) in zip(chunks, tops, strict=True):
             if reasons:
                 for r, its, scs in zip(chunk, items, scores, strict=True):
                     why.append([self.reason(int(r), int(i), float(s)) if i >= 0 else "" for i, s in zip(its, scs,
                                                                                                      strict=True)])
             else:
                 why += [[""] * items.shape[1] for _ in range(len(chunk))]
-        return Recs(np.vstack(items_all), np.vstack(scores_all), why)
+        if not tops:
+            return Recs(np.empty((0, n), dtype=np.int64), np.empty((0, n)), why)
+        return Recs(np.vstack([t[0] for t in tops]), np.vstack([t[1] for t in tops]), why)
+
+    def _top(self, chunk: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = self.score(chunk)
+        if not scores.flags.writeable or scores.dtype != np.float64:
+            scores = scores.astype(np.float64)  # a broadcast view (popularity), or another dtype
+        if self.data_.candidates is not None:
+            scores[:, ~self.data_.candidates] = -np.inf
+        return _top_n(scores, self.data_.plays[chunk], n)
 
 
 class PopularityRecommender(Recommender):

@@ -174,3 +174,18 @@ def test_recommendations_without_reasons_are_the_same_items_and_leave_the_model_
         assert (full.items == bare.items).all() and np.allclose(full.scores, bare.scores)
         assert any(r for rs in full.reasons for r in rs) and not any(r for rs in bare.reasons for r in rs)
         assert np.array_equal(rec.score(rows), before)
+
+
+def test_batches_scored_on_threads_give_what_one_thread_gives():
+    from tunelake.analytics.recommend import ALSRecommender, PopularityRecommender
+
+    data = tiny_interactions()
+    rows = np.arange(len(data.user_keys))
+    for rec in (PopularityRecommender().fit(data), ALSRecommender(factors=4, iterations=3).fit(data)):
+        one = rec.recommend(rows, n=3, batch=2, reasons=False)
+        two = rec.recommend(rows, n=3, batch=2, reasons=False, threads=2)  # one-row batches on two threads
+        assert one.items.shape == (len(rows), 3)
+        # the same items; ALS's float32 scores may differ in the last bit, as BLAS rounds a 1-row product and a
+        # 2-row one differently (so did the last, shorter batch of any recommend call before batches had threads)
+        assert (one.items == two.items).all() and np.allclose(one.scores, two.scores, rtol=1e-6, atol=0)
+    assert rec.recommend(rows[:0], n=3, threads=2).items.shape == (0, 3)
