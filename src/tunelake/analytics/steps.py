@@ -103,7 +103,7 @@ def kept_evaluation(ev: pd.DataFrame | None, settings: Settings, now: datetime |
     """The last evaluation (the previous warehouse file's ``rec_evaluation``) when a run may keep it: younger than
     ``eval_refresh_hours`` and made with the split the settings ask for. The evaluation (parameters chosen on
     validation, every method on the test period, bootstrap intervals) is most of a pipeline run at 10M plays
-    (~340 s of ~360 s), and the plays of one poll do not change which method wins; the chosen method is still
+    (~170 s of ~225 s), and the plays of one poll do not change which method wins; the chosen method is still
     refitted on every play."""
     if ev is None or settings.eval_refresh_hours <= 0 or not len(ev) or "run_id" not in ev:
         return None
