@@ -262,29 +262,8 @@ def _wide(con: duckdb.DuckDBPyConnection, f: Filters) -> bool:
 
 
 def _kpis_from_rollups(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, Any]:
-    """The registry's KPIs for every listener from agg_user_day (additive totals, listeners, first and last date),
-    the days rollup (completion) and the track and artist rollups (distinct counts: one period's row count, or a
-    DISTINCT over the periods' rows and fact_play's rows of the ragged days at the ends of the range)."""
-    where = _where(con, f)
-    listeners, plays, streams, skips, hours, first, last = con.execute(f"""
-        SELECT count(DISTINCT user_key), coalesce(sum(plays), 0), coalesce(sum(streams), 0), coalesce(sum(skips), 0),
-               coalesce(sum(ms_played), 0) / {MS_PER_HOUR}, min(date_key), max(date_key)
-        FROM agg_user_day {where}""").fetchone()
-    completion = con.execute(f"SELECT sum(completion_sum) / nullif(sum(completion_n), 0) FROM {rollups.SCHEMA}.days "
-                             f"{where}").fetchone()[0]
-    cover = rollups.cover(con, f.start, f.end)
-    distinct = []
-    for table, key in (("tracks", "track_id"), ("artists", "artist_id")):
-        rows = f"SELECT {key} FROM {rollups.SCHEMA}.{table} WHERE {cover.where()}"
-        if cover.single:
-            sql = f"SELECT count(*) FROM ({rows})"
-        else:
-            days = f" UNION ALL SELECT {key} FROM fact_play WHERE {cover.day_where()}" if cover.days else ""
-            sql = f"SELECT count(DISTINCT {key}) FROM ({rows}{days})"
-        distinct.append(con.execute(sql).fetchone()[0])
-    return {"plays": plays, "streams": streams, "hours": hours, "listeners": listeners,
-            "distinct_tracks": distinct[0], "distinct_artists": distinct[1], "skips": skips, "first_date": first,
-            "last_date": last, "skip_rate": skips / plays if plays else None, "mean_completion": completion}
+    """The registry's KPIs for every listener, from the rollups (`warehouse/rollups.kpis`)."""
+    return rollups.kpis(con, _where(con, f), f.start, f.end, MS_PER_HOUR)
 
 
 def _from_dkey(k: int | None) -> date | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import duckdb
 
@@ -189,3 +190,30 @@ def cover(con: duckdb.DuckDBPyConnection, start: date | None, end: date | None) 
             periods.append(("month", m))
             m = _month_end(m) + timedelta(days=1)
     return Cover(tuple(periods), tuple(days))
+
+
+def kpis(con: duckdb.DuckDBPyConnection, where: str, start: date | None, end: date | None,
+         ms_per_hour: float) -> dict[str, Any]:
+    """The metric layer's KPIs for every listener (`where`: its SQL condition on agg_user_day): additive totals,
+    listeners, first and last date from agg_user_day, completion from the days rollup, distinct tracks and artists
+    from their rollups (one period's row count, or a DISTINCT over the periods' rows and fact_play's rows of the
+    ragged days at the ends of the range)."""
+    listeners, plays, streams, skips, hours, first, last = con.execute(f"""
+        SELECT count(DISTINCT user_key), coalesce(sum(plays), 0), coalesce(sum(streams), 0), coalesce(sum(skips), 0),
+               coalesce(sum(ms_played), 0) / {ms_per_hour}, min(date_key), max(date_key)
+        FROM agg_user_day {where}""").fetchone()
+    completion = con.execute(f"SELECT sum(completion_sum) / nullif(sum(completion_n), 0) FROM {SCHEMA}.days "
+                             f"{where}").fetchone()[0]
+    parts = cover(con, start, end)
+    distinct = []
+    for table, key in (("tracks", "track_id"), ("artists", "artist_id")):
+        rows = f"SELECT {key} FROM {SCHEMA}.{table} WHERE {parts.where()}"
+        if parts.single:
+            sql = f"SELECT count(*) FROM ({rows})"
+        else:
+            days = f" UNION ALL SELECT {key} FROM fact_play WHERE {parts.day_where()}" if parts.days else ""
+            sql = f"SELECT count(DISTINCT {key}) FROM ({rows}{days})"
+        distinct.append(con.execute(sql).fetchone()[0])
+    return {"plays": plays, "streams": streams, "hours": hours, "listeners": listeners,
+            "distinct_tracks": distinct[0], "distinct_artists": distinct[1], "skips": skips, "first_date": first,
+            "last_date": last, "skip_rate": skips / plays if plays else None, "mean_completion": completion}
