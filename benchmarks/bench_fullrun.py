@@ -9,7 +9,9 @@ benchmarks/results/fullrun.json.
 A 100M-play world is ~78 GB of JSON, more than this machine's free disk, so it is generated and imported a slice
 of listeners at a time (`generate_world(only=...)`; the slices together are the world generated in one go), each
 slice deleted once imported. Only the imports and the run are timed; generating the slices is not part of a run.
-BENCH_RESUME=1 reruns only the pipeline on a workspace whose import finished (its figures are in imports.json)."""
+BENCH_RESUME=1 reruns only the pipeline on a workspace whose import finished (its figures are in imports.json);
+BENCH_IMPORT_ONLY=1 stops after the import (for a later BENCH_RESUME=1); BENCH_KEEP=1 keeps the workspace (e.g. for
+bench_metrics: BENCH_WS=benchmarks/work/fullrun-ws-100m)."""
 
 from __future__ import annotations
 
@@ -128,6 +130,9 @@ def main() -> None:
             saved.write_text(json.dumps(imports))
         plays = sum(i["plays"] for i in imports)
         import_s = round(sum(i["wall_s"] for i in imports), 1)
+        if os.environ.get("BENCH_IMPORT_ONLY") == "1":
+            _say(f"{scale}: {plays:,} plays imported in {import_s} s; stopping (BENCH_IMPORT_ONLY=1)")
+            continue
         _say(f"{scale}: {plays:,} plays imported in {import_s} s; running the pipeline")
         run = in_child(PIPELINE, str(ws), str(catalog), mem, timeout=6 * 3600)
         _say(f"{scale}: dashboard queries on the built warehouse")
@@ -153,7 +158,10 @@ def main() -> None:
         _say(f"{scale}: full run {full} s, peak RSS {peak} MB")
         if "spark" in engines():
             out[scale]["spark"] = _spark(scale, ws, catalog, import_s, imports)
-        shutil.rmtree(ws, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP") != "1":
+            shutil.rmtree(ws, ignore_errors=True)
+    if not out:
+        return
     previous = RESULTS / "fullrun.json"  # scales not run this time keep their last figures
     if previous.exists():
         out = {**json.loads(previous.read_text()).get("results", {}), **out}

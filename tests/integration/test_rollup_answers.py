@@ -126,3 +126,39 @@ def test_top_lists_for_every_listener_equal_fact_play(con: duckdb.DuckDBPyConnec
                                       want, check_dtype=False, rtol=1e-12, obj=name)
         if len(want):
             assert got[key].nunique() == len(got), name
+
+
+def test_an_update_subtracts_a_listeners_old_day_counts(con: duckdb.DuckDBPyConnection) -> None:
+    """The day rollups are updated by counts, not reread: a replaced listener's plays that vanish or move to other
+    days must leave them exactly as a rebuild from fact_play would make them (no key with 0 plays left behind)."""
+    file = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
+    mem = duckdb.connect()
+    try:
+        mem.execute(f"ATTACH '{file}' AS src (READ_ONLY)")
+        for t in ("fact_play", "agg_user_track_month", "agg_user_artist_month"):
+            mem.execute(f"CREATE TABLE {t} AS SELECT * FROM src.{t}")
+        rollups.refresh(mem)
+        user, days = mem.execute("SELECT user_key, count(DISTINCT date_key) FROM fact_play GROUP BY 1 "
+                                 "ORDER BY count(*) DESC LIMIT 1").fetchone()
+        assert days > 30
+        mem.execute(f"CREATE TEMP TABLE _u AS SELECT {user} AS user_key")
+        rollups.snapshot(mem, '"memory".main', "_u")
+        before = mem.execute("SELECT count(*) FROM rollup.day_tracks").fetchone()[0]
+        # a third of the listener's plays gone, a third moved to the first day of the data, a new track played
+        mem.execute(f"DELETE FROM fact_play WHERE user_key = {user} AND hash(started_at) % 3 = 0")
+        mem.execute(f"UPDATE fact_play SET date_key = (SELECT min(date_key) FROM fact_play) "
+                    f"WHERE user_key = {user} AND hash(started_at) % 3 = 1")
+        mem.execute(f"INSERT INTO fact_play BY NAME SELECT * REPLACE ('new-track' AS track_id) FROM fact_play "
+                    f"WHERE user_key = {user} LIMIT 1")
+        rollups.update(mem, '"memory".main', "_u")
+        for table, key in (("day_tracks", "track_id"), ("day_artists", "artist_id")):
+            want = f"SELECT date_key, {key}, count(*) AS plays FROM fact_play GROUP BY ALL"
+            for a, b in ((f"rollup.{table}", f"({want})"), (f"({want})", f"rollup.{table}")):
+                assert mem.execute(f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})"
+                                   ).fetchone()[0] == 0, table
+            assert mem.execute(f"SELECT count(*) FROM rollup.{table} WHERE plays <= 0").fetchone()[0] == 0
+        after = mem.execute("SELECT count(*) FROM rollup.day_tracks").fetchone()[0]
+        assert after < before  # the deleted and moved plays took (day, track) keys with them
+        assert mem.execute("SELECT plays FROM rollup.day_tracks WHERE track_id = 'new-track'").fetchall() == [(1,)]
+    finally:
+        mem.close()
