@@ -47,6 +47,8 @@ class Settings:
     eval_test_percent: int = _s(20, "Share of each listener's plays in the test (and validation) period when "
                                     "eval_split = percent, 1-45")
     eval_min_train_plays: int = _s(20, "Plays a listener needs before a period to be evaluated in it")
+    eval_listeners: int = _s(2000, "Listeners the recommender evaluation fits and scores on: a seeded sample when "
+                                   "there are more (bounds its time and memory at any scale); 0 = every listener")
     eval_bootstrap: int = _s(1000, "Bootstrap resamples of listeners behind each confidence interval (>= 100)")
     eval_refresh_hours: int = _s(24, "How old the recommender evaluation may be and still be kept by a pipeline run "
                                      "after an incremental build (that run refits the chosen method on every play); "

@@ -3,7 +3,8 @@ metrics with bootstrap intervals over listeners, and a default that must beat po
 
 Protocol (split.py cuts the periods, offline_metrics.py defines the metrics):
 
-1. each listener's history is cut into fit | validation | test on the listener's own clock;
+1. each listener's history is cut into fit | validation | test on the listener's own clock (on a seeded sample of
+   ``spec.listeners`` listeners when there are more);
 2. every method's hyper-parameters (``GRIDS``) are fitted on *fit* and scored on *validation* by mean NDCG@k; the
    best set wins (the first, i.e. the documented default, when no listener can be validated);
 3. each method is refitted with its chosen set on *fit + validation* and recommends ``k`` tracks the listener has
@@ -39,7 +40,16 @@ from tunelake.analytics.offline_metrics import (
     resamples,
 )
 from tunelake.analytics.recommend import METHODS, Interactions, interactions_from_counts, load_tracks, make_recommender
-from tunelake.analytics.split import TEST, VALIDATION, SplitSpec, assign_parts, counts, load_plays, relevant_sets
+from tunelake.analytics.split import (
+    TEST,
+    VALIDATION,
+    SplitSpec,
+    assign_parts,
+    counts,
+    load_plays,
+    relevant_sets,
+    sample_listeners,
+)
 from tunelake.errors import InputError
 
 # Hyper-parameters tried on validation; the first set of each method is its documented default.
@@ -112,7 +122,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, segments: pd.DataFrame | None = Non
                          hint="include 'popularity'")
     if rounds < 100:
         raise InputError(f"{rounds} bootstrap rounds", field="eval_bootstrap", hint="use at least 100")
-    parts = assign_parts(load_plays(con), spec)
+    parts = assign_parts(load_plays(con, sample_listeners(con, spec.listeners, spec.seed)), spec)
     tracks = load_tracks(con)
     users = np.array(sorted(parts["user_key"].unique()), dtype=np.int64)
     if len(users) == 0:

@@ -92,7 +92,7 @@ def run_segments(con: duckdb.DuckDBPyConnection, features: pd.DataFrame, run_id:
 def split_spec(settings: Settings) -> SplitSpec:
     """The evaluation's per-listener split from the workspace settings."""
     return SplitSpec(settings.eval_split, settings.eval_test_weeks, settings.eval_test_percent,
-                     settings.eval_min_train_plays)
+                     settings.eval_min_train_plays, settings.eval_listeners)
 
 
 def _num(v: Any) -> float | None:

@@ -160,3 +160,28 @@ def test_evaluation_on_a_synthetic_world(demo_workspace) -> None:
     assert default == "popularity" or ev.loc[default, "delta_low"] > 0
     # the recommendations table holds the default's lists
     assert set(con.execute("SELECT DISTINCT method FROM recommendations").df()["method"]) == {default}
+
+
+def test_a_seeded_sample_of_listeners_bounds_the_evaluation(demo_workspace) -> None:
+    from tunelake.analytics.split import load_plays, sample_listeners
+    from tunelake.warehouse.store import open_warehouse
+    from tunelake.workspace import open_workspace
+
+    con = open_warehouse(open_workspace(demo_workspace))
+    users = [r[0] for r in con.execute("SELECT DISTINCT user_key FROM fact_play ORDER BY 1").fetchall()]
+    assert len(users) > 4
+    assert sample_listeners(con, 0) is None and sample_listeners(con, len(users)) is None  # everyone
+    one = sample_listeners(con, 4, seed=0)
+    assert len(set(one)) == 4 and set(one) <= set(users) and list(one) == sorted(one)
+    assert list(sample_listeners(con, 4, seed=0)) == list(one)  # the same sample every run
+    assert any(list(sample_listeners(con, 4, seed=s)) != list(one) for s in (1, 2, 3))
+    plays = load_plays(con, one)
+    assert set(plays["user_key"]) == set(one)
+    whole = load_plays(con)
+    pd.testing.assert_frame_equal(plays.reset_index(drop=True),
+                                  whole[whole["user_key"].isin(one)].reset_index(drop=True))
+    ev = evaluate(con, spec=SplitSpec(listeners=4), methods=("popularity",), rounds=100)
+    assert 0 < int(ev["users"].iloc[0]) <= 4 and int(ev["val_users"].iloc[0]) <= 4
+    assert ev["split"].iloc[0].endswith("; at most 4 listeners (seeded sample)")
+    with pytest.raises(InputError):
+        SplitSpec(listeners=-1)
