@@ -60,17 +60,23 @@ def interactions_from_counts(counts: pd.DataFrame, tracks: pd.DataFrame, segment
     ``users`` fixes the rows (a listener with no row in ``counts`` gets an empty row), so the matrices of one
     evaluation — fitted on different cut-offs — share one row numbering."""
     if users is None:
-        users = np.array(sorted(counts["user_key"].unique()), dtype=np.int64)
+        users = np.unique(counts["user_key"].to_numpy(np.int64))
+    col_of = pd.Series(np.arange(len(tracks)), index=tracks["track_id"])
+    counts = counts[counts["track_id"].isin(col_of.index)]
+    return _interactions(counts["user_key"].to_numpy(np.int64), col_of[counts["track_id"]].to_numpy(),
+                         counts["plays"].to_numpy(np.float32), tracks, segments, users)
+
+
+def _interactions(user_key: np.ndarray, col: np.ndarray, plays: np.ndarray, tracks: pd.DataFrame,
+                  segments: pd.DataFrame | None, users: np.ndarray) -> Interactions:
+    """The matrix of (user_key, column, plays) rows over the rows of ``users`` (sorted; rows of other listeners are
+    left out); see `interactions_from_counts`."""
     if len(users) == 0:
         raise InputError("no plays to learn recommendations from", field="fact_play",
                          hint="import listening history and run `tunelake build`")
-    col_of = pd.Series(np.arange(len(tracks)), index=tracks["track_id"])
-    row_of = pd.Series(np.arange(len(users)), index=users)
-    counts = counts[counts["track_id"].isin(col_of.index) & counts["user_key"].isin(row_of.index)]
-    mat = sparse.csr_matrix(
-        (counts["plays"].to_numpy(np.float32),
-         (row_of[counts["user_key"]].to_numpy(), col_of[counts["track_id"]].to_numpy())),
-        shape=(len(users), len(tracks)))
+    pos = np.searchsorted(users, user_key)
+    known = (pos < len(users)) & (users[np.minimum(pos, len(users) - 1)] == user_key)
+    mat = sparse.csr_matrix((plays[known], (pos[known], col[known])), shape=(len(users), len(tracks)))
     mat.sum_duplicates()
     seg = None
     if segments is not None:
@@ -86,8 +92,17 @@ def load_interactions(con: duckdb.DuckDBPyConnection, before: date | None = None
     """Play counts from fact_play (only plays on local days before ``before`` when given) over every track in
     dim_track, so content-based recommendations can reach catalogue tracks nobody has played yet."""
     cond = f"WHERE date_key < {before.year * 10000 + before.month * 100 + before.day}" if before else ""
-    counts = con.execute(f"SELECT user_key, track_id, count(*) AS plays FROM fact_play {cond} GROUP BY 1, 2").df()
-    return interactions_from_counts(counts, load_tracks(con), segments)
+    # Columns numbered in DuckDB (the order of load_tracks): at 100M plays the (listener, track) counts are tens of
+    # millions of rows, which as a frame of track_id strings would take gigabytes.
+    rows = con.execute(f"""WITH t AS (SELECT track_id, CAST(row_number() OVER (ORDER BY track_id) - 1 AS INTEGER)
+                                      AS col FROM dim_track)
+                           SELECT f.user_key, t.col, CAST(count(*) AS FLOAT) AS plays
+                           FROM (SELECT user_key, track_id FROM fact_play {cond}) f JOIN t USING (track_id)
+                           GROUP BY 1, 2""").fetchnumpy()
+    # every listener with a play gets a row, also one whose plays are all of tracks not in dim_track
+    users = con.execute(f"SELECT DISTINCT user_key FROM fact_play {cond} ORDER BY 1").fetchnumpy()["user_key"]
+    return _interactions(np.asarray(rows["user_key"], dtype=np.int64), np.asarray(rows["col"]),
+                         np.asarray(rows["plays"]), load_tracks(con), segments, np.asarray(users, dtype=np.int64))
 
 
 @dataclass

@@ -189,3 +189,21 @@ def test_batches_scored_on_threads_give_what_one_thread_gives():
         # 2-row one differently (so did the last, shorter batch of any recommend call before batches had threads)
         assert (one.items == two.items).all() and np.allclose(one.scores, two.scores, rtol=1e-6, atol=0)
     assert rec.recommend(rows[:0], n=3, threads=2).items.shape == (0, 3)
+
+
+def test_interactions_numbered_in_duckdb_equal_the_frame_of_counts(tiny_con) -> None:
+    from tunelake.analytics.recommend import interactions_from_counts, load_interactions, load_tracks
+
+    tiny_con.execute("CREATE OR REPLACE TEMP TABLE fact_play AS SELECT * FROM main.fact_play UNION ALL "
+                     "(SELECT * REPLACE (424242 AS user_key, 'not-a-track' AS track_id) FROM main.fact_play LIMIT 1)")
+    try:
+        got = load_interactions(tiny_con)
+        counts = tiny_con.execute("SELECT user_key, track_id, count(*) AS plays FROM fact_play GROUP BY 1, 2").df()
+        want = interactions_from_counts(counts, load_tracks(tiny_con))
+    finally:
+        tiny_con.execute("DROP TABLE temp.fact_play")
+    assert list(got.user_keys) == list(want.user_keys) and 424242 in got.row_of  # a row, if an empty one
+    assert got.plays[got.row_of[424242]].nnz == 0 and got.plays.nnz > 0
+    assert list(got.track_ids) == list(want.track_ids)
+    assert len(got.user_keys) == 3 and got.plays.dtype == want.plays.dtype == np.float32
+    assert (got.plays != want.plays).nnz == 0
