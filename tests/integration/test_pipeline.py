@@ -59,6 +59,10 @@ def test_first_run_imports_builds_and_checks(first_runs: tuple[Workspace, list])
     assert imp.rows_out == imp.details["accepted"] > 10 and imp.rows_in == imp.details["read"]
     assert bld.rows_in == imp.rows_out  # curated plays
     assert bld.details["rows"]["fact_play"] > 0 and bld.details["warehouse"] == first.warehouse
+    # where the build's time went: every model and the rollups, adding up to (at most) the build's seconds
+    spent = bld.details["model_seconds"]
+    assert set(bld.details["rows"]) <= set(spent) and "rollups" in spent and "done" not in spent
+    assert all(v >= 0 for v in spent.values()) and sum(spent.values()) <= bld.details["seconds"] + 0.01
     assert q.rows_in == q.rows_out == len(first.quality) and q.details["summary"].endswith("gates passed")
     # The warehouse that became current already lists this run's steps and gate results.
     con = open_warehouse(cfg)

@@ -163,7 +163,12 @@ def build_step(ctx: RunContext) -> StepInfo:
             start = f"a copy of {ctx.previous.name}"
     ctx.engine = make_engine(ws, ctx.new_file)
     rebuilt = None
-    with ctx.bar("Updating warehouse" if plan.incremental else "Building warehouse") as update:
+    marks: list[tuple[str, float]] = []  # (model, when it started): where a build's time goes, in the run log
+    with ctx.bar("Updating warehouse" if plan.incremental else "Building warehouse") as bar:
+        def update(i: int, total: int, name: str) -> None:
+            marks.append((name, time.perf_counter()))
+            bar(i, total, name)
+
         if plan.incremental:
             rows_in, rows, rebuilt = incremental.build_incremental(ws, ctx.engine, plan.changed, progress=update)
         else:
@@ -181,7 +186,15 @@ def build_step(ctx: RunContext) -> StepInfo:
     return ctx.info(rows_in=rows_in, rows_out=sum(out.values()),
                     details={"warehouse": ctx.new_file.name, "rows": out, "fingerprint": ctx.fingerprint,
                              "seconds": round(time.perf_counter() - t0, 3), "settings": list(MODEL_SETTINGS),
-                             **mode})
+                             "model_seconds": _spans(marks), **mode})
+
+
+def _spans(marks: list[tuple[str, float]]) -> dict[str, float]:
+    """Seconds from each progress mark to the next, by name (a name marked twice adds up)."""
+    out: dict[str, float] = {}
+    for (name, t), (_, nxt) in zip(marks, marks[1:], strict=False):
+        out[name] = round(out.get(name, 0.0) + nxt - t, 3)
+    return out
 
 
 def _load_gaps(con: Any, ws: Workspace) -> None:

@@ -73,6 +73,8 @@ def build_models(ws: Workspace, engine: Engine, progress: Callable[[int, int, st
             progress(i, total, name)
         sql = render_model(name, engine.macros, ws.settings)
         rows[name] = engine.materialize(name, sql, TABLES.get(name), temp=name.startswith("int_"))
+    if progress:
+        progress(total, total, "rollups")
     rollups.refresh(engine.serving)
     if progress:
         progress(total, total, "done")
